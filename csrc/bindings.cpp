@@ -1,0 +1,249 @@
+// The one pybind11 module, convbench._C. Thin on purpose: it turns Python ints
+// (data pointers, sizes, a stream handle) into the kernels' plain arguments,
+// picks the device, and releases the GIL while kernels run. Validation with
+// friendly messages lives in Python (convbench/_checks.py).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common/check.h"
+#include "common/cpu_isa.h"
+#include "common/shapes.h"
+#include "conv2d/conv2d.h"
+#include "maxpool2d/maxpool2d.h"
+#include "runtime/runtime_info.h"
+
+namespace py = pybind11;
+using namespace convbench;
+
+namespace {
+
+enum Device : int { kCPU = 0, kCUDA = 1 };
+
+using ConvShapeArgs = std::array<int64_t, 16>;
+using PoolShapeArgs = std::array<int64_t, 14>;
+
+Conv2dShape to_conv_shape(const ConvShapeArgs& a) {
+  Conv2dShape s{a[0], a[1], a[2],  a[3],  a[4],  a[5],  a[6],  a[7],
+                a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]};
+  CB_CHECK(s.N >= 0 && s.C > 0 && s.H >= 0 && s.W >= 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
+               s.P >= 0 && s.Q >= 0,
+           "conv2d: invalid sizes");
+  CB_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 &&
+               s.pad_w >= 0,
+           "conv2d: stride and dilation must be positive, padding non-negative");
+  CB_CHECK(s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0,
+           "conv2d: groups must divide in_channels (", s.C, ") and out_channels (", s.K, ")");
+  return s;
+}
+
+Pool2dShape to_pool_shape(const PoolShapeArgs& a) {
+  Pool2dShape s{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]};
+  CB_CHECK(s.N >= 0 && s.C >= 0 && s.H > 0 && s.W > 0 && s.P >= 0 && s.Q >= 0 &&
+               s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 &&
+               s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
+           "max_pool2d: invalid sizes");
+  return s;
+}
+
+template <typename T>
+const T* cptr(uintptr_t p) { return reinterpret_cast<const T*>(p); }
+template <typename T>
+T* mptr(uintptr_t p) { return reinterpret_cast<T*>(p); }
+[[maybe_unused]] void* stream_ptr(uintptr_t s) { return reinterpret_cast<void*>(s); }
+
+[[noreturn]] void no_cuda() {
+  throw std::runtime_error("convbench was built without CUDA support");
+}
+
+void check_device(int device) {
+  CB_CHECK(device == kCPU || device == kCUDA, "unknown device code ", device);
+}
+
+void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, int algo,
+                    const ConvShapeArgs& shape, uintptr_t x, uintptr_t w, uintptr_t b,
+                    uintptr_t y) {
+  check_device(device);
+  const Conv2dShape s = to_conv_shape(shape);
+  const auto a = static_cast<Conv2dAlgo>(algo);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) {
+    conv2d_forward_cpu(a, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y));
+    return;
+  }
+#ifdef CONVBENCH_WITH_CUDA
+  conv2d_forward_cuda(a, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y),
+                      device_index, stream_ptr(stream));
+#else
+  (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+void conv2d_backward_input(int device, int device_index, uintptr_t stream, int dtype, int algo,
+                           const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx) {
+  check_device(device);
+  const Conv2dShape s = to_conv_shape(shape);
+  const auto a = static_cast<Conv2dAlgo>(algo);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) {
+    conv2d_backward_input_cpu(a, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx));
+    return;
+  }
+#ifdef CONVBENCH_WITH_CUDA
+  conv2d_backward_input_cuda(a, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx),
+                             device_index, stream_ptr(stream));
+#else
+  (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
+                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw) {
+  check_device(device);
+  const Conv2dShape s = to_conv_shape(shape);
+  const auto a = static_cast<Conv2dAlgo>(algo);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) {
+    conv2d_backward_weight_cpu(a, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw));
+    return;
+  }
+#ifdef CONVBENCH_WITH_CUDA
+  conv2d_backward_weight_cuda(a, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
+                              device_index, stream_ptr(stream));
+#else
+  (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& shape) {
+  check_device(device);
+  const Conv2dShape s = to_conv_shape(shape);
+  const auto p = static_cast<Conv2dPass>(pass);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) return static_cast<int>(conv2d_choose_algo_cpu(p, t, s));
+#ifdef CONVBENCH_WITH_CUDA
+  return static_cast<int>(conv2d_choose_algo_cuda(p, t, s));
+#else
+  no_cuda();
+#endif
+}
+
+std::vector<int> conv2d_algos(int device) {
+  check_device(device);
+  std::vector<Conv2dAlgo> algos;
+  if (device == kCPU) {
+    algos = conv2d_algos_cpu();
+  } else {
+#ifdef CONVBENCH_WITH_CUDA
+    algos = conv2d_algos_cuda();
+#endif
+  }
+  std::vector<int> out;
+  for (auto a : algos) out.push_back(static_cast<int>(a));
+  return out;
+}
+
+void max_pool2d_forward(int device, int device_index, uintptr_t stream, int dtype,
+                        const PoolShapeArgs& shape, uintptr_t x, uintptr_t y, uintptr_t idx) {
+  check_device(device);
+  const Pool2dShape s = to_pool_shape(shape);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) {
+    max_pool2d_forward_cpu(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx));
+    return;
+  }
+#ifdef CONVBENCH_WITH_CUDA
+  max_pool2d_forward_cuda(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx), device_index,
+                          stream_ptr(stream));
+#else
+  (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+void max_pool2d_backward(int device, int device_index, uintptr_t stream, int dtype,
+                         const PoolShapeArgs& shape, uintptr_t dy, uintptr_t idx, uintptr_t dx) {
+  check_device(device);
+  const Pool2dShape s = to_pool_shape(shape);
+  const auto t = static_cast<DType>(dtype);
+  if (device == kCPU) {
+    max_pool2d_backward_cpu(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx));
+    return;
+  }
+#ifdef CONVBENCH_WITH_CUDA
+  max_pool2d_backward_cuda(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx),
+                           device_index, stream_ptr(stream));
+#else
+  (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, uintptr_t stream) {
+#ifdef CONVBENCH_WITH_CUDA
+  cuda_axpy(a, cptr<float>(x), mptr<float>(y), n, device_index, stream_ptr(stream));
+#else
+  (void)a, (void)x, (void)y, (void)n, (void)device_index, (void)stream;
+  no_cuda();
+#endif
+}
+
+int openmp_max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "convbench's compiled kernels (raw pointers in, no torch dependency)";
+  const auto nogil = py::call_guard<py::gil_scoped_release>();
+
+  m.def("conv2d_forward", &conv2d_forward, nogil);
+  m.def("conv2d_backward_input", &conv2d_backward_input, nogil);
+  m.def("conv2d_backward_weight", &conv2d_backward_weight, nogil);
+  m.def("conv2d_choose_algo", &conv2d_choose_algo);
+  m.def("conv2d_algos", &conv2d_algos);
+  m.def("max_pool2d_forward", &max_pool2d_forward, nogil);
+  m.def("max_pool2d_backward", &max_pool2d_backward, nogil);
+  m.def("axpy_cuda", &axpy_cuda, nogil);
+
+  m.def("cuda_compiled", &cuda_compiled);
+  m.def("cuda_device_count", &cuda_device_count);
+  m.def("cuda_runtime_version", &cuda_runtime_version);
+  m.def("cuda_driver_version", &cuda_driver_version);
+  m.def("cuda_architectures", &cuda_architectures);
+  m.def("cpu_isa", &cpu_isa_name);
+  m.def("openmp_max_threads", &openmp_max_threads);
+
+  m.attr("DEVICE_CPU") = static_cast<int>(kCPU);
+  m.attr("DEVICE_CUDA") = static_cast<int>(kCUDA);
+  py::dict algos;
+  algos["auto"] = static_cast<int>(Conv2dAlgo::Auto);
+  algos["direct"] = static_cast<int>(Conv2dAlgo::Direct);
+  algos["im2col"] = static_cast<int>(Conv2dAlgo::Im2colGemm);
+  algos["implicit_gemm"] = static_cast<int>(Conv2dAlgo::ImplicitGemm);
+  algos["winograd"] = static_cast<int>(Conv2dAlgo::Winograd);
+  algos["fused"] = static_cast<int>(Conv2dAlgo::Fused);
+  m.attr("CONV2D_ALGO_IDS") = algos;
+  py::dict dtypes;
+  dtypes["float32"] = static_cast<int>(DType::Float32);
+  dtypes["float64"] = static_cast<int>(DType::Float64);
+  dtypes["float16"] = static_cast<int>(DType::Float16);
+  dtypes["bfloat16"] = static_cast<int>(DType::BFloat16);
+  m.attr("DTYPE_IDS") = dtypes;
+}

@@ -1,0 +1,55 @@
+// Problem descriptions shared by every kernel. Plain structs of 64-bit sizes:
+// kernels index with int64_t so tensors past 2^31 elements stay correct.
+#pragma once
+#include <cstdint>
+
+namespace convbench {
+
+enum class DType : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
+
+// Conv algorithms. Auto lets the backend choose by shape and pass.
+enum class Conv2dAlgo : int {
+  Auto = 0,
+  Direct = 1,
+  Im2colGemm = 2,    // CPU: explicit im2col + our blocked GEMM
+  ImplicitGemm = 3,  // CUDA: tiled implicit GEMM through shared memory
+  Winograd = 4,
+  Fused = 5,
+};
+
+enum class Conv2dPass : int { Forward = 0, BackwardInput = 1, BackwardWeight = 2 };
+
+// NCHW input [N, C, H, W], weight [K, C / groups, R, S], output [N, K, P, Q].
+// Padding is top/left only: rows/cols read past H/W are zero, so asymmetric
+// ('same' with even kernels) padding is expressed through P and Q.
+struct Conv2dShape {
+  int64_t N, C, H, W;
+  int64_t K, R, S;
+  int64_t P, Q;
+  int64_t stride_h, stride_w;
+  int64_t pad_h, pad_w;
+  int64_t dil_h, dil_w;
+  int64_t groups;
+
+  int64_t c_per_group() const { return C / groups; }
+  int64_t k_per_group() const { return K / groups; }
+  int64_t input_numel() const { return N * C * H * W; }
+  int64_t weight_numel() const { return K * c_per_group() * R * S; }
+  int64_t output_numel() const { return N * K * P * Q; }
+};
+
+// NCHW input [N, C, H, W] -> output [N, C, P, Q]. Indices are flat offsets
+// h * W + w inside each (n, c) plane, as torch.nn.functional.max_pool2d returns.
+struct Pool2dShape {
+  int64_t N, C, H, W;
+  int64_t P, Q;
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w;
+  int64_t pad_h, pad_w;
+  int64_t dil_h, dil_w;
+
+  int64_t input_numel() const { return N * C * H * W; }
+  int64_t output_numel() const { return N * C * P * Q; }
+};
+
+}  // namespace convbench

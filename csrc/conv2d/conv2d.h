@@ -1,0 +1,43 @@
+// conv2d entry points called by the bindings. Kernels know nothing of
+// PyTorch: contiguous NCHW pointers (input [N,C,H,W], weight [K,C/G,R,S],
+// bias [K] or nullptr, output [N,K,P,Q]), a Conv2dShape and, for CUDA, a
+// device index and a cudaStream_t passed as void*. dtype selects the element
+// type the void pointers point at. Outputs are fully overwritten (no need to
+// zero them first). Empty problems (any size 0) return at once.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "common/shapes.h"
+
+namespace convbench {
+
+// ---- CPU (float32, float64) ----
+void conv2d_forward_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, const void* x,
+                        const void* w, const void* bias, void* y);
+void conv2d_backward_input_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+                               const void* dy, const void* w, void* dx);
+void conv2d_backward_weight_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+                                const void* dy, const void* x, void* dw);
+// The algorithm Auto resolves to for this pass and shape (never Auto).
+Conv2dAlgo conv2d_choose_algo_cpu(Conv2dPass pass, DType dtype, const Conv2dShape& s);
+// Algorithms the CPU backend implements (besides Auto).
+std::vector<Conv2dAlgo> conv2d_algos_cpu();
+
+#ifdef CONVBENCH_WITH_CUDA
+// ---- CUDA (float32, float64, float16, bfloat16 with float32 accumulation) ----
+// Runs on `stream` of `device`; asynchronous; every launch checked.
+void conv2d_forward_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, const void* x,
+                         const void* w, const void* bias, void* y, int device, void* stream);
+void conv2d_backward_input_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+                                const void* dy, const void* w, void* dx, int device,
+                                void* stream);
+void conv2d_backward_weight_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+                                 const void* dy, const void* x, void* dw, int device,
+                                 void* stream);
+Conv2dAlgo conv2d_choose_algo_cuda(Conv2dPass pass, DType dtype, const Conv2dShape& s);
+std::vector<Conv2dAlgo> conv2d_algos_cuda();
+#endif
+
+}  // namespace convbench

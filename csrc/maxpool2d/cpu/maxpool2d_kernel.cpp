@@ -1,0 +1,74 @@
+// max_pool2d on the CPU: one (n, c) plane per OpenMP task, so the backward
+// scatter never races and is deterministic even when windows overlap.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "common/shapes.h"
+
+namespace convbench {
+namespace CB_CPU_NS {
+
+template <typename T>
+void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices) {
+  const int64_t planes = s.N * s.C;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const T* xp = x + plane * s.H * s.W;
+    T* yp = y + plane * s.P * s.Q;
+    int64_t* ip = indices + plane * s.P * s.Q;
+    for (int64_t p = 0; p < s.P; ++p) {
+      const int64_t h0 = p * s.stride_h - s.pad_h;
+      for (int64_t q = 0; q < s.Q; ++q) {
+        const int64_t w0 = q * s.stride_w - s.pad_w;
+        // Like torch: the first maximum wins, a NaN beats everything.
+        T best = -INFINITY;
+        int64_t best_idx = -1;
+        for (int64_t r = 0; r < s.kernel_h; ++r) {
+          const int64_t h = h0 + r * s.dil_h;
+          if (h < 0 || h >= s.H) continue;
+          for (int64_t t = 0; t < s.kernel_w; ++t) {
+            const int64_t w = w0 + t * s.dil_w;
+            if (w < 0 || w >= s.W) continue;
+            const T v = xp[h * s.W + w];
+            if (best_idx < 0 || v > best || std::isnan(v)) {
+              best = v;
+              best_idx = h * s.W + w;
+              if (std::isnan(v)) goto done;
+            }
+          }
+        }
+      done:
+        yp[p * s.Q + q] = best;
+        ip[p * s.Q + q] = best_idx;
+      }
+    }
+  }
+}
+
+template <typename T>
+void max_pool2d_backward(const Pool2dShape& s, const T* dy, const int64_t* indices, T* dx) {
+  const int64_t planes = s.N * s.C;
+  const int64_t hw = s.H * s.W, pq = s.P * s.Q;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    T* dxp = dx + plane * hw;
+    std::fill(dxp, dxp + hw, T(0));
+    const T* dyp = dy + plane * pq;
+    const int64_t* ip = indices + plane * pq;
+    for (int64_t i = 0; i < pq; ++i) {
+      const int64_t j = ip[i];
+      if (j >= 0 && j < hw) dxp[j] += dyp[i];
+    }
+  }
+}
+
+#define CB_INSTANTIATE(T)                                                              \
+  template void max_pool2d_forward<T>(const Pool2dShape&, const T*, T*, int64_t*);     \
+  template void max_pool2d_backward<T>(const Pool2dShape&, const T*, const int64_t*, T*);
+CB_INSTANTIATE(float)
+CB_INSTANTIATE(double)
+#undef CB_INSTANTIATE
+
+}  // namespace CB_CPU_NS
+}  // namespace convbench
