@@ -21,17 +21,20 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
       const int64_t h0 = p * s.stride_h - s.pad_h;
       for (int64_t q = 0; q < s.Q; ++q) {
         const int64_t w0 = q * s.stride_w - s.pad_w;
-        // Like torch: the first maximum wins, a NaN beats everything.
+        // Like torch: the first maximum wins, a NaN beats everything, and a
+        // window with no element above -inf reports its first in-bounds
+        // position (h0, w0 stepped past the padding by the dilation).
+        int64_t h_first = h0, w_first = w0;
+        while (h_first < 0) h_first += s.dil_h;
+        while (w_first < 0) w_first += s.dil_w;
         T best = -INFINITY;
-        int64_t best_idx = -1;
-        for (int64_t r = 0; r < s.kernel_h; ++r) {
-          const int64_t h = h0 + r * s.dil_h;
-          if (h < 0 || h >= s.H) continue;
-          for (int64_t t = 0; t < s.kernel_w; ++t) {
-            const int64_t w = w0 + t * s.dil_w;
-            if (w < 0 || w >= s.W) continue;
+        int64_t best_idx = h_first * s.W + w_first;
+        for (int64_t h = h_first; h < std::min(h0 + (s.kernel_h - 1) * s.dil_h + 1, s.H);
+             h += s.dil_h) {
+          for (int64_t w = w_first; w < std::min(w0 + (s.kernel_w - 1) * s.dil_w + 1, s.W);
+               w += s.dil_w) {
             const T v = xp[h * s.W + w];
-            if (best_idx < 0 || v > best || std::isnan(v)) {
+            if (v > best || std::isnan(v)) {
               best = v;
               best_idx = h * s.W + w;
               if (std::isnan(v)) goto done;

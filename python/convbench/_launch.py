@@ -1,0 +1,153 @@
+"""Runs the compiled kernels on tensors: allocates outputs, passes data
+pointers, sizes and the current CUDA stream to convbench._C. No validation
+here (see _args.py); inputs are made contiguous NCHW because the kernels
+take dense NCHW data."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from . import _C
+from ._runtime import has_cuda
+
+_DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
+ALGO_IDS = dict(_C.CONV2D_ALGO_IDS)
+_FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = 0, 1, 2
+
+try:  # a few microseconds cheaper than torch.cuda.current_stream(device).cuda_stream
+    _raw_stream = torch._C._cuda_getCurrentRawStream
+except AttributeError:  # pragma: no cover - CPU-only torch builds
+    _raw_stream = None
+
+
+def _device_args(t: torch.Tensor) -> Tuple[int, int, int]:
+    if t.device.type == "cpu":
+        return (0, 0, 0)
+    if not has_cuda():
+        raise RuntimeError(
+            "convbench was built without CUDA support; reinstall it on a machine with nvcc to "
+            "run on CUDA tensors"
+        )
+    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+    stream = _raw_stream(index) if _raw_stream else torch.cuda.current_stream(index).cuda_stream
+    return (1, index, stream)
+
+
+def supported_algos(device_type: str) -> Tuple[str, ...]:
+    """Algorithm names usable on a device type ('auto' always is)."""
+    code = 0 if device_type == "cpu" else 1
+    if code == 1 and not has_cuda():
+        return ("auto",)
+    return ("auto",) + _algos_by_code(code)
+
+
+_ALGO_CACHE: dict = {}
+
+
+def _algos_by_code(code: int) -> Tuple[str, ...]:
+    if code not in _ALGO_CACHE:
+        ids = set(_C.conv2d_algos(code))
+        _ALGO_CACHE[code] = tuple(n for n, i in ALGO_IDS.items() if i in ids)
+    return _ALGO_CACHE[code]
+
+
+def algo_id(algo: str, device_type: str) -> int:
+    if algo == "auto":
+        return 0
+    allowed = supported_algos(device_type)
+    if algo not in allowed:
+        raise ValueError(
+            f"convbench: unknown conv2d algo {algo!r} for {device_type} tensors; "
+            f"choose one of {', '.join(allowed)}"
+        )
+    return ALGO_IDS[algo]
+
+
+def _conv_shape(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    pq: Tuple[int, int],
+    stride: Sequence[int],
+    padding4: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> tuple:
+    N, C, H, W = x_shape
+    K, _, R, S = w_shape
+    return (N, C, H, W, K, R, S, pq[0], pq[1], stride[0], stride[1], padding4[0], padding4[2],
+            dilation[0], dilation[1], groups)
+
+
+def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, groups,
+                dtype: torch.dtype, device_type: str) -> str:
+    """The algorithm 'auto' resolves to (for reports and benchmarks)."""
+    code = 0 if device_type == "cpu" else 1
+    shape = _conv_shape(x_shape, w_shape, pq, stride, padding4, dilation, groups)
+    i = _C.conv2d_choose_algo(code, pass_, _DTYPE_IDS[dtype], shape)
+    return next(n for n, j in ALGO_IDS.items() if j == i)
+
+
+def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilation, groups,
+                   algo: str) -> torch.Tensor:
+    x, w = x.contiguous(), w.contiguous()
+    b = b.contiguous() if b is not None else None
+    y = torch.empty((x.shape[0], w.shape[0], pq[0], pq[1]), dtype=x.dtype, device=x.device)
+    dev, index, stream = _device_args(x)
+    shape = _conv_shape(x.shape, w.shape, pq, stride, padding4, dilation, groups)
+    _C.conv2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], algo_id(algo, x.device.type),
+                      shape, x.data_ptr(), w.data_ptr(), b.data_ptr() if b is not None else 0,
+                      y.data_ptr())
+    return y
+
+
+def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
+                          algo: str) -> torch.Tensor:
+    dy, w = dy.contiguous(), w.contiguous()
+    dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
+    dev, index, stream = _device_args(dy)
+    shape = _conv_shape(input_size, w.shape, dy.shape[2:], stride, padding4, dilation, groups)
+    _C.conv2d_backward_input(dev, index, stream, _DTYPE_IDS[dy.dtype],
+                             algo_id(algo, dy.device.type), shape, dy.data_ptr(), w.data_ptr(),
+                             dx.data_ptr())
+    return dx
+
+
+def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, groups,
+                           algo: str) -> torch.Tensor:
+    dy, x = dy.contiguous(), x.contiguous()
+    dw = torch.empty(tuple(weight_size), dtype=dy.dtype, device=dy.device)
+    dev, index, stream = _device_args(dy)
+    shape = _conv_shape(x.shape, weight_size, dy.shape[2:], stride, padding4, dilation, groups)
+    _C.conv2d_backward_weight(dev, index, stream, _DTYPE_IDS[dy.dtype],
+                              algo_id(algo, dy.device.type), shape, dy.data_ptr(), x.data_ptr(),
+                              dw.data_ptr())
+    return dw
+
+
+def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:
+    N, C, H, W = x_shape
+    return (N, C, H, W, pq[0], pq[1], kernel_size[0], kernel_size[1], stride[0], stride[1],
+            padding[0], padding[1], dilation[0], dilation[1])
+
+
+def max_pool2d_forward(x, pq, kernel_size, stride, padding, dilation):
+    x = x.contiguous()
+    N, C = x.shape[:2]
+    y = torch.empty((N, C, pq[0], pq[1]), dtype=x.dtype, device=x.device)
+    idx = torch.empty((N, C, pq[0], pq[1]), dtype=torch.int64, device=x.device)
+    dev, index, stream = _device_args(x)
+    shape = _pool_shape(x.shape, pq, kernel_size, stride, padding, dilation)
+    _C.max_pool2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], shape, x.data_ptr(),
+                          y.data_ptr(), idx.data_ptr())
+    return y, idx
+
+
+def max_pool2d_backward(dy, indices, input_size, kernel_size, stride, padding, dilation):
+    dy, indices = dy.contiguous(), indices.contiguous()
+    dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
+    dev, index, stream = _device_args(dy)
+    shape = _pool_shape(input_size, dy.shape[2:], kernel_size, stride, padding, dilation)
+    _C.max_pool2d_backward(dev, index, stream, _DTYPE_IDS[dy.dtype], shape, dy.data_ptr(),
+                           indices.data_ptr(), dx.data_ptr())
+    return dx

@@ -1,0 +1,20 @@
+import pytest
+import torch
+
+import convbench
+
+
+def pytest_collection_modifyitems(config, items):
+    if convbench.cuda_available():
+        return
+    why = ("no usable CUDA GPU" if convbench.has_cuda()
+           else "convbench was built without CUDA support")
+    skip = pytest.mark.skip(reason=why)
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,166 @@
+"""convbench.conv2d (every CPU algorithm) against torch.nn.functional.conv2d:
+forward and both gradients, on randomly drawn shapes and arguments."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convbench
+from _helpers import assert_close
+
+CPU_ALGOS = [a for a in convbench.algorithms("cpu")]
+DTYPES = [torch.float32, torch.float64]
+
+
+@st.composite
+def conv_problems(draw):
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 4))
+    cout = groups * draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.sampled_from(["int", "pair", "valid", "same"]))
+    if padding == "same":
+        stride = (1, 1)
+        pad = "same"
+    elif padding == "valid":
+        pad = "valid"
+    elif padding == "int":
+        pad = draw(st.integers(0, 3))
+    else:
+        pad = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    ph = pw = 0 if isinstance(pad, str) else (pad if isinstance(pad, int) else None)
+    if ph is None:
+        ph, pw = pad
+    min_h = max(1, dilation[0] * (kh - 1) + 1 - 2 * ph)
+    min_w = max(1, dilation[1] * (kw - 1) + 1 - 2 * pw)
+    h = draw(st.integers(min_h, min_h + 9))
+    w = draw(st.integers(min_w, min_w + 9))
+    n = draw(st.integers(1, 4))
+    bias = draw(st.booleans())
+    return dict(n=n, cin=cin, cout=cout, k=(kh, kw), hw=(h, w), stride=stride, padding=pad,
+                dilation=dilation, groups=groups, bias=bias)
+
+
+def _make(p, dtype):
+    x = torch.randn(p["n"], p["cin"], *p["hw"], dtype=dtype, requires_grad=True)
+    w = torch.randn(p["cout"], p["cin"] // p["groups"], *p["k"], dtype=dtype, requires_grad=True)
+    b = torch.randn(p["cout"], dtype=dtype, requires_grad=True) if p["bias"] else None
+    return x, w, b
+
+
+def _check(p, dtype, algo):
+    x, w, b = _make(p, dtype)
+    kwargs = dict(stride=p["stride"], padding=p["padding"], dilation=p["dilation"],
+                  groups=p["groups"])
+    ours = convbench.conv2d(x, w, b, **kwargs, algo=algo)
+    ref = F.conv2d(x, w, b, **kwargs)
+    assert_close(ours, ref, dtype, f"forward {algo}")
+    g = torch.randn_like(ref)
+    inputs = [x, w] + ([b] if b is not None else [])
+    ours_g = torch.autograd.grad(ours, inputs, g)
+    ref_g = torch.autograd.grad(ref, inputs, g)
+    for name, a, r in zip(["grad_input", "grad_weight", "grad_bias"], ours_g, ref_g):
+        assert_close(a, r, dtype, f"{name} {algo}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("algo", CPU_ALGOS)
+@settings(max_examples=25, deadline=None)
+@given(p=conv_problems())
+def test_conv2d_matches_torch(p, algo, dtype):
+    _check(p, dtype, algo)
+
+
+@pytest.mark.parametrize("algo", CPU_ALGOS)
+@pytest.mark.parametrize(
+    "n,cin,cout,k,hw,pad",
+    [(50, 1, 16, 3, 32, 0), (50, 16, 8, 5, 30, 0), (50, 8, 16, 7, 13, 0), (128, 16, 32, 3, 7, 1),
+     (3, 3, 5, 3, 1, 1), (1, 7, 9, 1, 11, 0)],
+)
+def test_homework_shapes(n, cin, cout, k, hw, pad, algo):
+    p = dict(n=n, cin=cin, cout=cout, k=(k, k), hw=(hw, hw), stride=(1, 1), padding=pad,
+             dilation=(1, 1), groups=1, bias=True)
+    _check(p, torch.float32, algo)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_modes(mode):
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 2, dtype=torch.float64, requires_grad=True)
+    ours = convbench.conv2d(x, w, None, padding=(2, 1), padding_mode=mode)
+    ref = F.conv2d(F.pad(x, (1, 1, 2, 2), mode=mode), w)
+    assert_close(ours, ref, torch.float64, mode)
+    g = torch.randn_like(ref)
+    for a, r in zip(torch.autograd.grad(ours, (x, w), g), torch.autograd.grad(ref, (x, w), g)):
+        assert_close(a, r, torch.float64, mode)
+
+
+def test_same_padding_even_kernel_is_asymmetric_like_torch():
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64)
+    w = torch.randn(3, 2, 4, 2, dtype=torch.float64)
+    assert_close(convbench.conv2d(x, w, padding="same", dilation=(1, 3)),
+                 F.conv2d(x, w, padding="same", dilation=(1, 3)), torch.float64, "same")
+
+
+def test_unbatched_input():
+    x = torch.randn(3, 10, 10, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    out = convbench.conv2d(x, w, padding=1)
+    assert out.shape == (4, 10, 10)
+    assert_close(out, F.conv2d(x, w, padding=1), torch.float64, "unbatched")
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced"])
+def test_non_contiguous_inputs(layout):
+    x = torch.randn(4, 6, 12, 12, dtype=torch.float64)
+    w = torch.randn(5, 6, 3, 3, dtype=torch.float64)
+    if layout == "channels_last":
+        x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
+    elif layout == "transposed":
+        x = x.transpose(2, 3)
+    else:
+        x = x[:, ::2, 1:, :]
+        w = w[:, ::2]
+    assert not x.is_contiguous()
+    x.requires_grad_(), w.requires_grad_()
+    ours, ref = convbench.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1)
+    assert_close(ours, ref, torch.float64, layout)
+    g = torch.randn_like(ref).to(memory_format=torch.channels_last)
+    for a, r in zip(torch.autograd.grad(ours, (x, w), g), torch.autograd.grad(ref, (x, w), g)):
+        assert_close(a, r, torch.float64, layout)
+
+
+def test_empty_batch():
+    x = torch.randn(0, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    out = convbench.conv2d(x, w)
+    assert out.shape == (0, 4, 6, 6)
+    out.sum().backward()
+    assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w))
+
+
+@pytest.mark.parametrize("algo", CPU_ALGOS)
+def test_gradcheck(algo):
+    x = torch.randn(2, 4, 7, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+
+    def f(x, w, b):
+        return convbench.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2),
+                                groups=2, algo=algo)
+
+    assert torch.autograd.gradcheck(f, (x, w, b))
+    assert torch.autograd.gradgradcheck(f, (x, w, b))
+
+
+def test_grad_weight_is_deterministic():
+    x = torch.randn(64, 8, 20, 20)
+    w = torch.randn(16, 8, 3, 3, requires_grad=True)
+    g = torch.randn(64, 16, 18, 18)
+    for algo in CPU_ALGOS:
+        first = torch.autograd.grad(convbench.conv2d(x, w, algo=algo), w, g)[0]
+        again = torch.autograd.grad(convbench.conv2d(x, w, algo=algo), w, g)[0]
+        assert torch.equal(first, again), algo

@@ -1,0 +1,86 @@
+"""convbench.max_pool2d against torch.nn.functional.max_pool2d: values,
+indices and gradients on randomly drawn shapes and arguments."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convbench
+
+
+@st.composite
+def pool_problems(draw):
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = draw(st.sampled_from([None, 1, 2, 3, (1, 2)]))
+    eff = [d * (kk - 1) + 1 for kk, d in zip(k, dilation)]
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), 14))
+    w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), 14))
+    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w), kernel_size=k,
+                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@settings(max_examples=60, deadline=None)
+@given(p=pool_problems())
+def test_max_pool2d_matches_torch(p, dtype):
+    x = torch.randn(*p["shape"], dtype=dtype, requires_grad=True)
+    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
+                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
+    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    assert torch.equal(ours, ref)  # a max is exact
+    assert torch.equal(ours_idx, ref_idx)
+    g = torch.randn_like(ref)
+    (ours_g,) = torch.autograd.grad(ours, x, g)
+    (ref_g,) = torch.autograd.grad(ref, x, g)
+    # Overlapping windows sum gradients, possibly in another order.
+    torch.testing.assert_close(ours_g, ref_g, rtol=1e-6 if dtype == torch.float32 else 1e-13,
+                               atol=1e-6 if dtype == torch.float32 else 1e-13)
+
+
+def test_ties_and_nan_follow_torch():
+    x = torch.tensor([[[[1.0, 1.0, 0.0], [1.0, float("nan"), 2.0], [3.0, 3.0, 3.0]]]])
+    for k, s in [(2, 1), (3, 1), (2, 2)]:
+        ours = convbench.max_pool2d(x, k, s, return_indices=True)
+        ref = F.max_pool2d(x, k, s, return_indices=True)
+        torch.testing.assert_close(ours[0], ref[0], equal_nan=True)
+        assert torch.equal(ours[1], ref[1])
+
+
+def test_module_defaults_and_unbatched():
+    x = torch.randn(3, 9, 9)
+    pool = convbench.nn.MaxPool2d(2)
+    assert torch.equal(pool(x), torch.nn.MaxPool2d(2)(x))
+    pool = convbench.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True, return_indices=True)
+    ours, idx = pool(x)
+    ref, ref_idx = torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True)(x)
+    assert torch.equal(ours, ref) and torch.equal(idx, ref_idx)
+
+
+def test_gradcheck():
+    x = torch.randn(2, 3, 8, 7, dtype=torch.float64, requires_grad=True)
+
+    def f(x):
+        return convbench.max_pool2d(x, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2),
+                                    ceil_mode=True)
+
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+def test_non_contiguous_input():
+    x = torch.randn(2, 5, 10, 10).to(memory_format=torch.channels_last)
+    ours = convbench.max_pool2d(x, 2, return_indices=True)
+    ref = F.max_pool2d(x, 2, return_indices=True)
+    assert torch.equal(ours[0], ref[0]) and torch.equal(ours[1], ref[1])
+
+
+def test_backward_is_deterministic_with_overlap():
+    x = torch.randn(8, 4, 20, 20, requires_grad=True)
+    g = torch.randn(8, 4, 20, 20)
+    first = torch.autograd.grad(convbench.max_pool2d(x, 3, 1, 1, ceil_mode=False), x, g)[0]
+    again = torch.autograd.grad(convbench.max_pool2d(x, 3, 1, 1, ceil_mode=False), x, g)[0]
+    assert torch.equal(first, again)
