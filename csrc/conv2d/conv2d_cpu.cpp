@@ -1,5 +1,5 @@
 // CPU conv2d dispatch: dtype -> element type, algorithm -> kernel, ISA ->
-// compiled variant.
+// compiled variant; Auto resolved by shape (see conv2d_choose_algo_cpu).
 #include "common/check.h"
 #include "common/cpu_isa.h"
 #include "conv2d/conv2d.h"
@@ -9,69 +9,105 @@ namespace convbench {
 
 namespace {
 
-bool is_empty(const Conv2dShape& s) { return s.N == 0 || s.P == 0 || s.Q == 0; }
+const char* algo_name(Conv2dAlgo a) {
+  switch (a) {
+    case Conv2dAlgo::Auto: return "auto";
+    case Conv2dAlgo::Direct: return "direct";
+    case Conv2dAlgo::Im2colGemm: return "im2col";
+    case Conv2dAlgo::ImplicitGemm: return "implicit_gemm";
+    case Conv2dAlgo::Winograd: return "winograd";
+    case Conv2dAlgo::Fused: return "fused";
+  }
+  return "unknown";
+}
 
 Conv2dAlgo resolve(Conv2dAlgo algo, Conv2dPass pass, DType dtype, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Auto) return conv2d_choose_algo_cpu(pass, dtype, s);
-  CB_CHECK(algo == Conv2dAlgo::Direct, "conv2d: algorithm ", static_cast<int>(algo),
-           " is not implemented on the CPU");
+  CB_CHECK(algo == Conv2dAlgo::Direct || algo == Conv2dAlgo::Im2colGemm, "conv2d: algorithm '",
+           algo_name(algo), "' (", static_cast<int>(algo), ") is not implemented on the CPU");
   return algo;
 }
 
 void check_dtype(DType dtype) {
   CB_CHECK(dtype == DType::Float32 || dtype == DType::Float64,
-           "conv2d on the CPU supports float32 and float64");
+           "conv2d on the CPU supports float32 and float64, got dtype code ",
+           static_cast<int>(dtype));
+}
+
+template <typename T>
+void forward(Conv2dAlgo a, const Conv2dShape& s, const void* x, const void* w, const void* b,
+             void* y) {
+  auto xp = static_cast<const T*>(x), wp = static_cast<const T*>(w), bp = static_cast<const T*>(b);
+  auto yp = static_cast<T*>(y);
+  if (a == Conv2dAlgo::Direct)
+    CB_CPU_DISPATCH(conv2d_forward_direct<T>, s, xp, wp, bp, yp);
+  else
+    CB_CPU_DISPATCH(conv2d_forward_im2col<T>, s, xp, wp, bp, yp);
+}
+
+template <typename T>
+void backward_input(Conv2dAlgo a, const Conv2dShape& s, const void* dy, const void* w, void* dx) {
+  auto dyp = static_cast<const T*>(dy), wp = static_cast<const T*>(w);
+  auto dxp = static_cast<T*>(dx);
+  if (a == Conv2dAlgo::Direct)
+    CB_CPU_DISPATCH(conv2d_backward_input_direct<T>, s, dyp, wp, dxp);
+  else
+    CB_CPU_DISPATCH(conv2d_backward_input_im2col<T>, s, dyp, wp, dxp);
+}
+
+template <typename T>
+void backward_weight(Conv2dAlgo a, const Conv2dShape& s, const void* dy, const void* x, void* dw) {
+  auto dyp = static_cast<const T*>(dy), xp = static_cast<const T*>(x);
+  auto dwp = static_cast<T*>(dw);
+  if (a == Conv2dAlgo::Direct)
+    CB_CPU_DISPATCH(conv2d_backward_weight_direct<T>, s, dyp, xp, dwp);
+  else
+    CB_CPU_DISPATCH(conv2d_backward_weight_im2col<T>, s, dyp, xp, dwp);
 }
 
 }  // namespace
 
-Conv2dAlgo conv2d_choose_algo_cpu(Conv2dPass, DType, const Conv2dShape&) {
+Conv2dAlgo conv2d_choose_algo_cpu(Conv2dPass pass, DType, const Conv2dShape& s) {
   return Conv2dAlgo::Direct;
 }
 
-std::vector<Conv2dAlgo> conv2d_algos_cpu() { return {Conv2dAlgo::Direct}; }
+std::vector<Conv2dAlgo> conv2d_algos_cpu() {
+  return {Conv2dAlgo::Direct, Conv2dAlgo::Im2colGemm};
+}
 
 void conv2d_forward_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, const void* x,
                         const void* w, const void* bias, void* y) {
   check_dtype(dtype);
-  resolve(algo, Conv2dPass::Forward, dtype, s);
-  if (is_empty(s)) return;
-  if (dtype == DType::Float32) {
-    CB_CPU_DISPATCH(conv2d_forward_direct<float>, s, static_cast<const float*>(x),
-                    static_cast<const float*>(w), static_cast<const float*>(bias),
-                    static_cast<float*>(y));
-  } else {
-    CB_CPU_DISPATCH(conv2d_forward_direct<double>, s, static_cast<const double*>(x),
-                    static_cast<const double*>(w), static_cast<const double*>(bias),
-                    static_cast<double*>(y));
-  }
+  const Conv2dAlgo a = resolve(algo, Conv2dPass::Forward, dtype, s);
+  if (s.N == 0 || s.K == 0 || s.P == 0 || s.Q == 0) return;
+  if (dtype == DType::Float32)
+    forward<float>(a, s, x, w, bias, y);
+  else
+    forward<double>(a, s, x, w, bias, y);
 }
 
 void conv2d_backward_input_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
                                const void* dy, const void* w, void* dx) {
   check_dtype(dtype);
-  resolve(algo, Conv2dPass::BackwardInput, dtype, s);
-  if (s.N == 0 || s.H == 0 || s.W == 0) return;
-  if (dtype == DType::Float32) {
-    CB_CPU_DISPATCH(conv2d_backward_input_direct<float>, s, static_cast<const float*>(dy),
-                    static_cast<const float*>(w), static_cast<float*>(dx));
-  } else {
-    CB_CPU_DISPATCH(conv2d_backward_input_direct<double>, s, static_cast<const double*>(dy),
-                    static_cast<const double*>(w), static_cast<double*>(dx));
-  }
+  const Conv2dAlgo a = resolve(algo, Conv2dPass::BackwardInput, dtype, s);
+  if (s.N == 0 || s.C == 0 || s.H == 0 || s.W == 0) return;
+  // Handles P == 0 or Q == 0 too: dy is empty, dx is all zeros.
+  if (dtype == DType::Float32)
+    backward_input<float>(a, s, dy, w, dx);
+  else
+    backward_input<double>(a, s, dy, w, dx);
 }
 
 void conv2d_backward_weight_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* x, void* dw) {
   check_dtype(dtype);
-  resolve(algo, Conv2dPass::BackwardWeight, dtype, s);
-  if (dtype == DType::Float32) {
-    CB_CPU_DISPATCH(conv2d_backward_weight_direct<float>, s, static_cast<const float*>(dy),
-                    static_cast<const float*>(x), static_cast<float*>(dw));
-  } else {
-    CB_CPU_DISPATCH(conv2d_backward_weight_direct<double>, s, static_cast<const double*>(dy),
-                    static_cast<const double*>(x), static_cast<double*>(dw));
-  }
+  const Conv2dAlgo a = resolve(algo, Conv2dPass::BackwardWeight, dtype, s);
+  if (s.weight_numel() == 0) return;
+  // Empty batch or output: the kernels write zeros.
+  if (dtype == DType::Float32)
+    backward_weight<float>(a, s, dy, x, dw);
+  else
+    backward_weight<double>(a, s, dy, x, dw);
 }
 
 }  // namespace convbench

@@ -1,0 +1,235 @@
+// im2col + our own blocked GEMM (no BLAS).
+// Forward (and input gradient as a forward problem): per image and group,
+// Y[Kg x HoWo] = Wg[Kg x CRS] * col[CRS x HoWo]. Columns are cut into blocks
+// of kNP panels of NR = 3 vectors; for each KC slice of CRS the im2col of a
+// block is written straight into the packed panel layout [panel][kc][NR]
+// (read from zero-padded planes, so no bounds checks), then the 4 x NR
+// register micro-kernel runs over the 4-row weight panels.
+// Weight gradient: dW[Kg x CRS] = dY[Kg x L] * col[CRS x L]^T with the
+// batch folded into L; im2col rows and repacked dy rows of a batch chunk,
+// then 4 x 3 inner-product tiles vectorised along L. Chunks are reduced in
+// batch order, so the result is bitwise reproducible for any thread count.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "common/shapes.h"
+#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/microkernels.h"
+
+namespace convbench {
+namespace CB_CPU_NS {
+
+namespace {
+
+constexpr int64_t kChunkBytes = 1 << 20;  // padded input / column workspace per chunk
+constexpr int64_t kNP = 4;                // panels per column block
+constexpr int64_t kKC = 256;              // CRS slice kept in L1/L2 while packed
+
+// A run of consecutive columns m .. m+len of one output row: padded offset
+// of its first element, stepping by sw.
+struct Run {
+  int64_t t, len, pos;
+};
+
+// y rows (ldc apart) for columns m0 .. m0+ncols of channels [0, mr); tile is
+// [mr][W]. First KC slice writes (plus bias), later ones accumulate.
+template <typename T>
+void store_tile(const T* tile, int mr, int64_t W, int64_t ncols, T* y, int64_t ldc, bool first,
+                const T* bias) {
+  for (int m = 0; m < mr; ++m) {
+    T* d = y + m * ldc;
+    const T* s = tile + m * W;
+    if (first) {
+      const T bv = bias ? bias[m] : T(0);
+      for (int64_t i = 0; i < ncols; ++i) d[i] = s[i] + bv;
+    } else {
+      for (int64_t i = 0; i < ncols; ++i) d[i] += s[i];
+    }
+  }
+}
+
+template <typename T, int MR>
+void gemm_panel(int64_t kc, const T* wk, const T* bp, int64_t ncols, T* y, int64_t ldc,
+                bool first, const T* bias) {
+  constexpr int NV = 3, W = NV * Simd<T>::L;
+  alignas(64) T tile[MR * W];
+  outer_tile<T, MR, NV, false, true>(kc, wk, bp, nullptr, 1, tile);
+  store_tile(tile, MR, W, ncols, y, ldc, first, bias);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_forward_engine(const FwdProb<T>& p) {
+  constexpr int64_t NR = 3 * Simd<T>::L;
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), CRS = Cg * p.R * p.S, M = p.Ho * p.Wo;
+  Buffer<T> wpk(p.Co * CRS);
+  pack_weights(p, 4, wpk.data());
+  std::vector<int64_t> offs(CRS);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        offs[(c * p.R + r) * p.S + s] = c * g.plane + r * p.dh * g.Wp + s * p.dw;
+
+  const int64_t BW = kNP * NR, nblk = ceil_div64(M, BW), nkb = ceil_div64(Kg, 4);
+  const int64_t KC = std::min(kKC, CRS);
+  const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
+  Buffer<T> xb(nb * p.Ci * g.plane);
+
+#pragma omp parallel
+  {
+    Buffer<T> bpk(KC * BW);
+    std::vector<Run> runs;
+    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+      const int64_t nn = std::min(nb, p.N - n0);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < nn * p.Ci; ++i)
+        pad_plane(p, g, p.x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < nn * p.G * nblk; ++t) {
+        const int64_t nl = t / (p.G * nblk), gg = (t / nblk) % p.G, blk = t % nblk;
+        const T* xbase = xb.data() + (nl * p.Ci + gg * Cg) * g.plane;
+        const int64_t m0 = blk * BW, ncols = std::min(BW, M - m0);
+        const int64_t npan = ceil_div64(ncols, NR);
+        // Row runs of this column block (shared by every CRS row).
+        runs.clear();
+        for (int64_t m = m0; m < m0 + ncols;) {
+          const int64_t ho = m / p.Wo, wo = m % p.Wo;
+          const int64_t len = std::min({p.Wo - wo, m0 + ncols - m, NR - (m - m0) % NR});
+          runs.push_back({m - m0, len, ho * p.sh * g.Wp + wo * p.sw});
+          m += len;
+        }
+        T* ybase = p.y + ((n0 + nl) * p.Co + gg * Kg) * M + m0;
+        for (int64_t kc0 = 0; kc0 < CRS; kc0 += KC) {
+          const int64_t kc = std::min(KC, CRS - kc0);
+          // im2col of columns [m0, m0+ncols) x rows [kc0, kc0+kc) into panels.
+          T* bp = bpk.data();
+          if (ncols < npan * NR) std::fill(bp, bp + npan * kc * NR, T(0));
+          for (const Run& u : runs) {
+            const int64_t pan = u.t / NR, col = u.t % NR;
+            T* dst0 = bp + pan * kc * NR + col;
+            for (int64_t i = 0; i < kc; ++i) {
+              const T* src = xbase + offs[kc0 + i] + u.pos;
+              T* dst = dst0 + i * NR;
+              if (p.sw == 1) {
+                for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e];
+              } else {
+                for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e * p.sw];
+              }
+            }
+          }
+          for (int64_t kb = 0; kb < nkb; ++kb) {
+            const int64_t k0 = kb * 4;
+            const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
+            const T* wk = wpk.data() + (gg * Kg + k0) * CRS + kc0 * mr;
+            const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
+            for (int64_t pan = 0; pan < npan; ++pan) {
+              const int64_t nc = std::min(NR, ncols - pan * NR);
+              T* y = ybase + k0 * M + pan * NR;
+              const T* b = bp + pan * kc * NR;
+              switch (mr) {
+                case 4: gemm_panel<T, 4>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
+                case 3: gemm_panel<T, 3>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
+                case 2: gemm_panel<T, 2>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
+                default: gemm_panel<T, 1>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  gemm_forward_engine(forward_problem(s, x, w, b, y));
+}
+
+template <typename T>
+void conv2d_backward_input_im2col(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  Buffer<T> wt(s.weight_numel());
+  gemm_forward_engine(backward_input_problem(s, dy, w, wt.data(), dx));
+}
+
+template <typename T>
+void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
+  constexpr int L = Simd<T>::L;
+  const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
+  std::fill(dw, dw + s.weight_numel(), T(0));
+  if (p.N == 0 || M == 0) return;
+  const int64_t per_image = (p.Ci * g.plane + p.G * CRS * M + p.Co * M) * int64_t(sizeof(T));
+  const int64_t nb = images_per_chunk(p.N, per_image, kChunkBytes);
+  const int64_t Lmax = round_up64(nb * M, L);
+  Buffer<T> xb(nb * p.Ci * g.plane), col(p.G * CRS * Lmax), dyk(p.Co * Lmax);
+  const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
+  const int64_t ntiles = p.G * nkb * ncb;
+
+#pragma omp parallel
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+    const int64_t nn = std::min(nb, p.N - n0), Lc = round_up64(nn * M, L);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nn * p.Ci + p.Co; ++i) {
+      if (i < nn * p.Ci) {
+        pad_plane(p, g, x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
+      } else {  // dy rows of channel k for the chunk, batch folded into L
+        const int64_t k = i - nn * p.Ci;
+        T* d = dyk.data() + k * Lc;
+        for (int64_t nl = 0; nl < nn; ++nl)
+          std::memcpy(d + nl * M, dy + ((n0 + nl) * p.Co + k) * M, sizeof(T) * M);
+        std::fill(d + nn * M, d + Lc, T(0));
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < p.G * CRS; ++i) {  // im2col rows
+      const int64_t gg = i / CRS, crs = i % CRS;
+      const int64_t c = crs / RS, r = (crs / p.S) % p.R, sx = crs % p.S;
+      T* d = col.data() + i * Lc;
+      for (int64_t nl = 0; nl < nn; ++nl) {
+        const T* src = xb.data() + (nl * p.Ci + gg * Cg + c) * g.plane + r * p.dh * g.Wp + sx * p.dw;
+        T* dn = d + nl * M;
+        for (int64_t ho = 0; ho < p.Ho; ++ho) {
+          const T* sr = src + ho * p.sh * g.Wp;
+          T* dr = dn + ho * p.Wo;
+          if (p.sw == 1) {
+            std::memcpy(dr, sr, sizeof(T) * p.Wo);
+          } else {
+            for (int64_t wo = 0; wo < p.Wo; ++wo) dr[wo] = sr[wo * p.sw];
+          }
+        }
+      }
+      std::fill(d + nn * M, d + Lc, T(0));
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < ntiles; ++t) {
+      const int64_t gg = t / (nkb * ncb), kb = (t / ncb) % nkb, cb = t % ncb;
+      const int64_t k0 = gg * Kg + kb * 4, c0 = cb * 3;
+      const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+      const int nr = static_cast<int>(std::min<int64_t>(3, CRS - c0));
+      const T* a[4];
+      const T* b[3];
+      for (int i = 0; i < mr; ++i) a[i] = dyk.data() + (k0 + i) * Lc;
+      for (int j = 0; j < nr; ++j) b[j] = col.data() + (gg * CRS + c0 + j) * Lc;
+      T part[12];
+      inner_tile_any<T, true>(mr, nr, a, b, 1, Lc / L, part);
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) dw[(k0 + i) * CRS + c0 + j] += part[i * nr + j];
+    }
+  }
+}
+
+#define CB_INSTANTIATE(T)                                                                   \
+  template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_im2col<T>(const Conv2dShape&, const T*, const T*, T*); \
+  template void conv2d_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*);
+CB_INSTANTIATE(float)
+CB_INSTANTIATE(double)
+#undef CB_INSTANTIATE
+
+}  // namespace CB_CPU_NS
+}  // namespace convbench
