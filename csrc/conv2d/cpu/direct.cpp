@@ -20,7 +20,8 @@ namespace CB_CPU_NS {
 
 namespace {
 
-constexpr int64_t kChunkBytes = 1 << 20;  // padded-input workspace per batch chunk
+constexpr int64_t kChunkBytes = 1 << 20;        // padded-input workspace per batch chunk
+constexpr int64_t kWgradChunkBytes = 384 << 10;  // weight gradient: about one L2
 
 // Copies the valid positions of a flattened tile (rows of width Wq, first
 // Wo valid) into y planes; tile[m][t] is position j0 + t of channel m.
@@ -132,7 +133,8 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
   if (p.N == 0 || p.Ho == 0 || p.Wo == 0) return;
   const int64_t Jr = round_up64(g.J, L);  // flattened dy rows, zero beyond Wo / J
   const int64_t per_image = (p.Ci * g.plane + p.Co * Jr) * int64_t(sizeof(T));
-  const int64_t nb = images_per_chunk(p.N, per_image, kChunkBytes);
+  // Chunk sized for L2: every tile re-reads the chunk's dy and input rows.
+  const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
   const int64_t slack = p.sw * L + L;
   const int64_t xsize = nb * p.Ci * g.plane;
   Buffer<T> xb(xsize + slack), db(nb * p.Co * Jr);
@@ -159,32 +161,32 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
           std::memcpy(d + ho * g.Wq, src + ho * p.Wo, sizeof(T) * p.Wo);
       }
     }
+    // Tiles ordered with the output-channel block innermost: consecutive
+    // tiles share the same shifted input rows (L1) and stream dy from L2.
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < ntiles; ++t) {
       int64_t rem = t;
+      const int64_t kb = rem % nkb; rem /= nkb;
       const int64_t sb = rem % nsb; rem /= nsb;
       const int64_t r = rem % p.R; rem /= p.R;
       const int64_t c = rem % Cg; rem /= Cg;
-      const int64_t kb = rem % nkb; rem /= nkb;
       const int64_t gg = rem;
       const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
       const int nr = static_cast<int>(std::min<int64_t>(3, p.S - sb * 3));
       const int64_t k0 = gg * Kg + kb * 4, s0 = sb * 3;
-      T sum[12] = {}, part[12];
-      for (int64_t nl = 0; nl < nn; ++nl) {
-        const T* a[4];
-        const T* b[3];
-        for (int i = 0; i < mr; ++i) a[i] = db.data() + (nl * p.Co + k0 + i) * Jr;
-        const T* xrow = xb.data() + (nl * p.Ci + gg * Cg + c) * g.plane + r * p.dh * g.Wp;
-        for (int j = 0; j < nr; ++j) b[j] = xrow + (s0 + j) * p.dw;
-        if (unit)
-          inner_tile_any<T, true>(mr, nr, a, b, 1, Jr / L, part);
-        else
-          inner_tile_any<T, false>(mr, nr, a, b, p.sw, Jr / L, part);
-        for (int i = 0; i < mr * nr; ++i) sum[i] += part[i];
-      }
+      const T* a[4];
+      const T* b[3];
+      for (int i = 0; i < mr; ++i) a[i] = db.data() + (k0 + i) * Jr;
+      const T* xrow = xb.data() + (gg * Cg + c) * g.plane + r * p.dh * g.Wp;
+      for (int j = 0; j < nr; ++j) b[j] = xrow + (s0 + j) * p.dw;
+      T part[12];
+      if (unit)
+        inner_tile_any<T, true>(mr, nr, a, b, 1, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
+      else
+        inner_tile_any<T, false>(mr, nr, a, b, p.sw, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
       for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) dw[((k0 + i) * Cg + c) * RS + r * p.S + s0 + j] += sum[i * nr + j];
+        for (int j = 0; j < nr; ++j)
+          dw[((k0 + i) * Cg + c) * RS + r * p.S + s0 + j] += part[i * nr + j];
     }
   }
 }

@@ -25,7 +25,7 @@ namespace {
 
 constexpr int64_t kChunkBytes = 1 << 20;  // padded input / column workspace per chunk
 constexpr int64_t kNP = 4;                // panels per column block
-constexpr int64_t kKC = 256;              // CRS slice kept in L1/L2 while packed
+constexpr int64_t kKC = 128;              // CRS slice: one packed panel stays in L1
 
 // A run of consecutive columns m .. m+len of one output row: padded offset
 // of its first element, stepping by sw.
@@ -50,15 +50,6 @@ void store_tile(const T* tile, int mr, int64_t W, int64_t ncols, T* y, int64_t l
   }
 }
 
-template <typename T, int MR>
-void gemm_panel(int64_t kc, const T* wk, const T* bp, int64_t ncols, T* y, int64_t ldc,
-                bool first, const T* bias) {
-  constexpr int NV = 3, W = NV * Simd<T>::L;
-  alignas(64) T tile[MR * W];
-  outer_tile<T, MR, NV, false, true>(kc, wk, bp, nullptr, 1, tile);
-  store_tile(tile, MR, W, ncols, y, ldc, first, bias);
-}
-
 }  // namespace
 
 template <typename T>
@@ -74,7 +65,7 @@ void gemm_forward_engine(const FwdProb<T>& p) {
       for (int64_t s = 0; s < p.S; ++s)
         offs[(c * p.R + r) * p.S + s] = c * g.plane + r * p.dh * g.Wp + s * p.dw;
 
-  const int64_t BW = kNP * NR, nblk = ceil_div64(M, BW), nkb = ceil_div64(Kg, 4);
+  const int64_t BW = kNP * NR, nkb = ceil_div64(Kg, 4);
   const int64_t KC = std::min(kKC, CRS);
   const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
   Buffer<T> xb(nb * p.Ci * g.plane);
@@ -85,24 +76,26 @@ void gemm_forward_engine(const FwdProb<T>& p) {
     std::vector<Run> runs;
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
       const int64_t nn = std::min(nb, p.N - n0);
+      // Columns of the chunk: the batch folded into the GEMM's N dimension,
+      // so small images still fill whole register tiles.
+      const int64_t Mc = nn * M, nblk = ceil_div64(Mc, BW);
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < nn * p.Ci; ++i)
         pad_plane(p, g, p.x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
 #pragma omp for schedule(static)
-      for (int64_t t = 0; t < nn * p.G * nblk; ++t) {
-        const int64_t nl = t / (p.G * nblk), gg = (t / nblk) % p.G, blk = t % nblk;
-        const T* xbase = xb.data() + (nl * p.Ci + gg * Cg) * g.plane;
-        const int64_t m0 = blk * BW, ncols = std::min(BW, M - m0);
+      for (int64_t t = 0; t < p.G * nblk; ++t) {
+        const int64_t gg = t / nblk, blk = t % nblk;
+        const T* xbase = xb.data() + gg * Cg * g.plane;
+        const int64_t m0 = blk * BW, ncols = std::min(BW, Mc - m0);
         const int64_t npan = ceil_div64(ncols, NR);
-        // Row runs of this column block (shared by every CRS row).
+        // Runs of consecutive columns within one output row of one image.
         runs.clear();
         for (int64_t m = m0; m < m0 + ncols;) {
-          const int64_t ho = m / p.Wo, wo = m % p.Wo;
+          const int64_t nl = m / M, mm = m % M, ho = mm / p.Wo, wo = mm % p.Wo;
           const int64_t len = std::min({p.Wo - wo, m0 + ncols - m, NR - (m - m0) % NR});
-          runs.push_back({m - m0, len, ho * p.sh * g.Wp + wo * p.sw});
+          runs.push_back({m - m0, len, nl * p.Ci * g.plane + ho * p.sh * g.Wp + wo * p.sw});
           m += len;
         }
-        T* ybase = p.y + ((n0 + nl) * p.Co + gg * Kg) * M + m0;
         for (int64_t kc0 = 0; kc0 < CRS; kc0 += KC) {
           const int64_t kc = std::min(KC, CRS - kc0);
           // im2col of columns [m0, m0+ncols) x rows [kc0, kc0+kc) into panels.
@@ -121,20 +114,29 @@ void gemm_forward_engine(const FwdProb<T>& p) {
               }
             }
           }
-          for (int64_t kb = 0; kb < nkb; ++kb) {
-            const int64_t k0 = kb * 4;
-            const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
-            const T* wk = wpk.data() + (gg * Kg + k0) * CRS + kc0 * mr;
-            const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
-            for (int64_t pan = 0; pan < npan; ++pan) {
-              const int64_t nc = std::min(NR, ncols - pan * NR);
-              T* y = ybase + k0 * M + pan * NR;
-              const T* b = bp + pan * kc * NR;
+          // Panel outer (stays in L1), weight blocks inner (from L2).
+          for (int64_t pan = 0; pan < npan; ++pan) {
+            const int64_t pm0 = m0 + pan * NR, nc = std::min(NR, ncols - pan * NR);
+            const T* b = bp + pan * kc * NR;
+            for (int64_t kb = 0; kb < nkb; ++kb) {
+              const int64_t k0 = kb * 4;
+              const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
+              const T* wk = wpk.data() + (gg * Kg + k0) * CRS + kc0 * mr;
+              const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
+              alignas(64) T tile[4 * NR];
               switch (mr) {
-                case 4: gemm_panel<T, 4>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
-                case 3: gemm_panel<T, 3>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
-                case 2: gemm_panel<T, 2>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
-                default: gemm_panel<T, 1>(kc, wk, b, nc, y, M, kc0 == 0, bias); break;
+                case 4: outer_tile<T, 4, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
+                case 3: outer_tile<T, 3, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
+                case 2: outer_tile<T, 2, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
+                default: outer_tile<T, 1, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
+              }
+              // Scatter the panel's columns to their images.
+              for (int64_t m = pm0; m < pm0 + nc;) {
+                const int64_t nl = m / M, mm = m % M;
+                const int64_t len = std::min(pm0 + nc, (nl + 1) * M) - m;
+                T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + mm;
+                store_tile(tile + (m - pm0), mr, NR, len, y, M, kc0 == 0, bias);
+                m += len;
               }
             }
           }
@@ -163,8 +165,8 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
   std::fill(dw, dw + s.weight_numel(), T(0));
   if (p.N == 0 || M == 0) return;
-  const int64_t per_image = (p.Ci * g.plane + p.G * CRS * M + p.Co * M) * int64_t(sizeof(T));
-  const int64_t nb = images_per_chunk(p.N, per_image, kChunkBytes);
+  // Chunk so the dy rows (re-read for every group of 3 column rows) fit L2.
+  const int64_t nb = images_per_chunk(p.N, p.Co * M * int64_t(sizeof(T)), 256 << 10);
   const int64_t Lmax = round_up64(nb * M, L);
   Buffer<T> xb(nb * p.Ci * g.plane), col(p.G * CRS * Lmax), dyk(p.Co * Lmax);
   const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
@@ -207,7 +209,8 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
     }
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < ntiles; ++t) {
-      const int64_t gg = t / (nkb * ncb), kb = (t / ncb) % nkb, cb = t % ncb;
+      // kb innermost: the 3 column rows stay in L1 while dy rows come from L2.
+      const int64_t gg = t / (nkb * ncb), cb = (t / nkb) % ncb, kb = t % nkb;
       const int64_t k0 = gg * Kg + kb * 4, c0 = cb * 3;
       const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
       const int nr = static_cast<int>(std::min<int64_t>(3, CRS - c0));
@@ -216,7 +219,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
       for (int i = 0; i < mr; ++i) a[i] = dyk.data() + (k0 + i) * Lc;
       for (int j = 0; j < nr; ++j) b[j] = col.data() + (gg * CRS + c0 + j) * Lc;
       T part[12];
-      inner_tile_any<T, true>(mr, nr, a, b, 1, Lc / L, part);
+      inner_tile_any<T, true>(mr, nr, a, b, 1, Lc / L, 1, 0, 0, part);
       for (int i = 0; i < mr; ++i)
         for (int j = 0; j < nr; ++j) dw[(k0 + i) * CRS + c0 + j] += part[i * nr + j];
     }

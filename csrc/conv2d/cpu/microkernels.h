@@ -59,17 +59,27 @@ inline void inner_tile(const T* const* a, const T* const* b, int64_t st, int64_t
   }
 }
 
-// Runtime (mr, nr) -> compile-time tile, 1 <= mr <= 4, 1 <= nr <= 3.
+// Runtime (mr, nr) -> compile-time tile, 1 <= mr <= 4, 1 <= nr <= 3, summed
+// over nimg segments (A rows advance by astr, B rows by bstr per segment)
+// with vector accumulators, then reduced: res[i*nr + j] (overwritten).
 template <typename T, bool UNIT>
 inline void inner_tile_any(int mr, int nr, const T* const* a, const T* const* b, int64_t st,
-                           int64_t nvec, T* res /* [mr][nr], overwritten */) {
+                           int64_t nvec, int64_t nimg, int64_t astr, int64_t bstr, T* res) {
   using S = Simd<T>;
 #define CB_IT(MR, NR)                                                        \
   if (mr == MR && nr == NR) {                                                \
     typename S::V acc[MR][NR];                                               \
     for (int i = 0; i < MR; ++i)                                             \
       for (int j = 0; j < NR; ++j) acc[i][j] = S::zero();                    \
-    inner_tile<T, MR, NR, UNIT>(a, b, st, nvec, acc);                        \
+    const T* as[MR];                                                         \
+    const T* bs[NR];                                                         \
+    for (int i = 0; i < MR; ++i) as[i] = a[i];                               \
+    for (int j = 0; j < NR; ++j) bs[j] = b[j];                               \
+    for (int64_t n = 0; n < nimg; ++n) {                                     \
+      inner_tile<T, MR, NR, UNIT>(as, bs, st, nvec, acc);                    \
+      for (int i = 0; i < MR; ++i) as[i] += astr;                            \
+      for (int j = 0; j < NR; ++j) bs[j] += bstr;                            \
+    }                                                                        \
     for (int i = 0; i < MR; ++i)                                             \
       for (int j = 0; j < NR; ++j) res[i * NR + j] = S::hsum(acc[i][j]);     \
     return;                                                                  \

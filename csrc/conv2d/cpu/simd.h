@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#if defined(__FMA__) && defined(__AVX2__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -21,8 +21,21 @@ struct Simd {
   typedef T V __attribute__((vector_size(32)));
 
   static inline V zero() { return V{}; }
-  static inline V bcast(T x) { return V{} + x; }
+  static inline V bcast(T x) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return (V)_mm256_set1_ps(x);
+    else return (V)_mm256_set1_pd(x);
+#else
+    V v;  // (V{} + x would emit a real add of 0.0)
+    for (int i = 0; i < L; ++i) v[i] = x;
+    return v;
+#endif
+  }
   static inline V load(const T* p) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return (V)_mm256_loadu_ps(p);
+    else return (V)_mm256_loadu_pd(p);
+#endif
     V v;
     std::memcpy(&v, p, sizeof(V));
     return v;
