@@ -129,32 +129,35 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
-  std::fill(dw, dw + s.weight_numel(), T(0));
-  if (p.N == 0 || p.Ho == 0 || p.Wo == 0) return;
+  if (p.N == 0 || p.Ho == 0 || p.Wo == 0) {
+    std::fill(dw, dw + s.weight_numel(), T(0));
+    return;
+  }
   const int64_t Jr = round_up64(g.J, L);  // flattened dy rows, zero beyond Wo / J
   const int64_t per_image = (p.Ci * g.plane + p.Co * Jr) * int64_t(sizeof(T));
   // Chunk sized for L2: every tile re-reads the chunk's dy and input rows.
   const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
   const int64_t slack = p.sw * L + L;
-  const int64_t xsize = nb * p.Ci * g.plane;
-  Buffer<T> xb(xsize + slack), db(nb * p.Co * Jr);
-  std::fill(xb.data() + xsize, xb.data() + xsize + slack, T(0));
+  const int64_t xsize = nb * p.Ci * g.plane + slack, dsize = nb * p.Co * Jr;
+  const int64_t slots = wgrad_parts(p.N);
+  Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
   const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;
   const bool unit = p.sw == 1;
 
-#pragma omp parallel
-  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-    const int64_t nn = std::min(nb, p.N - n0);
-#pragma omp for schedule(static)
+  wgrad_batched(p.N, nb, s.weight_numel(), dw,
+                [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
+    T* xb = xbs.data() + slot * xsize;
+    T* db = dbs.data() + slot * dsize;
+    std::fill(xb + xsize - slack, xb + xsize, T(0));
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < nn * (p.Ci + p.Co); ++i) {
       const int64_t nl = i / (p.Ci + p.Co), c = i % (p.Ci + p.Co);
       if (c < p.Ci) {
-        pad_plane(p, g, x + ((n0 + nl) * p.Ci + c) * p.Hi * p.Wi,
-                  xb.data() + (nl * p.Ci + c) * g.plane);
+        pad_plane(p, g, x + ((n0 + nl) * p.Ci + c) * p.Hi * p.Wi, xb + (nl * p.Ci + c) * g.plane);
       } else {
         const int64_t k = c - p.Ci;
-        T* d = db.data() + (nl * p.Co + k) * Jr;
+        T* d = db + (nl * p.Co + k) * Jr;
         const T* src = dy + ((n0 + nl) * p.Co + k) * p.Ho * p.Wo;
         std::fill(d, d + Jr, T(0));
         for (int64_t ho = 0; ho < p.Ho; ++ho)
@@ -163,7 +166,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
     }
     // Tiles ordered with the output-channel block innermost: consecutive
     // tiles share the same shifted input rows (L1) and stream dy from L2.
-#pragma omp for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t t = 0; t < ntiles; ++t) {
       int64_t rem = t;
       const int64_t kb = rem % nkb; rem /= nkb;
@@ -176,8 +179,8 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
       const int64_t k0 = gg * Kg + kb * 4, s0 = sb * 3;
       const T* a[4];
       const T* b[3];
-      for (int i = 0; i < mr; ++i) a[i] = db.data() + (k0 + i) * Jr;
-      const T* xrow = xb.data() + (gg * Cg + c) * g.plane + r * p.dh * g.Wp;
+      for (int i = 0; i < mr; ++i) a[i] = db + (k0 + i) * Jr;
+      const T* xrow = xb + (gg * Cg + c) * g.plane + r * p.dh * g.Wp;
       for (int j = 0; j < nr; ++j) b[j] = xrow + (s0 + j) * p.dw;
       T part[12];
       if (unit)
@@ -186,9 +189,9 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
         inner_tile_any<T, false>(mr, nr, a, b, p.sw, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
       for (int i = 0; i < mr; ++i)
         for (int j = 0; j < nr; ++j)
-          dw[((k0 + i) * Cg + c) * RS + r * p.S + s0 + j] += part[i * nr + j];
+          out[((k0 + i) * Cg + c) * RS + r * p.S + s0 + j] += part[i * nr + j];
     }
-  }
+  });
 }
 
 #define CB_INSTANTIATE(T)                                                                   \

@@ -163,37 +163,44 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
-  std::fill(dw, dw + s.weight_numel(), T(0));
-  if (p.N == 0 || M == 0) return;
+  if (p.N == 0 || M == 0) {
+    std::fill(dw, dw + s.weight_numel(), T(0));
+    return;
+  }
   // Chunk so the dy rows (re-read for every group of 3 column rows) fit L2.
   const int64_t nb = images_per_chunk(p.N, p.Co * M * int64_t(sizeof(T)), 256 << 10);
   const int64_t Lmax = round_up64(nb * M, L);
-  Buffer<T> xb(nb * p.Ci * g.plane), col(p.G * CRS * Lmax), dyk(p.Co * Lmax);
+  const int64_t xsize = nb * p.Ci * g.plane, csize = p.G * CRS * Lmax, dsize = p.Co * Lmax;
+  const int64_t slots = wgrad_parts(p.N);
+  Buffer<T> xbs(slots * xsize), cols(slots * csize), dyks(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
   const int64_t ntiles = p.G * nkb * ncb;
 
-#pragma omp parallel
-  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-    const int64_t nn = std::min(nb, p.N - n0), Lc = round_up64(nn * M, L);
-#pragma omp for schedule(static)
+  wgrad_batched(p.N, nb, s.weight_numel(), dw,
+                [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
+    T* xb = xbs.data() + slot * xsize;
+    T* col = cols.data() + slot * csize;
+    T* dyk = dyks.data() + slot * dsize;
+    const int64_t Lc = round_up64(nn * M, L);
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < nn * p.Ci + p.Co; ++i) {
       if (i < nn * p.Ci) {
-        pad_plane(p, g, x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
+        pad_plane(p, g, x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb + i * g.plane);
       } else {  // dy rows of channel k for the chunk, batch folded into L
         const int64_t k = i - nn * p.Ci;
-        T* d = dyk.data() + k * Lc;
+        T* d = dyk + k * Lc;
         for (int64_t nl = 0; nl < nn; ++nl)
           std::memcpy(d + nl * M, dy + ((n0 + nl) * p.Co + k) * M, sizeof(T) * M);
         std::fill(d + nn * M, d + Lc, T(0));
       }
     }
-#pragma omp for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < p.G * CRS; ++i) {  // im2col rows
       const int64_t gg = i / CRS, crs = i % CRS;
       const int64_t c = crs / RS, r = (crs / p.S) % p.R, sx = crs % p.S;
-      T* d = col.data() + i * Lc;
+      T* d = col + i * Lc;
       for (int64_t nl = 0; nl < nn; ++nl) {
-        const T* src = xb.data() + (nl * p.Ci + gg * Cg + c) * g.plane + r * p.dh * g.Wp + sx * p.dw;
+        const T* src = xb + (nl * p.Ci + gg * Cg + c) * g.plane + r * p.dh * g.Wp + sx * p.dw;
         T* dn = d + nl * M;
         for (int64_t ho = 0; ho < p.Ho; ++ho) {
           const T* sr = src + ho * p.sh * g.Wp;
@@ -207,7 +214,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
       }
       std::fill(d + nn * M, d + Lc, T(0));
     }
-#pragma omp for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t t = 0; t < ntiles; ++t) {
       // kb innermost: the 3 column rows stay in L1 while dy rows come from L2.
       const int64_t gg = t / (nkb * ncb), cb = (t / nkb) % ncb, kb = t % nkb;
@@ -216,14 +223,14 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
       const int nr = static_cast<int>(std::min<int64_t>(3, CRS - c0));
       const T* a[4];
       const T* b[3];
-      for (int i = 0; i < mr; ++i) a[i] = dyk.data() + (k0 + i) * Lc;
-      for (int j = 0; j < nr; ++j) b[j] = col.data() + (gg * CRS + c0 + j) * Lc;
+      for (int i = 0; i < mr; ++i) a[i] = dyk + (k0 + i) * Lc;
+      for (int j = 0; j < nr; ++j) b[j] = col + (gg * CRS + c0 + j) * Lc;
       T part[12];
       inner_tile_any<T, true>(mr, nr, a, b, 1, Lc / L, 1, 0, 0, part);
       for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) dw[(k0 + i) * CRS + c0 + j] += part[i * nr + j];
+        for (int j = 0; j < nr; ++j) out[(k0 + i) * CRS + c0 + j] += part[i * nr + j];
     }
-  }
+  });
 }
 
 #define CB_INSTANTIATE(T)                                                                   \
