@@ -171,12 +171,17 @@ struct Buffer {
 // barrier is needed per chunk. A batch of one runs its chunks with the work
 // inside each chunk parallel instead.
 // chunk(slot, n0, nn, out, parallel) adds images [n0, n0+nn) into out;
-// slot < wgrad_parts(N) names the caller's workspace.
-inline int64_t wgrad_parts(int64_t N) { return std::max<int64_t>(1, std::min<int64_t>(N, 8)); }
+// slot < wgrad_parts(N, slot_bytes) names the caller's workspace (of
+// slot_bytes each; fewer parts when they are big).
+inline int64_t wgrad_parts(int64_t N, int64_t slot_bytes) {
+  const int64_t cap = std::max<int64_t>(1, (int64_t(256) << 20) / std::max<int64_t>(1, slot_bytes));
+  return std::max<int64_t>(1, std::min<int64_t>({N, 8, cap}));
+}
 
 template <typename T, typename ChunkFn>
-void wgrad_batched(int64_t N, int64_t nb, int64_t wn, T* dw, const ChunkFn& chunk) {
-  const int64_t parts = wgrad_parts(N);
+void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
+                   const ChunkFn& chunk) {
+  const int64_t parts = wgrad_parts(N, slot_bytes);
   if (parts == 1) {
     std::fill(dw, dw + wn, T(0));
     for (int64_t n0 = 0; n0 < N; n0 += nb) chunk(0, n0, std::min(nb, N - n0), dw, true);

@@ -139,13 +139,14 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
   const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
   const int64_t slack = p.sw * L + L;
   const int64_t xsize = nb * p.Ci * g.plane + slack, dsize = nb * p.Co * Jr;
-  const int64_t slots = wgrad_parts(p.N);
+  const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
+  const int64_t slots = wgrad_parts(p.N, slot_bytes);
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
   const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;
   const bool unit = p.sw == 1;
 
-  wgrad_batched(p.N, nb, s.weight_numel(), dw,
+  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
                 [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
     T* xb = xbs.data() + slot * xsize;
     T* db = dbs.data() + slot * dsize;
