@@ -173,6 +173,24 @@ def test_weight_grad_deterministic(algo):
 
 
 @pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("N", [1, 5, 37])
+def test_weight_grad_same_bits_for_any_thread_count(algo, N):
+    # torch shares the OpenMP runtime, so set_num_threads reaches our kernels.
+    case = Case(N, 6, 15, 15, 12, 3, 3, pad=(1, 1, 1, 1))
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(N))
+    old = torch.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2, 3):
+            torch.set_num_threads(nt)
+            outs.append(run_pass(BWD_W, ALGOS[algo], case, np.float64, x, w, b, dy))
+    finally:
+        torch.set_num_threads(old)
+    for o in outs[1:]:
+        assert np.array_equal(outs[0].view(np.uint64), o.view(np.uint64))
+
+
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
 def test_empty_batch(algo):
     case = Case(0, 3, 8, 8, 4, 3, 3)
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
