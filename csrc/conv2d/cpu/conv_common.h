@@ -153,13 +153,59 @@ inline int64_t images_per_chunk(int64_t N, int64_t bytes_per_image, int64_t budg
   return std::max<int64_t>(1, std::min(N, nb));
 }
 
-// 64-byte aligned scratch; uninitialised.
+// Per-thread cache of released scratch blocks. Workspaces are re-requested
+// with the same sizes call after call; fresh multi-MB allocations would be
+// returned to the OS by free() and page-fault again, which costs as much as
+// a small convolution. Keeps at most kCacheBlocks blocks per thread.
+struct ScratchCache {
+  static constexpr int kCacheBlocks = 8;
+  struct Block {
+    std::unique_ptr<unsigned char[]> mem;
+    size_t bytes = 0;
+  };
+  Block blocks[kCacheBlocks];
+
+  static ScratchCache& local() {
+    static thread_local ScratchCache cache;
+    return cache;
+  }
+  // Smallest cached block of at least `bytes`, else a new one.
+  Block take(size_t bytes) {
+    int best = -1;
+    for (int i = 0; i < kCacheBlocks; ++i)
+      if (blocks[i].mem && blocks[i].bytes >= bytes &&
+          (best < 0 || blocks[i].bytes < blocks[best].bytes))
+        best = i;
+    if (best >= 0) return std::move(blocks[best]);
+    Block b;
+    b.mem.reset(new unsigned char[bytes]);
+    b.bytes = bytes;
+    return b;
+  }
+  // Keeps the block, evicting the smallest cached one when full.
+  void give(Block b) {
+    if (b.bytes > (size_t(256) << 20)) return;  // huge one-offs go back to the OS
+    int slot = 0;
+    for (int i = 0; i < kCacheBlocks; ++i) {
+      if (!blocks[i].mem) { slot = i; break; }
+      if (blocks[i].bytes < blocks[slot].bytes) slot = i;
+    }
+    if (blocks[slot].mem && blocks[slot].bytes > b.bytes) return;  // b is freed
+    blocks[slot] = std::move(b);
+  }
+};
+
+// 64-byte aligned scratch; uninitialised; memory recycled per thread.
 template <typename T>
 struct Buffer {
-  std::unique_ptr<T[]> v;
-  explicit Buffer(int64_t n) : v(new T[static_cast<size_t>(n) + 64 / sizeof(T)]) {}
+  ScratchCache::Block block;
+  explicit Buffer(int64_t n)
+      : block(ScratchCache::local().take(sizeof(T) * static_cast<size_t>(n) + 64)) {}
+  ~Buffer() { ScratchCache::local().give(std::move(block)); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
   T* data() {
-    auto a = reinterpret_cast<uintptr_t>(v.get());
+    auto a = reinterpret_cast<uintptr_t>(block.mem.get());
     return reinterpret_cast<T*>((a + 63) & ~uintptr_t(63));
   }
 };

@@ -150,7 +150,9 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
                 [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
     T* xb = xbs.data() + slot * xsize;
     T* db = dbs.data() + slot * dsize;
-    std::fill(xb + xsize - slack, xb + xsize, T(0));
+    // Vector tails read just past the chunk's last plane (times zero dy):
+    // keep that memory finite.
+    std::fill(xb + nn * p.Ci * g.plane, xb + nn * p.Ci * g.plane + slack, T(0));
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < nn * (p.Ci + p.Co); ++i) {
       const int64_t nl = i / (p.Ci + p.Co), c = i % (p.Ci + p.Co);
