@@ -51,8 +51,24 @@ void direct_block(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const i
                   int64_t crs, const T* wk, int64_t ja, int64_t jb, T* y, const T* bias) {
   constexpr int W = NV * Simd<T>::L;
   alignas(64) T tile[MR * W];
+  const int64_t Cg = p.Cg(), RS = p.R * p.S;
+  // Padded rows holding data: [ph, ph + (Hi-1)*lh]; other rows are zero.
+  const int64_t row_lo = p.ph, row_hi = p.ph + (p.Hi - 1) * p.lh;
   for (int64_t j0 = ja; j0 < jb; j0 += W) {
-    outer_tile<T, MR, NV, true, UNIT>(crs, wk, xbase + p.sw * j0, offs, p.sw, tile);
+    // Kernel rows that read data for some output row of this tile.
+    const int64_t ha = j0 / g.Wq, hb = std::min(p.Ho - 1, (j0 + W - 1) / g.Wq);
+    int64_t r0 = 0, r1 = p.R - 1;
+    while (r0 <= r1 && hb * p.sh + r0 * p.dh < row_lo) ++r0;
+    while (r1 >= r0 && ha * p.sh + r1 * p.dh > row_hi) --r1;
+    if (p.Hi == 0) r1 = r0 - 1;
+    const int64_t nr = r1 - r0 + 1;
+    if (nr <= 0) {
+      std::fill(tile, tile + MR * W, T(0));
+    } else {
+      const int64_t i0 = r0 * p.S;
+      outer_tile<T, MR, NV, true, UNIT>(Cg, RS, nr * p.S, wk + i0 * MR, xbase + p.sw * j0,
+                                        offs + i0, p.sw, tile);
+    }
     write_flat_tile(tile, MR, W, j0, g.J, g.Wq, p.Wo, p.Ho * p.Wo, y, bias);
   }
 }

@@ -125,10 +125,10 @@ void gemm_forward_engine(const FwdProb<T>& p) {
               const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
               alignas(64) T tile[4 * NR];
               switch (mr) {
-                case 4: outer_tile<T, 4, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
-                case 3: outer_tile<T, 3, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
-                case 2: outer_tile<T, 2, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
-                default: outer_tile<T, 1, 3, false, true>(kc, wk, b, nullptr, 1, tile); break;
+                case 4: outer_tile<T, 4, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+                case 3: outer_tile<T, 3, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+                case 2: outer_tile<T, 2, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+                default: outer_tile<T, 1, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
               }
               // Scatter the panel's columns to their images.
               for (int64_t m = pm0; m < pm0 + nc;) {

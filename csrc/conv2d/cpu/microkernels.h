@@ -8,27 +8,34 @@
 namespace convbench {
 namespace CB_CPU_NS {
 
-// Outer-product tile: acc[m][v] += a[i*MR + m] * B_i[v*L .. v*L+L) for i < n,
-// where B_i = b + i*NV*L (packed GEMM panel, OFFS = false) or
-// B_i = b + offs[i] read with stride st (direct convolution, OFFS = true).
-// MR broadcasts + NV loads feed MR*NV FMAs per step.
+// Outer-product tile: acc[m][v] = sum_i a[i*MR + m] * B_i[v*L .. v*L+L) over
+// i in nseg segments of n steps, segment k covering i = k*seg + [0, n), where
+// B_i = b + i*NV*L (packed GEMM panel, OFFS = false) or B_i = b + offs[i]
+// read with stride st (direct convolution, OFFS = true; segments let it skip
+// kernel rows that only read padding). MR broadcasts + NV loads feed MR*NV
+// FMAs per step. out[m][v*L + lane] is overwritten.
 template <typename T, int MR, int NV, bool OFFS, bool UNIT>
-inline void outer_tile(int64_t n, const T* a, const T* b, const int64_t* offs, int64_t st,
-                       T* out) {
+inline void outer_tile(int64_t nseg, int64_t seg, int64_t n, const T* a, const T* b,
+                       const int64_t* offs, int64_t st, T* out) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L;
   V acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
-  for (int64_t i = 0; i < n; ++i) {
-    const T* bp = OFFS ? b + offs[i] : b + i * (NV * L);
-    V bv[NV];
-    for (int v = 0; v < NV; ++v)
-      bv[v] = UNIT ? S::load(bp + v * L) : S::load_strided(bp + v * L * st, st);
-    for (int m = 0; m < MR; ++m) {
-      const V am = S::bcast(a[i * MR + m]);
-      for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(am, bv[v], acc[m][v]);
+  for (int64_t k = 0; k < nseg; ++k) {
+    const T* ak = a + k * seg * MR;
+    const int64_t* ok = OFFS ? offs + k * seg : nullptr;
+    const T* bk = OFFS ? b : b + k * seg * (NV * L);
+    for (int64_t i = 0; i < n; ++i) {
+      const T* bp = OFFS ? bk + ok[i] : bk + i * (NV * L);
+      V bv[NV];
+      for (int v = 0; v < NV; ++v)
+        bv[v] = UNIT ? S::load(bp + v * L) : S::load_strided(bp + v * L * st, st);
+      for (int m = 0; m < MR; ++m) {
+        const V am = S::bcast(ak[i * MR + m]);
+        for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(am, bv[v], acc[m][v]);
+      }
     }
   }
   for (int m = 0; m < MR; ++m)
