@@ -54,7 +54,8 @@ void store_tile(const T* tile, int mr, int64_t W, int64_t ncols, T* y, int64_t l
 
 template <typename T>
 void gemm_forward_engine(const FwdProb<T>& p) {
-  constexpr int64_t NR = 3 * Simd<T>::L;
+  using S = Simd<T>;
+  constexpr int64_t L = S::L, NR = 3 * L;
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), CRS = Cg * p.R * p.S, M = p.Ho * p.Wo;
   Buffer<T> wpk(p.Co * CRS);
@@ -68,11 +69,11 @@ void gemm_forward_engine(const FwdProb<T>& p) {
   const int64_t BW = kNP * NR, nkb = ceil_div64(Kg, 4);
   const int64_t KC = std::min(kKC, CRS);
   const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
-  Buffer<T> xb(nb * p.Ci * g.plane);
+  Buffer<T> xb(nb * p.Ci * g.plane + Simd<T>::L);  // + over-read of vector copies
 
 #pragma omp parallel
   {
-    Buffer<T> bpk(KC * BW);
+    Buffer<T> bpk((KC + 1) * BW);
     std::vector<Run> runs;
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
       const int64_t nn = std::min(nb, p.N - n0);
@@ -98,18 +99,26 @@ void gemm_forward_engine(const FwdProb<T>& p) {
         }
         for (int64_t kc0 = 0; kc0 < CRS; kc0 += KC) {
           const int64_t kc = std::min(KC, CRS - kc0);
-          // im2col of columns [m0, m0+ncols) x rows [kc0, kc0+kc) into panels.
+          // im2col of columns [m0, m0+ncols) x rows [kc0, kc0+kc) into panels
+          // of kc+1 rows. Unit stride copies whole vectors: the overshoot of a
+          // run lands on columns written later in the same row, on the next
+          // row, or in the spare last row, and tail columns of a partial
+          // panel are never stored, so none of it is read as a result.
           T* bp = bpk.data();
-          if (ncols < npan * NR) std::fill(bp, bp + npan * kc * NR, T(0));
-          for (const Run& u : runs) {
-            const int64_t pan = u.t / NR, col = u.t % NR;
-            T* dst0 = bp + pan * kc * NR + col;
-            for (int64_t i = 0; i < kc; ++i) {
-              const T* src = xbase + offs[kc0 + i] + u.pos;
-              T* dst = dst0 + i * NR;
-              if (p.sw == 1) {
-                for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e];
-              } else {
+          const int64_t pst = (kc + 1) * NR;
+          for (int64_t i = 0; i < kc; ++i) {
+            const T* srow = xbase + offs[kc0 + i];
+            T* drow = bp + i * NR;
+            if (p.sw == 1) {
+              for (const Run& u : runs) {
+                const T* src = srow + u.pos;
+                T* dst = drow + (u.t / NR) * pst + u.t % NR;
+                for (int64_t e = 0; e < u.len; e += L) S::store(dst + e, S::load(src + e));
+              }
+            } else {
+              for (const Run& u : runs) {
+                const T* src = srow + u.pos;
+                T* dst = drow + (u.t / NR) * pst + u.t % NR;
                 for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e * p.sw];
               }
             }
@@ -117,7 +126,7 @@ void gemm_forward_engine(const FwdProb<T>& p) {
           // Panel outer (stays in L1), weight blocks inner (from L2).
           for (int64_t pan = 0; pan < npan; ++pan) {
             const int64_t pm0 = m0 + pan * NR, nc = std::min(NR, ncols - pan * NR);
-            const T* b = bp + pan * kc * NR;
+            const T* b = bp + pan * (kc + 1) * NR;
             for (int64_t kb = 0; kb < nkb; ++kb) {
               const int64_t k0 = kb * 4;
               const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
