@@ -142,6 +142,11 @@ FIXED = [
     Case(2, 8, 16, 16, 8, 3, 3, pad=(1, 1, 1, 1), groups=8),  # depthwise
     Case(1, 2, 5, 40, 3, 1, 3, stride=(1, 2), pad=(0, 0, 3, 3)),
     Case(2, 5, 8, 8, 7, 3, 3, pad=(3, 3, 3, 3), dil=(3, 3)),  # dilation larger than image
+    # >= 16 output channels per group on small outputs: Direct's channel-vectorised engine
+    Case(2, 16, 11, 9, 32, 3, 3, stride=(2, 1), pad=(1, 0, 2, 1), dil=(1, 2)),
+    Case(2, 8, 10, 10, 32, 3, 3, pad=(1, 1, 1, 1), groups=2, bias=False),
+    Case(1, 4, 13, 13, 16, 3, 3, stride=(2, 2)),
+    Case(3, 24, 6, 6, 24, 2, 2, pad=(1, 0, 0, 1)),
 ]
 
 

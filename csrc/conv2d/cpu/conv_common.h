@@ -251,5 +251,10 @@ void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
 }
 
 
+// Channel-vectorised direct engine (direct_kvec.cpp), chosen by Direct for
+// small outputs with many channels.
+template <typename T>
+void direct_kvec_engine(const FwdProb<T>& p);
+
 }  // namespace CB_CPU_NS
 }  // namespace convbench
