@@ -179,9 +179,10 @@ def test_weight_grad_deterministic(algo):
 
 @pytest.mark.parametrize("algo", ["direct", "im2col"])
 @pytest.mark.parametrize("N", [1, 5, 37])
-def test_weight_grad_same_bits_for_any_thread_count(algo, N):
+@pytest.mark.parametrize("C_", [6, 8])  # 8: Direct's channel-vectorised wgrad
+def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_):
     # torch shares the OpenMP runtime, so set_num_threads reaches our kernels.
-    case = Case(N, 6, 15, 15, 12, 3, 3, pad=(1, 1, 1, 1))
+    case = Case(N, C_, 15, 15, 12, 3, 3, pad=(1, 1, 1, 1))
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(N))
     old = torch.get_num_threads()
     try:

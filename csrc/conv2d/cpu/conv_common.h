@@ -255,6 +255,9 @@ void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
 // small outputs with many channels.
 template <typename T>
 void direct_kvec_engine(const FwdProb<T>& p);
+// Its weight-gradient counterpart; needs Kg % lanes == 0, unit input dilation.
+template <typename T>
+void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw);
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

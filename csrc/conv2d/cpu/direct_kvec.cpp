@@ -135,8 +135,121 @@ void direct_kvec_engine(const FwdProb<T>& p) {
   }
 }
 
+// Weight gradient, channel-vectorised: dW^T[(r,s,c) x Kg] accumulated as
+// outer products over output positions, x broadcast from the transposed
+// padded planes (an implicit im2col), dy rows transposed to [position][Kg].
+// No horizontal sums, no wasted positions. Batch handled by wgrad_batched
+// (fixed-order partials, bitwise reproducible).
+template <typename T, int MR, int NV>
+inline void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
+                            int64_t dstr, const T* xg, const T* dg, const int64_t* off,
+                            int64_t Kg, T* out) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  const int64_t Cg = p.Cg();
+  V acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
+  for (int64_t nl = 0; nl < nn; ++nl) {
+    const T* xi = xg + nl * xstr;
+    const T* di = dg + nl * dstr;
+    for (int64_t ho = 0; ho < p.Ho; ++ho) {
+      const T* xr[MR];
+      for (int m = 0; m < MR; ++m) xr[m] = xi + ho * p.sh * g.Wp * Cg + off[m];
+      const T* dr = di + ho * p.Wo * Kg;
+      const int64_t xs = p.sw * Cg;
+      for (int64_t wo = 0; wo < p.Wo; ++wo) {
+        V dv[NV];
+        for (int v = 0; v < NV; ++v) dv[v] = S::load(dr + wo * Kg + v * L);
+        for (int m = 0; m < MR; ++m) {
+          const V a = S::bcast(xr[m][wo * xs]);
+          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, dv[v], acc[m][v]);
+        }
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
+}
+
+template <typename T>
+void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
+  using S = Simd<T>;
+  constexpr int64_t L = S::L;
+  const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
+  const int64_t nvk = Kg / L;  // Kg is a multiple of L here
+  const int64_t gplane = g.plane * Cg, dplane = M * Kg;
+  const int64_t per_image = p.G * (gplane + dplane) * int64_t(sizeof(T));
+  const int64_t nb = images_per_chunk(p.N, per_image, 384 << 10);
+  const int64_t xsize = nb * p.G * gplane, dsize = nb * p.G * dplane;
+  const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
+  const int64_t slots = wgrad_parts(p.N, slot_bytes);
+  Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
+  // Tile rows: (r, s, c) triples in blocks of 6, as offsets into [Hp][Wp][Cg].
+  std::vector<int64_t> off(CRS), crs_of(CRS);
+  for (int64_t r = 0, i = 0; r < p.R; ++r)
+    for (int64_t sx = 0; sx < p.S; ++sx)
+      for (int64_t c = 0; c < Cg; ++c, ++i) {
+        off[i] = (r * p.dh * g.Wp + sx * p.dw) * Cg + c;
+        crs_of[i] = (c * p.R + r) * p.S + sx;
+      }
+  constexpr int MR = 6;
+  const int64_t nrb = ceil_div64(CRS, MR), nkv = ceil_div64(nvk, 2);
+  const int64_t ntiles = p.G * nrb * nkv;
+
+  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
+                [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
+    T* xb = xbs.data() + slot * xsize;
+    T* db = dbs.data() + slot * dsize;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < nn * p.G; ++i) {
+      const int64_t nl = i / p.G, gg = i % p.G;
+      T* d = xb + i * gplane;
+      std::memset(d, 0, sizeof(T) * gplane);
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* src = x + ((n0 + nl) * p.Ci + gg * Cg + c) * p.Hi * p.Wi;
+        for (int64_t hi = 0; hi < p.Hi; ++hi) {
+          const int64_t a = hi + p.ph;
+          if (a >= g.Hp) break;
+          const int64_t wend = std::min(p.Wi, g.Wp - p.pw);
+          for (int64_t wi = 0; wi < wend; ++wi) d[(a * g.Wp + wi + p.pw) * Cg + c] = src[hi * p.Wi + wi];
+        }
+      }
+      T* e = db + i * dplane;
+      for (int64_t k = 0; k < Kg; ++k) {
+        const T* src = dy + ((n0 + nl) * p.Co + gg * Kg + k) * M;
+        for (int64_t m = 0; m < M; ++m) e[m * Kg + k] = src[m];
+      }
+    }
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t t = 0; t < ntiles; ++t) {
+      const int64_t gg = t / (nrb * nkv), rb = (t / nkv) % nrb, kv = t % nkv;
+      const int64_t i0 = rb * MR, cnt = std::min<int64_t>(MR, CRS - i0);
+      int64_t o[MR];
+      for (int m = 0; m < MR; ++m) o[m] = off[i0 + std::min<int64_t>(m, cnt - 1)];
+      const int nv = static_cast<int>(std::min<int64_t>(2, nvk - 2 * kv));
+      const T* xg = xb + gg * gplane;
+      const T* dg = db + gg * dplane + 2 * kv * L;
+      alignas(64) T tile[MR * 2 * L];
+      if (nv == 2)
+        kvec_wgrad_tile<T, MR, 2>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
+      else
+        kvec_wgrad_tile<T, MR, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
+      const int64_t W = nv * L;
+      for (int m = 0; m < cnt; ++m)
+        for (int64_t kk = 0; kk < W; ++kk)
+          out[(gg * Kg + 2 * kv * L + kk) * CRS + crs_of[i0 + m]] += tile[m * W + kk];
+    }
+  });
+}
+
 template void direct_kvec_engine<float>(const FwdProb<float>&);
 template void direct_kvec_engine<double>(const FwdProb<double>&);
+template void direct_kvec_wgrad<float>(const Conv2dShape&, const float*, const float*, float*);
+template void direct_kvec_wgrad<double>(const Conv2dShape&, const double*, const double*, double*);
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench
