@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import convbench._C as C
 
 CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
-ALGOS = {"direct": 1, "im2col": 2}
+ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
 DTYPES = {np.float32: 0, np.float64: 1}
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -89,12 +89,12 @@ def make_data(case, dtype, rng):
     return x, w, b, dy
 
 
-def check_case(case, dtype, algos=("direct", "im2col"), seed=0):
+def check_case(case, dtype, algos=("direct", "im2col"), seed=0, passes=(FWD, BWD_IN, BWD_W)):
     rng = np.random.default_rng(seed)
     x, w, b, dy = make_data(case, dtype, rng)
     ref = reference(case, x, w, b, dy)
     for name in algos:
-        for pass_ in (FWD, BWD_IN, BWD_W):
+        for pass_ in passes:
             got = run_pass(pass_, ALGOS[name], case, dtype, x, w, b, dy)
             want, mag = ref[pass_]
             assert got.shape == want.shape
@@ -160,6 +160,35 @@ def test_fixed_cases(case, dtype):
 @pytest.mark.parametrize("case", random_cases(40, seed=1234), ids=repr)
 def test_random_cases(case, dtype):
     check_case(case, dtype, seed=hash(repr(case)) & 0xFFFF)
+
+
+# Winograd F(2x2,3x3): forward and input gradient of 3x3 / stride 1 / dilation 1.
+WINOGRAD = [
+    Case(2, 1, 32, 32, 16, 3, 3),
+    Case(3, 16, 15, 15, 32, 3, 3, pad=(1, 1, 1, 1)),   # odd output: partial tiles
+    Case(2, 6, 9, 12, 10, 3, 3, pad=(0, 2, 1, 0), groups=2, bias=False),
+    Case(1, 5, 3, 3, 7, 3, 3, pad=(2, 2, 2, 2)),        # input-gradient pad < 0 side
+    Case(4, 32, 7, 7, 32, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 3, 4, 20, 5, 3, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", WINOGRAD, ids=repr)
+def test_winograd(case, dtype):
+    check_case(case, dtype, algos=("winograd",), passes=(FWD, BWD_IN))
+
+
+@pytest.mark.parametrize("pass_, case", [
+    (BWD_W, Case(1, 2, 6, 6, 2, 3, 3)),
+    (FWD, Case(1, 2, 8, 8, 2, 5, 5)),
+    (FWD, Case(1, 2, 8, 8, 2, 3, 3, stride=(2, 2))),
+    (BWD_IN, Case(1, 2, 8, 8, 2, 3, 3, dil=(2, 2))),
+])
+def test_winograd_rejects_what_it_does_not_cover(pass_, case):
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="winograd"):
+        run_pass(pass_, ALGOS["winograd"], case, np.float64, x, w, b, dy)
 
 
 def test_full_batch_layer_float32():
