@@ -6,6 +6,9 @@
 // r*dh*Wp + s*dw. Weight gradient: inner products along the flattened
 // positions between dy rows and shifted input rows, 4 out x 3 kernel columns
 // per tile, summed over the batch in a fixed order (deterministic).
+// Where the flattened grid wastes >= 15% (small outputs) and there are at
+// least two vectors of output channels, both passes hand over to the
+// channel-vectorised engines in direct_kvec.cpp.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
