@@ -22,9 +22,11 @@ namespace {
 
 constexpr int64_t kChunkBytes = 1 << 20;
 
+// Taps (r, s) in [r0, r1] x [s0, s1] only: the others read padding for
+// every position of the tile.
 template <typename T, int MR, int NV>
-inline void kvec_tile(int64_t RS, int64_t Cg, const int64_t* offrs, const T* const* xp,
-                      const T* w, int64_t Kp, T* out) {
+inline void kvec_tile(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t S_, int64_t Cg,
+                      const int64_t* offrs, const T* const* xp, const T* w, int64_t Kp, T* out) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -32,20 +34,32 @@ inline void kvec_tile(int64_t RS, int64_t Cg, const int64_t* offrs, const T* con
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
   const T* xm[MR];
-  for (int rs = 0; rs < RS; ++rs) {
-    for (int m = 0; m < MR; ++m) xm[m] = xp[m] + offrs[rs];
-    const T* wr = w + rs * Cg * Kp;
-    for (int64_t c = 0; c < Cg; ++c) {
-      V wv[NV];
-      for (int v = 0; v < NV; ++v) wv[v] = S::load(wr + c * Kp + v * L);
-      for (int m = 0; m < MR; ++m) {
-        const V a = S::bcast(xm[m][c]);
-        for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, wv[v], acc[m][v]);
+  for (int64_t r = r0; r <= r1; ++r)
+    for (int64_t sx = s0; sx <= s1; ++sx) {
+      const int64_t rs = r * S_ + sx;
+      for (int m = 0; m < MR; ++m) xm[m] = xp[m] + offrs[rs];
+      const T* wr = w + rs * Cg * Kp;
+      for (int64_t c = 0; c < Cg; ++c) {
+        V wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = S::load(wr + c * Kp + v * L);
+        for (int m = 0; m < MR; ++m) {
+          const V a = S::bcast(xm[m][c]);
+          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, wv[v], acc[m][v]);
+        }
       }
     }
-  }
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
+}
+
+// Smallest / largest tap index t in [0, n) with some output o in [oa, ob]
+// reading a data row/column: lo <= o*st + t*dil <= hi. Empty: first > second.
+inline void tap_range(int64_t oa, int64_t ob, int64_t st, int64_t dil, int64_t n, int64_t lo,
+                      int64_t hi, int64_t& t0, int64_t& t1) {
+  t0 = 0;
+  t1 = n - 1;
+  while (t0 <= t1 && ob * st + t0 * dil < lo) ++t0;
+  while (t1 >= t0 && oa * st + t1 * dil > hi) --t1;
 }
 
 }  // namespace
@@ -119,10 +133,17 @@ void direct_kvec_engine(const FwdProb<T>& p) {
             const int64_t ho = mm / p.Wo, wo = mm % p.Wo;
             xp[m] = xbase + (ho * p.sh * g.Wp + wo * p.sw) * Cg;
           }
+          // Kernel taps that touch data for some position of the tile.
+          const int64_t ha = ma / p.Wo, hb = (ma + cnt - 1) / p.Wo;
+          const int64_t wa = ha == hb ? ma % p.Wo : 0, wb = ha == hb ? (ma + cnt - 1) % p.Wo : p.Wo - 1;
+          int64_t r0, r1, s0, s1;
+          tap_range(ha, hb, p.sh, p.dh, p.R, p.ph, p.ph + (p.Hi - 1) * p.lh, r0, r1);
+          tap_range(wa, wb, p.sw, p.dw, p.S, p.pw, p.pw + (p.Wi - 1) * p.lw, s0, s1);
+          if (p.Hi == 0 || p.Wi == 0) r1 = r0 - 1;
           if (nv == 2)
-            kvec_tile<T, 6, 2>(RS, Cg, offrs.data(), xp, w, Kp, tile);
+            kvec_tile<T, 6, 2>(r0, r1, s0, s1, p.S, Cg, offrs.data(), xp, w, Kp, tile);
           else
-            kvec_tile<T, 8, 1>(RS, Cg, offrs.data(), xp, w, Kp, tile);
+            kvec_tile<T, 8, 1>(r0, r1, s0, s1, p.S, Cg, offrs.data(), xp, w, Kp, tile);
           const int64_t W = nv * L;
           for (int64_t k = k0; k < k1; ++k) {
             const T bv = p.b ? p.b[gg * Kg + k] : T(0);
