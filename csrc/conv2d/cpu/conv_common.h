@@ -156,7 +156,7 @@ inline int64_t images_per_chunk(int64_t N, int64_t bytes_per_image, int64_t budg
 // Per-thread cache of released scratch blocks. Workspaces are re-requested
 // with the same sizes call after call; fresh multi-MB allocations would be
 // returned to the OS by free() and page-fault again, which costs as much as
-// a small convolution. Keeps at most kCacheBlocks blocks per thread.
+// a small convolution. Keeps at most kCacheBlocks blocks, 128 MiB, per thread.
 struct ScratchCache {
   static constexpr int kCacheBlocks = 8;
   struct Block {
@@ -182,16 +182,29 @@ struct ScratchCache {
     b.bytes = bytes;
     return b;
   }
-  // Keeps the block, evicting the smallest cached one when full.
+  // Keeps the block, evicting the smallest cached ones while the slots or
+  // the per-thread byte budget are exceeded.
   void give(Block b) {
-    if (b.bytes > (size_t(256) << 20)) return;  // huge one-offs go back to the OS
-    int slot = 0;
-    for (int i = 0; i < kCacheBlocks; ++i) {
-      if (!blocks[i].mem) { slot = i; break; }
-      if (blocks[i].bytes < blocks[slot].bytes) slot = i;
+    constexpr size_t kBudget = size_t(128) << 20;
+    if (b.bytes > kBudget) return;  // huge one-offs go back to the OS
+    for (;;) {
+      size_t total = b.bytes;
+      int free_slot = -1, smallest = -1;
+      for (int i = 0; i < kCacheBlocks; ++i) {
+        if (!blocks[i].mem) {
+          free_slot = i;
+          continue;
+        }
+        total += blocks[i].bytes;
+        if (smallest < 0 || blocks[i].bytes < blocks[smallest].bytes) smallest = i;
+      }
+      if (free_slot >= 0 && total <= kBudget) {
+        blocks[free_slot] = std::move(b);
+        return;
+      }
+      if (smallest < 0) return;
+      blocks[smallest] = Block{};  // evict, then retry
     }
-    if (blocks[slot].mem && blocks[slot].bytes > b.bytes) return;  // b is freed
-    blocks[slot] = std::move(b);
   }
 };
 
