@@ -3,15 +3,26 @@
 #pragma once
 #include "common/shapes.h"
 
+#define CB_DECLARE_CONV2D_CPU_ALGO(ALGO)                                                   \
+  template <typename T>                                                                    \
+  void conv2d_forward_##ALGO(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  template <typename T>                                                                    \
+  void conv2d_backward_input_##ALGO(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  template <typename T>                                                                    \
+  void conv2d_backward_weight_##ALGO(const Conv2dShape& s, const T* dy, const T* x, T* dw);
+
+// ALGO = direct (direct.cpp, direct_kvec.cpp) and im2col (im2col_gemm.cpp);
+// winograd (winograd.cpp): forward and input gradient of 3x3, stride 1,
+// dilation 1 layers only.
 #define CB_DECLARE_CONV2D_CPU_KERNELS(NS)                                                  \
   namespace convbench {                                                                    \
   namespace NS {                                                                           \
+  CB_DECLARE_CONV2D_CPU_ALGO(direct)                                                       \
+  CB_DECLARE_CONV2D_CPU_ALGO(im2col)                                                       \
   template <typename T>                                                                    \
-  void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
-  void conv2d_backward_input_direct(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
-  template <typename T>                                                                    \
-  void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x, T* dw); \
+  void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
   }                                                                                        \
   }
 

@@ -1,104 +1,235 @@
-// Direct convolution: the plain seven-loop definition, OpenMP over
-// independent output planes. The simple CPU baseline.
+// Direct convolution on zero-padded input planes, no im2col.
+// Forward (and input gradient, run as a forward problem, see conv_common.h):
+// output positions are flattened across rows (j = ho*Wq + wo), so one
+// register tile is 4 output channels x 24 consecutive positions (float)
+// whatever the image width, fed by unaligned loads at offsets c*plane +
+// r*dh*Wp + s*dw. Weight gradient: inner products along the flattened
+// positions between dy rows and shifted input rows, 4 out x 3 kernel columns
+// per tile, summed over the batch in a fixed order (deterministic).
+// Where the flattened grid wastes >= 15% (small outputs) and there are at
+// least two vectors of output channels, both passes hand over to the
+// channel-vectorised engines in direct_kvec.cpp.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "common/shapes.h"
+#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/microkernels.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
+namespace {
+
+constexpr int64_t kChunkBytes = 1 << 20;        // padded-input workspace per batch chunk
+constexpr int64_t kWgradChunkBytes = 384 << 10;  // weight gradient: about one L2
+
+// Copies the valid positions of a flattened tile (rows of width Wq, first
+// Wo valid) into y planes; tile[m][t] is position j0 + t of channel m.
 template <typename T>
-void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  const int64_t Cg = s.c_per_group(), Kg = s.k_per_group();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t k = 0; k < s.K; ++k) {
-      const int64_t g = k / Kg;
-      T* yp = y + (n * s.K + k) * s.P * s.Q;
-      for (int64_t i = 0; i < s.P * s.Q; ++i) yp[i] = b ? b[k] : T(0);
-      for (int64_t c = 0; c < Cg; ++c) {
-        const T* xp = x + (n * s.C + g * Cg + c) * s.H * s.W;
-        const T* wp = w + (k * Cg + c) * s.R * s.S;
-        for (int64_t r = 0; r < s.R; ++r) {
-          for (int64_t t = 0; t < s.S; ++t) {
-            const T wv = wp[r * s.S + t];
-            for (int64_t p = 0; p < s.P; ++p) {
-              const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-              if (h < 0 || h >= s.H) continue;
-              for (int64_t q = 0; q < s.Q; ++q) {
-                const int64_t ww = q * s.stride_w - s.pad_w + t * s.dil_w;
-                if (ww < 0 || ww >= s.W) continue;
-                yp[p * s.Q + q] += wv * xp[h * s.W + ww];
-              }
-            }
-          }
+void write_flat_tile(const T* tile, int mr, int64_t width, int64_t j0, int64_t J, int64_t Wq,
+                     int64_t Wo, int64_t HoWo, T* y, const T* bias) {
+  const int64_t jend = std::min(j0 + width, J);
+  int64_t j = j0;
+  while (j < jend) {
+    const int64_t ho = j / Wq, wo = j - ho * Wq;
+    const int64_t row_end = std::min(jend, ho * Wq + Wq);
+    if (wo < Wo) {
+      const int64_t len = std::min(row_end, ho * Wq + Wo) - j;
+      for (int m = 0; m < mr; ++m) {
+        const T bv = bias ? bias[m] : T(0);
+        const T* src = tile + m * width + (j - j0);
+        T* dst = y + m * HoWo + ho * Wo + wo;
+        for (int64_t i = 0; i < len; ++i) dst[i] = src[i] + bv;
+      }
+    }
+    j = row_end;
+  }
+}
+
+template <typename T, int MR, int NV, bool UNIT>
+void direct_block(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const int64_t* offs,
+                  int64_t crs, const T* wk, int64_t ja, int64_t jb, T* y, const T* bias) {
+  constexpr int W = NV * Simd<T>::L;
+  alignas(64) T tile[MR * W];
+  const int64_t Cg = p.Cg(), RS = p.R * p.S;
+  // Padded rows holding data: [ph, ph + (Hi-1)*lh]; other rows are zero.
+  const int64_t row_lo = p.ph, row_hi = p.ph + (p.Hi - 1) * p.lh;
+  for (int64_t j0 = ja; j0 < jb; j0 += W) {
+    // Kernel rows that read data for some output row of this tile.
+    const int64_t ha = j0 / g.Wq, hb = std::min(p.Ho - 1, (j0 + W - 1) / g.Wq);
+    int64_t r0 = 0, r1 = p.R - 1;
+    while (r0 <= r1 && hb * p.sh + r0 * p.dh < row_lo) ++r0;
+    while (r1 >= r0 && ha * p.sh + r1 * p.dh > row_hi) --r1;
+    if (p.Hi == 0) r1 = r0 - 1;
+    const int64_t nr = r1 - r0 + 1;
+    if (nr <= 0) {
+      std::fill(tile, tile + MR * W, T(0));
+    } else {
+      const int64_t i0 = r0 * p.S;
+      outer_tile<T, MR, NV, true, UNIT>(Cg, RS, nr * p.S, wk + i0 * MR, xbase + p.sw * j0,
+                                        offs + i0, p.sw, tile);
+    }
+    write_flat_tile(tile, MR, W, j0, g.J, g.Wq, p.Wo, p.Ho * p.Wo, y, bias);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void direct_forward_engine(const FwdProb<T>& p) {
+  constexpr int L = Simd<T>::L;
+  const PadGeom g = pad_geom(p);
+  {
+    // Flattened positions computed per useful one; past ~15% the
+    // channel-vectorised engine wins whenever its channel vectors are full
+    // (measured: 7x7..15x15 outputs with 16..128 channels, 1.1-1.6x).
+    const int64_t W = 3 * L;
+    const double waste = static_cast<double>(ceil_div64(g.J, W) * W) / (p.Ho * p.Wo);
+    if (p.Kg() >= 2 * L && p.Kg() % L == 0 && (waste >= 1.15 || p.sw != 1))
+      return direct_kvec_engine(p);
+  }
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS;
+  Buffer<T> wpk(p.Co * CRS);
+  pack_weights(p, 4, wpk.data());
+  std::vector<int64_t> offs(CRS);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        offs[(c * p.R + r) * p.S + s] = c * g.plane + r * p.dh * g.Wp + s * p.dw;
+
+  const int64_t JW = 12 * L;  // positions per task: a multiple of both tile widths
+  const int64_t njc = ceil_div64(g.J, JW), nkb = ceil_div64(Kg, 4);
+  const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
+  const int64_t slack = p.sw * 4 * L + L;  // over-read of the last tile
+  Buffer<T> xb(nb * p.Ci * g.plane + slack);
+  std::fill(xb.data() + nb * p.Ci * g.plane, xb.data() + nb * p.Ci * g.plane + slack, T(0));
+  const bool unit = p.sw == 1;
+
+#pragma omp parallel
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+    const int64_t nn = std::min(nb, p.N - n0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nn * p.Ci; ++i)
+      pad_plane(p, g, p.x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < nn * p.G * njc; ++t) {
+      const int64_t nl = t / (p.G * njc), gg = (t / njc) % p.G, jc = t % njc;
+      const T* xbase = xb.data() + (nl * p.Ci + gg * Cg) * g.plane;
+      const int64_t ja = jc * JW, jb = std::min(g.J, ja + JW);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = gg * Kg + kb * 4;
+        const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+        const T* wk = wpk.data() + k0 * CRS;
+        T* y = p.y + ((n0 + nl) * p.Co + k0) * p.Ho * p.Wo;
+        const T* bias = p.b ? p.b + k0 : nullptr;
+#define CB_DB(MR, NV)                                                                      \
+  (unit ? direct_block<T, MR, NV, true>(p, g, xbase, offs.data(), CRS, wk, ja, jb, y, bias) \
+        : direct_block<T, MR, NV, false>(p, g, xbase, offs.data(), CRS, wk, ja, jb, y, bias))
+        switch (mr) {
+          case 4: CB_DB(4, 3); break;
+          case 3: CB_DB(3, 4); break;
+          case 2: CB_DB(2, 4); break;
+          default: CB_DB(1, 4); break;
         }
+#undef CB_DB
       }
     }
   }
+}
+
+template <typename T>
+void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  direct_forward_engine(forward_problem(s, x, w, b, y));
 }
 
 template <typename T>
 void conv2d_backward_input_direct(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  const int64_t Cg = s.c_per_group(), Kg = s.k_per_group();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t c = 0; c < s.C; ++c) {
-      const int64_t g = c / Cg, cg = c % Cg;
-      T* dxp = dx + (n * s.C + c) * s.H * s.W;
-      std::fill(dxp, dxp + s.H * s.W, T(0));
-      for (int64_t k = g * Kg; k < (g + 1) * Kg; ++k) {
-        const T* dyp = dy + (n * s.K + k) * s.P * s.Q;
-        const T* wp = w + (k * Cg + cg) * s.R * s.S;
-        for (int64_t r = 0; r < s.R; ++r) {
-          for (int64_t t = 0; t < s.S; ++t) {
-            const T wv = wp[r * s.S + t];
-            for (int64_t p = 0; p < s.P; ++p) {
-              const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-              if (h < 0 || h >= s.H) continue;
-              for (int64_t q = 0; q < s.Q; ++q) {
-                const int64_t ww = q * s.stride_w - s.pad_w + t * s.dil_w;
-                if (ww < 0 || ww >= s.W) continue;
-                dxp[h * s.W + ww] += wv * dyp[p * s.Q + q];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  Buffer<T> wt(s.weight_numel());
+  direct_forward_engine(backward_input_problem(s, dy, w, wt.data(), dx));
 }
 
 template <typename T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
-  const int64_t Cg = s.c_per_group(), Kg = s.k_per_group();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t k = 0; k < s.K; ++k) {
-    for (int64_t c = 0; c < Cg; ++c) {
-      const int64_t g = k / Kg;
-      T* dwp = dw + (k * Cg + c) * s.R * s.S;
-      for (int64_t r = 0; r < s.R; ++r) {
-        for (int64_t t = 0; t < s.S; ++t) {
-          T acc = 0;
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* dyp = dy + (n * s.K + k) * s.P * s.Q;
-            const T* xp = x + (n * s.C + g * Cg + c) * s.H * s.W;
-            for (int64_t p = 0; p < s.P; ++p) {
-              const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-              if (h < 0 || h >= s.H) continue;
-              for (int64_t q = 0; q < s.Q; ++q) {
-                const int64_t ww = q * s.stride_w - s.pad_w + t * s.dil_w;
-                if (ww < 0 || ww >= s.W) continue;
-                acc += dyp[p * s.Q + q] * xp[h * s.W + ww];
-              }
-            }
-          }
-          dwp[r * s.S + t] = acc;
-        }
+  constexpr int L = Simd<T>::L;
+  const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
+  if (p.N == 0 || p.Ho == 0 || p.Wo == 0) {
+    std::fill(dw, dw + s.weight_numel(), T(0));
+    return;
+  }
+  {
+    // Same switch as the forward engine, plus >= 8 input channels (tiles hold
+    // 6 (r, s, c) rows; measured 1.05-2x over the flattened engine there).
+    const double waste = static_cast<double>(ceil_div64(g.J, 3 * L) * 3 * L) / (p.Ho * p.Wo);
+    if (Kg >= 2 * L && Kg % L == 0 && Cg >= 8 && (waste >= 1.15 || p.sw != 1))
+      return direct_kvec_wgrad(s, dy, x, dw);
+  }
+  const int64_t Jr = round_up64(g.J, L);  // flattened dy rows, zero beyond Wo / J
+  const int64_t per_image = (p.Ci * g.plane + p.Co * Jr) * int64_t(sizeof(T));
+  // Chunk sized for L2: every tile re-reads the chunk's dy and input rows.
+  const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
+  const int64_t slack = p.sw * L + L;
+  const int64_t xsize = nb * p.Ci * g.plane + slack, dsize = nb * p.Co * Jr;
+  const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
+  const int64_t slots = wgrad_parts(p.N, slot_bytes);
+  Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
+  const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
+  const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;
+  const bool unit = p.sw == 1;
+
+  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
+                [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
+    T* xb = xbs.data() + slot * xsize;
+    T* db = dbs.data() + slot * dsize;
+    // Vector tails read just past the chunk's last plane (times zero dy):
+    // keep that memory finite.
+    std::fill(xb + nn * p.Ci * g.plane, xb + nn * p.Ci * g.plane + slack, T(0));
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < nn * (p.Ci + p.Co); ++i) {
+      const int64_t nl = i / (p.Ci + p.Co), c = i % (p.Ci + p.Co);
+      if (c < p.Ci) {
+        pad_plane(p, g, x + ((n0 + nl) * p.Ci + c) * p.Hi * p.Wi, xb + (nl * p.Ci + c) * g.plane);
+      } else {
+        const int64_t k = c - p.Ci;
+        T* d = db + (nl * p.Co + k) * Jr;
+        const T* src = dy + ((n0 + nl) * p.Co + k) * p.Ho * p.Wo;
+        std::fill(d, d + Jr, T(0));
+        for (int64_t ho = 0; ho < p.Ho; ++ho)
+          std::memcpy(d + ho * g.Wq, src + ho * p.Wo, sizeof(T) * p.Wo);
       }
     }
-  }
+    // Tiles ordered with the output-channel block innermost: consecutive
+    // tiles share the same shifted input rows (L1) and stream dy from L2.
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t t = 0; t < ntiles; ++t) {
+      int64_t rem = t;
+      const int64_t kb = rem % nkb; rem /= nkb;
+      const int64_t sb = rem % nsb; rem /= nsb;
+      const int64_t r = rem % p.R; rem /= p.R;
+      const int64_t c = rem % Cg; rem /= Cg;
+      const int64_t gg = rem;
+      const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+      const int nr = static_cast<int>(std::min<int64_t>(3, p.S - sb * 3));
+      const int64_t k0 = gg * Kg + kb * 4, s0 = sb * 3;
+      const T* a[4];
+      const T* b[3];
+      for (int i = 0; i < mr; ++i) a[i] = db + (k0 + i) * Jr;
+      const T* xrow = xb + (gg * Cg + c) * g.plane + r * p.dh * g.Wp;
+      for (int j = 0; j < nr; ++j) b[j] = xrow + (s0 + j) * p.dw;
+      T part[12];
+      if (unit)
+        inner_tile_any<T, true>(mr, nr, a, b, 1, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
+      else
+        inner_tile_any<T, false>(mr, nr, a, b, p.sw, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j)
+          out[((k0 + i) * Cg + c) * RS + r * p.S + s0 + j] += part[i * nr + j];
+    }
+  });
 }
 
 #define CB_INSTANTIATE(T)                                                                   \

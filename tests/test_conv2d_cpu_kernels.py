@@ -1,0 +1,270 @@
+"""Kernel-level tests of the CPU conv2d kernels (convbench._C with NumPy arrays).
+
+Reference: torch.nn.functional.conv2d in float64 and its autograd gradients.
+Asymmetric padding is expressed the way the kernels see it (top/left pad plus
+P, Q) and, on the torch side, by F.pad before an unpadded conv.
+Tolerance: |ours - ref| <= rtol * mag, with mag the same computation on
+absolute values (sum of |terms|), the natural bound for a reordered sum:
+float64 rtol 1e-12, float32 rtol 1e-5 (long reductions stay below ~1e-6 here).
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convbench._C as C
+
+CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
+ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
+DTYPES = {np.float32: 0, np.float64: 1}
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def out_size(n, k, stride, pad_lo, pad_hi, dil):
+    return (n + pad_lo + pad_hi - dil * (k - 1) - 1) // stride + 1
+
+
+class Case:
+    def __init__(self, N, C_, H, W, K, R, S, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1),
+                 groups=1, bias=True):
+        self.N, self.C, self.H, self.W, self.K, self.R, self.S = N, C_, H, W, K, R, S
+        self.stride, self.pad, self.dil, self.groups, self.bias = stride, pad, dil, groups, bias
+        pt, pb, pl, pr = pad
+        self.P = out_size(H, R, stride[0], pt, pb, dil[0])
+        self.Q = out_size(W, S, stride[1], pl, pr, dil[1])
+
+    def shape16(self):
+        pt, _, pl, _ = self.pad
+        return [self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.P, self.Q,
+                self.stride[0], self.stride[1], pt, pl, self.dil[0], self.dil[1], self.groups]
+
+    def __repr__(self):
+        return (f"N{self.N} C{self.C} {self.H}x{self.W} K{self.K} {self.R}x{self.S} "
+                f"s{self.stride} p{self.pad} d{self.dil} g{self.groups} b{self.bias}")
+
+
+def torch_conv(case, x, w, b):
+    pt, pb, pl, pr = case.pad
+    return F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, case.stride, 0, case.dil, case.groups)
+
+
+def reference(case, x, w, b, dy):
+    """Forward, grad-input, grad-weight in float64 and their magnitudes."""
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float64))
+    xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
+    bt = t(b) if b is not None else None
+    y = torch_conv(case, xt, wt, bt)
+    dx, dw = torch.autograd.grad(y, (xt, wt), t(dy))
+    xa, wa = t(np.abs(x)).requires_grad_(), t(np.abs(w)).requires_grad_()
+    ba = t(np.abs(b)) if b is not None else None
+    ya = torch_conv(case, xa, wa, ba)
+    dxa, dwa = torch.autograd.grad(ya, (xa, wa), t(np.abs(dy)))
+    return [(y.detach().numpy(), ya.detach().numpy()), (dx.numpy(), dxa.numpy()),
+            (dw.numpy(), dwa.numpy())]
+
+
+def run_pass(pass_, algo, case, dtype, x, w, b, dy, fill=np.nan):
+    dt = DTYPES[dtype]
+    s16 = case.shape16()
+    if pass_ == FWD:
+        out = np.full((case.N, case.K, case.P, case.Q), fill, dtype)
+        C.conv2d_forward(CPU, 0, 0, dt, algo, s16, x.ctypes.data, w.ctypes.data,
+                         b.ctypes.data if b is not None else 0, out.ctypes.data)
+    elif pass_ == BWD_IN:
+        out = np.full(x.shape, fill, dtype)
+        C.conv2d_backward_input(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, w.ctypes.data,
+                                out.ctypes.data)
+    else:
+        out = np.full(w.shape, fill, dtype)
+        C.conv2d_backward_weight(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, x.ctypes.data,
+                                 out.ctypes.data)
+    return out
+
+
+def make_data(case, dtype, rng):
+    x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(dtype)
+    w = rng.standard_normal((case.K, case.C // case.groups, case.R, case.S)).astype(dtype)
+    b = rng.standard_normal(case.K).astype(dtype) if case.bias else None
+    dy = rng.standard_normal((case.N, case.K, case.P, case.Q)).astype(dtype)
+    return x, w, b, dy
+
+
+def check_case(case, dtype, algos=("direct", "im2col"), seed=0, passes=(FWD, BWD_IN, BWD_W)):
+    rng = np.random.default_rng(seed)
+    x, w, b, dy = make_data(case, dtype, rng)
+    ref = reference(case, x, w, b, dy)
+    for name in algos:
+        for pass_ in passes:
+            got = run_pass(pass_, ALGOS[name], case, dtype, x, w, b, dy)
+            want, mag = ref[pass_]
+            assert got.shape == want.shape
+            assert np.all(np.isfinite(got)), f"{name} pass {pass_} {case}: non-finite output"
+            err = np.abs(got.astype(np.float64) - want)
+            bound = RTOL[dtype] * (mag + np.finfo(np.float64).tiny)
+            bad = err > bound
+            assert not bad.any(), (
+                f"{name} pass {pass_} {dtype.__name__} {case}: {bad.sum()} elements off, "
+                f"max err/mag {np.max(err / (mag + 1e-300)):.3g}")
+
+
+def random_cases(count, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        groups = int(rng.choice([1, 1, 1, 2, 3]))
+        cg, kg = int(rng.integers(1, 6)), int(rng.integers(1, 7))
+        R, S = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = tuple(int(v) for v in rng.integers(0, 4, size=4))
+        H = int(rng.integers(1, 20)) + dil[0] * (R - 1)
+        W = int(rng.integers(1, 20)) + dil[1] * (S - 1)
+        case = Case(int(rng.integers(1, 4)), cg * groups, H, W, kg * groups, R, S, stride, pad,
+                    dil, groups, bool(rng.integers(0, 2)))
+        if case.P > 0 and case.Q > 0:
+            cases.append(case)
+    return cases
+
+
+# Homework-like layers (reduced batch) plus awkward corners.
+FIXED = [
+    Case(2, 1, 32, 32, 16, 3, 3),
+    Case(2, 3, 32, 32, 16, 3, 3, pad=(1, 1, 1, 1)),
+    Case(2, 16, 30, 30, 8, 5, 5),
+    Case(2, 8, 13, 13, 16, 7, 7),
+    Case(2, 16, 12, 12, 16, 5, 5, bias=False),
+    Case(1, 32, 7, 7, 32, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 64, 15, 15, 128, 3, 3),
+    Case(1, 1, 1, 1, 1, 1, 1),
+    Case(1, 4, 9, 11, 6, 3, 3, pad=(0, 1, 2, 0)),            # asymmetric ('same'-like)
+    Case(1, 4, 10, 10, 6, 4, 4, pad=(1, 2, 1, 2)),            # even kernel, 'same'
+    Case(3, 6, 17, 19, 9, 3, 5, stride=(2, 3), dil=(2, 1), groups=3),
+    Case(2, 8, 16, 16, 8, 3, 3, pad=(1, 1, 1, 1), groups=8),  # depthwise
+    Case(1, 2, 5, 40, 3, 1, 3, stride=(1, 2), pad=(0, 0, 3, 3)),
+    Case(2, 5, 8, 8, 7, 3, 3, pad=(3, 3, 3, 3), dil=(3, 3)),  # dilation larger than image
+    # >= 16 output channels per group on small outputs: Direct's channel-vectorised engine
+    Case(2, 16, 11, 9, 32, 3, 3, stride=(2, 1), pad=(1, 0, 2, 1), dil=(1, 2)),
+    Case(2, 8, 10, 10, 32, 3, 3, pad=(1, 1, 1, 1), groups=2, bias=False),
+    Case(1, 4, 13, 13, 16, 3, 3, stride=(2, 2)),
+    Case(3, 24, 6, 6, 24, 2, 2, pad=(1, 0, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", FIXED, ids=repr)
+def test_fixed_cases(case, dtype):
+    check_case(case, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", random_cases(40, seed=1234), ids=repr)
+def test_random_cases(case, dtype):
+    check_case(case, dtype, seed=hash(repr(case)) & 0xFFFF)
+
+
+# Winograd F(2x2,3x3): forward and input gradient of 3x3 / stride 1 / dilation 1.
+WINOGRAD = [
+    Case(2, 1, 32, 32, 16, 3, 3),
+    Case(3, 16, 15, 15, 32, 3, 3, pad=(1, 1, 1, 1)),   # odd output: partial tiles
+    Case(2, 6, 9, 12, 10, 3, 3, pad=(0, 2, 1, 0), groups=2, bias=False),
+    Case(1, 5, 3, 3, 7, 3, 3, pad=(2, 2, 2, 2)),        # input-gradient pad < 0 side
+    Case(4, 32, 7, 7, 32, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 3, 4, 20, 5, 3, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", WINOGRAD, ids=repr)
+def test_winograd(case, dtype):
+    check_case(case, dtype, algos=("winograd",), passes=(FWD, BWD_IN))
+
+
+@pytest.mark.parametrize("pass_, case", [
+    (BWD_W, Case(1, 2, 6, 6, 2, 3, 3)),
+    (FWD, Case(1, 2, 8, 8, 2, 5, 5)),
+    (FWD, Case(1, 2, 8, 8, 2, 3, 3, stride=(2, 2))),
+    (BWD_IN, Case(1, 2, 8, 8, 2, 3, 3, dil=(2, 2))),
+])
+def test_winograd_rejects_what_it_does_not_cover(pass_, case):
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="winograd"):
+        run_pass(pass_, ALGOS["winograd"], case, np.float64, x, w, b, dy)
+
+
+def test_full_batch_layer_float32():
+    check_case(Case(50, 3, 32, 32, 16, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+def test_weight_grad_deterministic(algo):
+    case = Case(37, 8, 20, 20, 16, 3, 3, pad=(1, 1, 1, 1))
+    rng = np.random.default_rng(7)
+    x, w, b, dy = make_data(case, np.float32, rng)
+    first = run_pass(BWD_W, ALGOS[algo], case, np.float32, x, w, b, dy)
+    for _ in range(3):
+        again = run_pass(BWD_W, ALGOS[algo], case, np.float32, x, w, b, dy)
+        assert np.array_equal(first.view(np.uint32), again.view(np.uint32))
+
+
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("N", [1, 5, 37])
+@pytest.mark.parametrize("C_", [6, 8])  # 8: Direct's channel-vectorised wgrad
+def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_):
+    # torch shares the OpenMP runtime, so set_num_threads reaches our kernels.
+    case = Case(N, C_, 15, 15, 12, 3, 3, pad=(1, 1, 1, 1))
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(N))
+    old = torch.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2, 3):
+            torch.set_num_threads(nt)
+            outs.append(run_pass(BWD_W, ALGOS[algo], case, np.float64, x, w, b, dy))
+    finally:
+        torch.set_num_threads(old)
+    for o in outs[1:]:
+        assert np.array_equal(outs[0].view(np.uint64), o.view(np.uint64))
+
+
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+def test_empty_batch(algo):
+    case = Case(0, 3, 8, 8, 4, 3, 3)
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
+    y = run_pass(FWD, ALGOS[algo], case, np.float64, x, w, b, dy)
+    assert y.size == 0
+    dw = run_pass(BWD_W, ALGOS[algo], case, np.float64, x, w, b, dy)
+    assert np.array_equal(dw, np.zeros_like(dw))
+
+
+def test_auto_and_algo_list():
+    algos = C.conv2d_algos(CPU)
+    assert set(ALGOS.values()) <= set(algos)
+    case = Case(2, 3, 12, 12, 5, 3, 3)
+    for pass_ in (FWD, BWD_IN, BWD_W):
+        for dt in DTYPES.values():
+            assert C.conv2d_choose_algo(CPU, pass_, dt, case.shape16()) in algos
+    check_case(case, np.float64, algos=())  # reference itself runs
+    rng = np.random.default_rng(3)
+    x, w, b, dy = make_data(case, np.float64, rng)
+    ref = reference(case, x, w, b, dy)
+    for pass_ in (FWD, BWD_IN, BWD_W):
+        got = run_pass(pass_, 0, case, np.float64, x, w, b, dy)
+        np.testing.assert_allclose(got, ref[pass_][0], rtol=0, atol=1e-12 * ref[pass_][1].max())
+
+
+@pytest.mark.parametrize("algo, name", [(3, "implicit_gemm"), (4, "winograd"), (5, "fused")])
+def test_unsupported_algo_names_it(algo, name):
+    case = Case(1, 2, 6, 6, 2, 3, 3)
+    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
+    if algo in C.conv2d_algos(CPU):
+        pytest.skip(f"{name} is implemented on the CPU")
+    with pytest.raises(ValueError, match=name):
+        run_pass(FWD, algo, case, np.float64, x, w, b, dy)
+
+
+def test_bad_dtype_rejected():
+    case = Case(1, 2, 6, 6, 2, 3, 3)
+    x, w, b, dy = make_data(case, np.float32, np.random.default_rng(0))
+    y = np.zeros((1, 2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="float32 and float64"):
+        C.conv2d_forward(CPU, 0, 0, 2, 1, case.shape16(), x.ctypes.data, w.ctypes.data,
+                         b.ctypes.data, y.ctypes.data)
