@@ -140,6 +140,20 @@ def test_emulated_conv2d_all_passes(lib, case, algo, dtype):
         assert rel_err(o, r) <= tol, name
 
 
+@pytest.mark.parametrize("algo", ["fused", "implicit_gemm"])
+@pytest.mark.parametrize("case", [(40, 1, 32, 32, 20, 3, 3, 1, 0, 1, 1, True),
+                                  (40, 20, 32, 32, 1, 3, 3, 1, 1, 1, 1, False),
+                                  (40, 2, 30, 31, 16, 2, 3, 1, 0, 1, 1, True)],
+                         ids=["oct32-fwd", "oct32-dgrad", "oct16"])
+def test_emulated_large_enough_for_wide_blocks(lib, case, algo):
+    # Enough pixels that the fused launcher keeps 128-thread blocks and
+    # 16/32-channel chunks (small problems get narrower ones).
+    x, w, b, dy, cfg = make(case, torch.float32)
+    for name, o, r in zip(("forward", "grad-input", "grad-weight"),
+                          conv_all(lib, x, w, b, dy, cfg, algo), torch_all(x, w, b, dy, cfg)):
+        assert rel_err(o, r) <= 1e-5, name
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_emulated_conv2d_half_types(lib, algo, dtype):

@@ -18,6 +18,8 @@ namespace cuda_conv {
 
 namespace {
 
+constexpr int kMaxThreads = 128;
+
 struct FusedDims {
   int N, G, R, S, RS, sh, sw, ph, pw, dh, dw;
   int Csrc, Hs, Ws;  // tensor read: x (forward) or dy (grad-input)
@@ -28,7 +30,7 @@ struct FusedDims {
 };
 
 template <typename T, bool kBackward, int OCT>
-__global__ void __launch_bounds__(128)
+__global__ void __launch_bounds__(kMaxThreads)
     fused_kernel(FusedDims d, const T* __restrict__ src, const T* __restrict__ w,
                  const T* __restrict__ bias, T* __restrict__ dst) {
   using A = acc_t<T>;
@@ -72,8 +74,11 @@ __global__ void __launch_bounds__(128)
         if (kBackward) {
           const int hp = hd + d.ph - r * d.dh;
           if (hp < 0) break;  // decreases with r
-          if (hp % d.sh) continue;
-          hs = hp / d.sh;
+          hs = hp;
+          if (d.sh != 1) {  // uniform branch: stride 1 skips the division
+            if (hp % d.sh) continue;
+            hs = hp / d.sh;
+          }
         } else {
           hs = hd * d.sh - d.ph + r * d.dh;
           if (hs < 0) continue;
@@ -84,8 +89,11 @@ __global__ void __launch_bounds__(128)
           if (kBackward) {
             const int wq = wd + d.pw - s * d.dw;
             if (wq < 0) break;
-            if (wq % d.sw) continue;
-            wsrc = wq / d.sw;
+            wsrc = wq;
+            if (d.sw != 1) {
+              if (wq % d.sw) continue;
+              wsrc = wq / d.sw;
+            }
           } else {
             wsrc = wd * d.sw - d.pw + s * d.dw;
             if (wsrc < 0) continue;
@@ -111,28 +119,39 @@ __global__ void __launch_bounds__(128)
   }
 }
 
-constexpr int kThreads = 128;
 constexpr int kSmemBudget = 16 * 1024;  // leaves room for several blocks per SM
+// Below this many blocks the grid leaves most of an A100/H100's SMs idle.
+constexpr int64_t kWantBlocks = 2 * 132;
 
 template <typename T, bool kBackward, int OCT>
-void launch_oct(FusedDims d, const T* src, const T* w, const T* bias, T* dst, cudaStream_t st) {
+void launch_oct(FusedDims d, int threads, const T* src, const T* w, const T* bias, T* dst,
+                cudaStream_t st) {
   using A = acc_t<T>;
   const int per_ci = d.RS * OCT * int(sizeof(A));
   d.CC = std::max(1, std::min(d.CI, kSmemBudget / per_ci));
   const size_t smem = size_t(d.CC) * per_ci;
   CB_CHECK(smem <= 48 * 1024, "conv2d: kernel of ", d.R, "x", d.S,
            " taps is too large for algo='fused'; use 'implicit_gemm' or 'direct'");
-  const dim3 grid(ceil_div(d.N * d.Hd * d.Wd, kThreads), ceil_div(d.OC, OCT), d.G);
-  fused_kernel<T, kBackward, OCT><<<grid, kThreads, smem, st>>>(d, src, w, bias, dst);
+  const dim3 grid(ceil_div(d.N * d.Hd * d.Wd, threads), ceil_div(d.OC, OCT), d.G);
+  fused_kernel<T, kBackward, OCT><<<grid, threads, smem, st>>>(d, src, w, bias, dst);
   CB_CUDA_CHECK_LAUNCH(kBackward ? "fused_kernel<backward_input>" : "fused_kernel<forward>");
 }
 
+// Widest channel chunk that fits the channel count (each input load feeds
+// OCT FMAs), but small layers (batch 50 of 8x8 maps is 3200 pixels) get
+// narrower blocks and chunks until the grid covers the SMs.
 template <typename T, bool kBackward>
 void launch_fused(const FusedDims& d, const T* src, const T* w, const T* bias, T* dst,
                   cudaStream_t st) {
-  if (d.OC <= 8) launch_oct<T, kBackward, 8>(d, src, w, bias, dst, st);
-  else if (d.OC <= 16) launch_oct<T, kBackward, 16>(d, src, w, bias, dst, st);
-  else launch_oct<T, kBackward, 32>(d, src, w, bias, dst, st);
+  const int64_t pixels = int64_t(d.N) * d.Hd * d.Wd;
+  int oct = d.OC <= 8 ? 8 : d.OC <= 16 ? 16 : 32;
+  int threads = kMaxThreads;
+  auto blocks = [&] { return ceil_div<int64_t>(pixels, threads) * ceil_div(d.OC, oct) * d.G; };
+  if (blocks() < kWantBlocks) threads = 64;
+  while (blocks() < kWantBlocks && oct > 8) oct /= 2;
+  if (oct == 8) launch_oct<T, kBackward, 8>(d, threads, src, w, bias, dst, st);
+  else if (oct == 16) launch_oct<T, kBackward, 16>(d, threads, src, w, bias, dst, st);
+  else launch_oct<T, kBackward, 32>(d, threads, src, w, bias, dst, st);
 }
 
 FusedDims common_dims(const Conv2dShape& s) {

@@ -235,6 +235,7 @@ __global__ void __launch_bounds__(256)
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= n) return;
   acc_t<T> s = 0;
+#pragma unroll 8  // independent loads in flight; the adds stay in split order
   for (int i = 0; i < splits; ++i) s += partial[int64_t(i) * n + e];
   dw[e] = from_acc<T>(s);
 }
@@ -292,8 +293,9 @@ void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
   const int64_t tiles_mn = int64_t(ceil_div(pb.M, BM)) * ceil_div(pb.NC, bn) * d.G;
   const int ktiles = ceil_div(pb.KR, BK);
   constexpr int64_t kTargetBlocks = 1024;  // a few waves on an A100/H100
+  constexpr int kMinTilesPerSplit = 8;      // keeps the serial reduce short
   int64_t want = std::max<int64_t>(1, kTargetBlocks / tiles_mn);
-  want = std::min<int64_t>({want, ktiles, 65535 / d.G});
+  want = std::min<int64_t>({want, std::max(1, ktiles / kMinTilesPerSplit), 65535 / d.G});
   const int tiles_per_split = ceil_div<int>(ktiles, int(want));
   const int splits = ceil_div(ktiles, tiles_per_split);
 
