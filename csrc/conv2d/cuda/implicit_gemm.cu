@@ -5,7 +5,8 @@
 //   grad-weight    rows (c,r,s) x cols k        reduce over (n,p,q), split-K
 // One block computes a BM x BN tile: BK-deep slices of both operands are staged
 // in shared memory (converted to the accumulator type once), and each thread
-// keeps a TM x TN register block. The decomposition of the reduction index
+// keeps a TM x TN register block; the next slice's loads overlap the current
+// slice's multiply (register prefetch into a second shared buffer). The decomposition of the reduction index
 // (divisions) is done once per slice into a small shared table, and once per
 // thread for its row, so the inner loops are adds, compares and loads.
 // 32-bit offsets: the dispatcher only sends shapes that pass fits_int32().
@@ -167,9 +168,13 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   constexpr int TX = BM / TM, TY = BN / TN, NT = TX * TY;
   static_assert(NT % BM == 0, "each thread loads one fixed A row");
   static_assert((BM * BK) % NT == 0 && (BK * BN) % NT == 0, "tiles split evenly");
-  __shared__ A As[BK][BM];
-  __shared__ A Bs[BK][BN + 1];
-  __shared__ int4 tab[BK];
+  constexpr int LA = BM * BK / NT, LB = BK * BN / NT;  // loads per thread per slice
+  // Two buffers of everything: while the block multiplies slice i out of one,
+  // its threads' loads of slice i+1 are in flight into registers, and the
+  // table of slice i+2 is built in the other; one barrier per slice.
+  __shared__ A As[2][BK][BM];
+  __shared__ A Bs[2][BK][BN + 1];
+  __shared__ int4 tab[2][BK];
 
   const int tid = threadIdx.x;
   const int g = blockIdx.z / splits, split = blockIdx.z % splits;
@@ -186,31 +191,52 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = A(0);
 
-  for (int kt = kt_begin; kt < kt_end; ++kt) {
-    if (tid < BK) tab[tid] = pb.kk(kt * BK + tid, g);
-    __syncthreads();
+  A ra[LA], rb[LB];
+  auto load_regs = [&](const int4* t) {
 #pragma unroll
-    for (int i = 0; i < BM * BK / NT; ++i) {
-      const int kl = tid / BM + i * (NT / BM);
-      As[kl][ml] = pb.load_a(row, tab[kl]);
-    }
+    for (int i = 0; i < LA; ++i) ra[i] = pb.load_a(row, t[tid / BM + i * (NT / BM)]);
 #pragma unroll
-    for (int i = 0; i < BK * BN / NT; ++i) {
-      const int e = tid + i * NT, kl = e % BK, jl = e / BK;
-      Bs[kl][jl] = pb.load_b(tab[kl], j0 + jl, g);
+    for (int i = 0; i < LB; ++i) {
+      const int e = tid + i * NT;
+      rb[i] = pb.load_b(t[e % BK], j0 + e / BK, g);
     }
+  };
+  auto store_regs = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < LA; ++i) As[buf][tid / BM + i * (NT / BM)][ml] = ra[i];
+#pragma unroll
+    for (int i = 0; i < LB; ++i) {
+      const int e = tid + i * NT;
+      Bs[buf][e % BK][e / BK] = rb[i];
+    }
+  };
+
+  if (kt_begin < kt_end) {
+    if (tid < BK) tab[0][tid] = pb.kk(kt_begin * BK + tid, g);
     __syncthreads();
+    load_regs(tab[0]);
+    store_regs(0);
+    if (tid < BK) tab[1][tid] = pb.kk((kt_begin + 1) * BK + tid, g);
+    __syncthreads();
+  }
+  for (int kt = kt_begin, buf = 0; kt < kt_end; ++kt, buf ^= 1) {
+    const bool next = kt + 1 < kt_end;
+    if (next) load_regs(tab[buf ^ 1]);
 #pragma unroll
     for (int kl = 0; kl < BK; ++kl) {
       A a[TM], b[TN];
 #pragma unroll
-      for (int i = 0; i < TM; ++i) a[i] = As[kl][tx + i * TX];
+      for (int i = 0; i < TM; ++i) a[i] = As[buf][kl][tx + i * TX];
 #pragma unroll
-      for (int j = 0; j < TN; ++j) b[j] = Bs[kl][ty + j * TY];
+      for (int j = 0; j < TN; ++j) b[j] = Bs[buf][kl][ty + j * TY];
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+    }
+    if (next) {
+      store_regs(buf ^ 1);  // slice kt-1 lived there; the last barrier retired it
+      if (tid < BK) tab[buf][tid] = pb.kk((kt + 2) * BK + tid, g);
     }
     __syncthreads();
   }
@@ -286,7 +312,8 @@ void igemm_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx,
 template <typename T>
 void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
                            cudaStream_t st) {
-  constexpr int BM = 64, BK = 32;
+  constexpr int BM = 64;
+  constexpr int BK = sizeof(acc_t<T>) == 8 ? 16 : 32;  // double buffers fit 48 KB
   const Dims d = make_dims(s);
   BackwardWeight<T> pb{d, dy, x, dw, nullptr, d.Cg * d.RS, d.Kg, d.N * d.PQ};
   const int bn = d.Kg <= 16 ? 16 : d.Kg <= 32 ? 32 : 64;
