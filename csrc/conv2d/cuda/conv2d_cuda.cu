@@ -40,12 +40,12 @@ Conv2dAlgo resolve(Conv2dAlgo algo, Conv2dPass pass, DType dtype, const Conv2dSh
                algo == Conv2dAlgo::Fused,
            "conv2d: algorithm '", algo_name(algo), "' is not implemented on CUDA");
   CB_CHECK(algo == Conv2dAlgo::Direct || fits_int32(s), "conv2d: algorithm '", algo_name(algo),
-           "' indexes with 32 bits and this problem has a tensor of 2^31 or more elements; "
-           "use algo='direct' or 'auto'");
+           "' indexes with 32 bits and needs every tensor under 2^31 elements, at most "
+           "4096 groups and 2^20 channels; use algo='direct' (64-bit) or 'auto'");
   return algo;
 }
 
-// The CUDA contract: run on `device`, never disturb the caller's device.
+// Kernels run on the caller's stream (torch's current stream), never the default one.
 cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
 
 template <typename T>
