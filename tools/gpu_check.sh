@@ -62,15 +62,21 @@ if [ "$sanitize" != 0 ]; then
     k+=" or nan_propagates or asymmetric or non_default_stream"
     subset=(-k "$k")
   fi
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+  if [ -z "$sanitizer" ]; then
+    echo "compute-sanitizer not found: sanitizer runs skipped"; status=1; sanitize=0
+  fi
+fi
+if [ "$sanitize" != 0 ]; then
   # Only our kernels (their names hold 'convbench'); torch's and cuDNN's run unchecked.
   filter=()
-  if compute-sanitizer --help 2>/dev/null | grep -q -- "--kernel-name"; then
+  if "$sanitizer" --help 2>/dev/null | grep -q -- "--kernel-name"; then
     filter=(--kernel-name kns=convbench)
   fi
   for tool in memcheck racecheck; do
     step "compute-sanitizer $tool ($sanitize) ${filter[*]}"
     timeout "${CONVBENCH_SANITIZE_TIMEOUT:-900}" \
-      compute-sanitizer --tool "$tool" --error-exitcode 17 "${filter[@]}" \
+      "$sanitizer" --tool "$tool" --error-exitcode 17 "${filter[@]}" \
       "$python" -m pytest -m cuda tests/test_cuda_ops.py -q -x -p no:cacheprovider "${subset[@]}" \
       2>&1 | tail -n 25 | tee "$outdir/sanitizer_$tool.txt"
     rc=${PIPESTATUS[0]}

@@ -125,6 +125,9 @@ def cudnn(pass_, x, w, b, dy, pad):
 
 
 def main(outdir):
+    if not torch.cuda.is_available() or not _C.cuda_compiled():
+        print("gpu_layer_table: needs a CUDA GPU and convbench built with CUDA")
+        return 1
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -185,7 +188,8 @@ def main(outdir):
     with open(os.path.join(outdir, "layers.md"), "w") as f:
         f.write(text + "\n")
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/gpu-layers")
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/gpu-layers"))
