@@ -8,18 +8,20 @@ GPU are what tests/test_cuda_ops.py and compute-sanitizer check on one.
 Shapes are small: the emulation runs every CUDA thread one after another.
 """
 import ctypes
+import importlib.util
 import os
 import random
 import shutil
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools", "cuda_emu"))
-import build as emu_build  # noqa: E402
+_spec = importlib.util.spec_from_file_location(
+    "convbench_cuda_emu_build", os.path.join(ROOT, "tools", "cuda_emu", "build.py"))
+emu_build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(emu_build)
 
 DTYPE_ID = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
 ALGO_ID = {"auto": 0, "direct": 1, "implicit_gemm": 3, "fused": 5}
