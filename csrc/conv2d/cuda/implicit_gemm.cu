@@ -266,6 +266,31 @@ __global__ void __launch_bounds__(256)
   dw[e] = from_acc<T>(s);
 }
 
+// Stream-ordered workspace (no device-wide sync, no cudaMalloc): freed on the
+// stream after the kernels that use it, also when a launch check throws.
+class StreamBuffer {
+ public:
+  explicit StreamBuffer(cudaStream_t st) : st_(st) {}
+  ~StreamBuffer() {
+    if (p_) cudaFreeAsync(p_, st_);
+  }
+  StreamBuffer(const StreamBuffer&) = delete;
+  StreamBuffer& operator=(const StreamBuffer&) = delete;
+  void* allocate(size_t bytes) {
+    CB_CUDA_CHECK(cudaMallocAsync(&p_, bytes, st_));
+    return p_;
+  }
+  void release() {
+    void* p = p_;
+    p_ = nullptr;
+    CB_CUDA_CHECK(cudaFreeAsync(p, st_));
+  }
+
+ private:
+  cudaStream_t st_;
+  void* p_ = nullptr;
+};
+
 template <typename T, int BM, int BN, int BK, int TM, int TN, class Prob>
 void launch(const Prob& pb, int groups, int splits, int tiles_per_split, cudaStream_t st,
             const char* name) {
@@ -326,10 +351,11 @@ void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
   const int tiles_per_split = ceil_div<int>(ktiles, int(want));
   const int splits = ceil_div(ktiles, tiles_per_split);
 
+  StreamBuffer workspace(st);
   acc_t<T>* partial = nullptr;
   if (splits > 1) {
     const size_t bytes = size_t(splits) * size_t(s.weight_numel()) * sizeof(acc_t<T>);
-    CB_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), bytes, st));
+    partial = static_cast<acc_t<T>*>(workspace.allocate(bytes));
     pb.partial = partial;
   }
   const char* name = "igemm_kernel<BackwardWeight>";
@@ -340,7 +366,7 @@ void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
     const int n = int(s.weight_numel());
     reduce_splits_kernel<T><<<ceil_div(n, 256), 256, 0, st>>>(partial, splits, n, dw);
     CB_CUDA_CHECK_LAUNCH("reduce_splits_kernel");
-    CB_CUDA_CHECK(cudaFreeAsync(partial, st));
+    workspace.release();
   }
 }
 
