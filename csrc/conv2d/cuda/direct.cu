@@ -1,0 +1,166 @@
+// Direct convolution on the GPU: the plain definition, one thread per output
+// element, 64-bit indices throughout. The correctness baseline every faster
+// algorithm is compared with, and the fallback for tensors past 2^31 elements.
+#include "conv2d/cuda/conv2d_cuda_common.cuh"
+
+namespace convbench {
+namespace cuda_conv {
+
+namespace {
+
+constexpr int kBlock = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+    direct_forward_kernel(Conv2dShape s, const T* __restrict__ x, const T* __restrict__ w,
+                          const T* __restrict__ b, T* __restrict__ y) {
+  using A = acc_t<T>;
+  const int64_t Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t total = s.N * s.K * s.P * s.Q;
+  // q fastest: a warp shares (n, k), so weight loads are broadcasts.
+  CB_GRID_STRIDE_LOOP(i, total) {
+    const int64_t q = i % s.Q;
+    int64_t t = i / s.Q;
+    const int64_t p = t % s.P;
+    t /= s.P;
+    const int64_t k = t % s.K;
+    const int64_t n = t / s.K;
+    const int64_t g = k / Kg;
+    const T* xn = x + (n * s.C + g * Cg) * s.H * s.W;
+    const T* wk = w + k * Cg * s.R * s.S;
+    const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
+    A acc = b ? to_acc<T>(b[k]) : A(0);
+    for (int64_t c = 0; c < Cg; ++c) {
+      for (int64_t r = 0; r < s.R; ++r) {
+        const int64_t h = h0 + r * s.dil_h;
+        if (h < 0 || h >= s.H) continue;
+        for (int64_t u = 0; u < s.S; ++u) {
+          const int64_t ww = w0 + u * s.dil_w;
+          if (ww < 0 || ww >= s.W) continue;
+          acc += to_acc<T>(xn[(c * s.H + h) * s.W + ww]) * to_acc<T>(wk[(c * s.R + r) * s.S + u]);
+        }
+      }
+    }
+    y[i] = from_acc<T>(acc);
+  }
+}
+
+// Gather form: each input pixel sums the outputs whose windows cover it, so
+// every dx element is written once (no atomics, deterministic).
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+    direct_backward_input_kernel(Conv2dShape s, const T* __restrict__ dy,
+                                 const T* __restrict__ w, T* __restrict__ dx) {
+  using A = acc_t<T>;
+  const int64_t Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t total = s.N * s.C * s.H * s.W;
+  CB_GRID_STRIDE_LOOP(i, total) {
+    const int64_t x_w = i % s.W;
+    int64_t t = i / s.W;
+    const int64_t h = t % s.H;
+    t /= s.H;
+    const int64_t c = t % s.C;
+    const int64_t n = t / s.C;
+    const int64_t g = c / Cg, cg = c % Cg;
+    A acc = 0;
+    for (int64_t k = g * Kg; k < (g + 1) * Kg; ++k) {
+      const T* dyk = dy + (n * s.K + k) * s.P * s.Q;
+      const T* wk = w + (k * Cg + cg) * s.R * s.S;
+      for (int64_t r = 0; r < s.R; ++r) {
+        const int64_t hp = h + s.pad_h - r * s.dil_h;
+        if (hp < 0) break;  // decreases with r
+        if (hp % s.stride_h) continue;
+        const int64_t p = hp / s.stride_h;
+        if (p >= s.P) continue;
+        for (int64_t u = 0; u < s.S; ++u) {
+          const int64_t wq = x_w + s.pad_w - u * s.dil_w;
+          if (wq < 0) break;
+          if (wq % s.stride_w) continue;
+          const int64_t q = wq / s.stride_w;
+          if (q >= s.Q) continue;
+          acc += to_acc<T>(dyk[p * s.Q + q]) * to_acc<T>(wk[r * s.S + u]);
+        }
+      }
+    }
+    dx[i] = from_acc<T>(acc);
+  }
+}
+
+// One block per weight element; its threads stride over N*P*Q and a fixed
+// shared-memory tree adds their partial sums: same bits on every run.
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+    direct_backward_weight_kernel(Conv2dShape s, const T* __restrict__ dy,
+                                  const T* __restrict__ x, T* __restrict__ dw) {
+  using A = acc_t<T>;
+  __shared__ A partial[kBlock];
+  const int64_t Cg = s.C / s.groups, Kg = s.K / s.groups;
+  const int64_t e = blockIdx.x;  // flat index into dw [K, Cg, R, S]
+  const int64_t u = e % s.S;
+  int64_t t = e / s.S;
+  const int64_t r = t % s.R;
+  t /= s.R;
+  const int64_t c = t % Cg;
+  const int64_t k = t / Cg;
+  const int64_t g = k / Kg;
+  const int64_t pq = s.P * s.Q, npq = s.N * pq;
+  A acc = 0;
+  for (int64_t j = threadIdx.x; j < npq; j += kBlock) {
+    const int64_t n = j / pq, rem = j % pq;
+    const int64_t p = rem / s.Q, q = rem % s.Q;
+    const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+    const int64_t ww = q * s.stride_w - s.pad_w + u * s.dil_w;
+    if (h < 0 || h >= s.H || ww < 0 || ww >= s.W) continue;
+    acc += to_acc<T>(dy[(n * s.K + k) * pq + rem]) *
+           to_acc<T>(x[((n * s.C + g * Cg + c) * s.H + h) * s.W + ww]);
+  }
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = kBlock / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dw[e] = from_acc<T>(partial[0]);
+}
+
+}  // namespace
+
+template <typename T>
+void direct_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y,
+                    cudaStream_t st) {
+  const int64_t n = s.output_numel();
+  direct_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, x, w, b, y);
+  CB_CUDA_CHECK_LAUNCH("direct_forward_kernel");
+}
+
+template <typename T>
+void direct_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx,
+                           cudaStream_t st) {
+  const int64_t n = s.input_numel();
+  direct_backward_input_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, dy, w, dx);
+  CB_CUDA_CHECK_LAUNCH("direct_backward_input_kernel");
+}
+
+template <typename T>
+void direct_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
+                            cudaStream_t st) {
+  const int64_t n = s.weight_numel();  // < 2^31 blocks: checked by the dispatcher
+  direct_backward_weight_kernel<T><<<static_cast<unsigned>(n), kBlock, 0, st>>>(s, dy, x, dw);
+  CB_CUDA_CHECK_LAUNCH("direct_backward_weight_kernel");
+}
+
+#define CB_INSTANTIATE(T)                                                                   \
+  template void direct_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*,     \
+                                  cudaStream_t);                                            \
+  template void direct_backward_input<T>(const Conv2dShape&, const T*, const T*, T*,        \
+                                         cudaStream_t);                                     \
+  template void direct_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*,       \
+                                          cudaStream_t);
+CB_INSTANTIATE(float)
+CB_INSTANTIATE(double)
+CB_INSTANTIATE(__half)
+CB_INSTANTIATE(__nv_bfloat16)
+#undef CB_INSTANTIATE
+
+}  // namespace cuda_conv
+}  // namespace convbench

@@ -1,0 +1,167 @@
+// max_pool2d on the GPU. Forward: one thread per output element, int64 flat
+// in-plane indices like torch (first maximum wins, NaN propagates). Backward
+// is a gather: each input element sums, in a fixed window order, the grads of
+// the outputs whose argmax points at it. Every dx element is written once,
+// with no atomics, so the result is deterministic even for overlapping
+// windows.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "common/check.h"
+#include "common/cuda_check.cuh"
+#include "maxpool2d/maxpool2d.h"
+
+namespace convbench {
+
+namespace {
+
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+
+template <typename T>
+__device__ __forceinline__ typename Acc<T>::type up(T v) {
+  return static_cast<typename Acc<T>::type>(v);
+}
+template <>
+__device__ __forceinline__ float up<__half>(__half v) {
+  return __half2float(v);
+}
+template <>
+__device__ __forceinline__ float up<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <typename T>
+__device__ __forceinline__ T down(typename Acc<T>::type v) {
+  return static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ __half down<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 down<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+constexpr int kBlock = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+    max_pool2d_forward_kernel(Pool2dShape s, const T* __restrict__ x, T* __restrict__ y,
+                              int64_t* __restrict__ indices) {
+  using A = typename Acc<T>::type;
+  const int64_t total = s.N * s.C * s.P * s.Q;
+  CB_GRID_STRIDE_LOOP(i, total) {
+    const int64_t q = i % s.Q;
+    int64_t t = i / s.Q;
+    const int64_t p = t % s.P;
+    const int64_t plane = t / s.P;
+    const T* xp = x + plane * s.H * s.W;
+    const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
+    A best = -INFINITY;  // the comparisons run in A; the stored value is x's own
+    T best_val = down<T>(best);
+    int64_t best_idx = -1;
+    for (int64_t r = 0; r < s.kernel_h; ++r) {
+      const int64_t h = h0 + r * s.dil_h;
+      if (h < 0 || h >= s.H) continue;
+      for (int64_t u = 0; u < s.kernel_w; ++u) {
+        const int64_t w = w0 + u * s.dil_w;
+        if (w < 0 || w >= s.W) continue;
+        const T raw = xp[h * s.W + w];
+        const A v = up<T>(raw);
+        if (best_idx < 0 || v > best || isnan(v)) {
+          best = v;
+          best_val = raw;
+          best_idx = h * s.W + w;
+          if (isnan(v)) goto done;
+        }
+      }
+    }
+  done:
+    y[i] = best_val;
+    indices[i] = best_idx;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kBlock)
+    max_pool2d_backward_kernel(Pool2dShape s, const T* __restrict__ dy,
+                               const int64_t* __restrict__ indices, T* __restrict__ dx) {
+  using A = typename Acc<T>::type;
+  const int64_t total = s.N * s.C * s.H * s.W;
+  const int64_t pq = s.P * s.Q;
+  CB_GRID_STRIDE_LOOP(i, total) {
+    const int64_t hw = i % (s.H * s.W);
+    const int64_t plane = i / (s.H * s.W);
+    const int64_t h = hw / s.W, w = hw % s.W;
+    // Windows p whose span [p*sh - ph, p*sh - ph + (kh-1)*dh] holds h.
+    const int64_t hn = h + s.pad_h, wn = w + s.pad_w;
+    const int64_t span_h = (s.kernel_h - 1) * s.dil_h, span_w = (s.kernel_w - 1) * s.dil_w;
+    const int64_t p_lo = hn >= span_h ? (hn - span_h + s.stride_h - 1) / s.stride_h : 0;
+    const int64_t p_hi = min(hn / s.stride_h, s.P - 1);
+    const int64_t q_lo = wn >= span_w ? (wn - span_w + s.stride_w - 1) / s.stride_w : 0;
+    const int64_t q_hi = min(wn / s.stride_w, s.Q - 1);
+    const int64_t* ip = indices + plane * pq;
+    const T* dyp = dy + plane * pq;
+    A acc = 0;
+    for (int64_t p = p_lo; p <= p_hi; ++p) {
+      for (int64_t q = q_lo; q <= q_hi; ++q) {
+        if (ip[p * s.Q + q] == hw) acc += up<T>(dyp[p * s.Q + q]);
+      }
+    }
+    dx[i] = down<T>(acc);
+  }
+}
+
+template <typename F>
+void dispatch_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    case DType::Float16: f(__half{}); return;
+    case DType::BFloat16: f(__nv_bfloat16{}); return;
+  }
+  CB_CHECK(false, "max_pool2d: unknown dtype id ", static_cast<int>(dtype));
+}
+
+}  // namespace
+
+void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, void* y,
+                             int64_t* indices, int device, void* stream) {
+  dispatch_dtype(dtype, [](auto) {});  // validates dtype before any early return
+  if (s.output_numel() == 0) return;
+  CudaDeviceGuard guard(device);
+  const auto st = static_cast<cudaStream_t>(stream);
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = s.output_numel();
+    max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+        s, static_cast<const T*>(x), static_cast<T*>(y), indices);
+    CB_CUDA_CHECK_LAUNCH("max_pool2d_forward_kernel");
+  });
+}
+
+void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
+                              const int64_t* indices, void* dx, int device, void* stream) {
+  dispatch_dtype(dtype, [](auto) {});
+  if (s.input_numel() == 0) return;
+  CudaDeviceGuard guard(device);
+  const auto st = static_cast<cudaStream_t>(stream);
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = s.input_numel();
+    max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+        s, static_cast<const T*>(dy), indices, static_cast<T*>(dx));
+    CB_CUDA_CHECK_LAUNCH("max_pool2d_backward_kernel");
+  });
+}
+
+}  // namespace convbench
