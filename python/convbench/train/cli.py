@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
                         "quick: convbench,torch). numpy trains the convs through the NumPy reference (slow)")
     p.add_argument("--algo", default="auto", help="convbench conv algorithm (auto, direct, im2col, ...)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
     p.add_argument("--seed", type=int, default=0, help="seed: runs are repeatable on CPU")
     p.add_argument("--out", default="convbench-results", help="output directory (default: %(default)s)")
     p.add_argument("--data-dir", help="directory with the MNIST / CIFAR-10 files")
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     if exp is None:
         print(f"error: unknown experiment {args.experiment!r}; one of: {', '.join(REGISTRY)}", file=sys.stderr)
         return 2
-    for opt in ("epochs", "runs", "batch_size", "subset"):
+    for opt in ("epochs", "runs", "batch_size", "subset", "threads"):
         v = getattr(args, opt)
         if v is not None and v < 1:
             print(f"error: --{opt.replace('_', '-')} must be positive, got {v}", file=sys.stderr)
@@ -91,6 +92,9 @@ def main(argv=None) -> int:
         if not torch.cuda.is_available():
             print("error: --device cuda but no CUDA device is usable by torch", file=sys.stderr)
             return 2
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
                    seed=args.seed, quick=args.quick, algo=args.algo)

@@ -26,7 +26,7 @@ def lines(series, path, title, xlabel="step", ylabel="", logy=False) -> Path:
     """series: list of (label, x, y)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, x, y in series:
-        ax.plot(x, y, label=label, lw=1.2)
+        ax.plot(x, y, label=label, lw=1.2, marker="o" if len(x) <= 30 else None, ms=3)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logy:
         ax.set_yscale("log")
@@ -45,7 +45,7 @@ def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2) -> P
     for i, (ptitle, series) in enumerate(panel_series):
         ax = axes[i // ncols][i % ncols]
         for label, x, y in series:
-            ax.plot(x, y, label=label, lw=1.1)
+            ax.plot(x, y, label=label, lw=1.1, marker="o" if len(x) <= 30 else None, ms=3)
         ax.set(title=ptitle, xlabel=xlabel, ylabel=(ylabels[i] if ylabels else ""))
         ax.grid(alpha=0.3)
         if series:

@@ -109,7 +109,7 @@ def timing_rows(records):
     for r in records:
         base = r["tags"].get("base", r["key"])
         ref = torch_time.get(base)
-        rows.append({"run": base, "model": r["model"], "backend": r["backend"],
+        rows.append({"run": r["tags"].get("name", base), "model": r["model"], "backend": r["backend"],
                      "test_acc": r["test_acc"], "time_per_epoch": r["time_per_epoch"],
                      "vs_torch": (r["time_per_epoch"] / ref) if ref else None})
     return rows
@@ -128,10 +128,10 @@ def _write_summary(exp, opts, ctx, header, records, final):
 
 
 def format_table(rows) -> str:
-    head = f"{'run':<24} {'backend':<14} {'test acc %':>10} {'s/epoch':>9} {'vs torch':>9}"
+    head = f"{'run':<28} {'backend':<14} {'test acc %':>10} {'s/epoch':>9} {'vs torch':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = "" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
-        lines.append(f"{r['run'][:24]:<24} {r['backend']:<14} {r['test_acc']:>10.2f} "
+        lines.append(f"{r['run'][:28]:<28} {r['backend']:<14} {r['test_acc']:>10.2f} "
                      f"{r['time_per_epoch']:>9.3f} {ratio:>9}")
     return "\n".join(lines)
