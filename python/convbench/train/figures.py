@@ -1,0 +1,188 @@
+"""The figures of the reports, as PNG (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    """Render to a temporary name and rename, so a figure on disk is always complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def lines(series, path, title, xlabel="step", ylabel="", logy=False) -> Path:
+    """series: list of (label, x, y)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, x, y in series:
+        ax.plot(x, y, label=label, lw=1.2, marker="o" if len(x) <= 30 else None, ms=3)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2) -> Path:
+    """Several `lines` plots side by side: panel_series = list of (panel title, series)."""
+    n = len(panel_series)
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    for i, (ptitle, series) in enumerate(panel_series):
+        ax = axes[i // ncols][i % ncols]
+        for label, x, y in series:
+            ax.plot(x, y, label=label, lw=1.1, marker="o" if len(x) <= 30 else None, ms=3)
+        ax.set(title=ptitle, xlabel=xlabel, ylabel=(ylabels[i] if ylabels else ""))
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=7)
+    for j in range(n, nrows * ncols):
+        axes[j // ncols][j % ncols].axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def epoch_curves(rec, path, title, subtitle) -> Path:
+    """1RT720 style: per-epoch training/test cost and accuracy, hyper-parameters in the subtitle."""
+    e = rec["epochs"]
+    x = np.arange(1, len(e["train_loss"]) + 1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(x, e["train_loss"], label="train")
+    if e.get("test_loss"):
+        a.plot(x, e["test_loss"], label="test")
+    b.plot(x, e["train_acc"], label="train")
+    if e.get("test_acc"):
+        b.plot(x, e["test_acc"], label="test")
+    a.set(xlabel="epoch", ylabel="cost (cross-entropy)")
+    b.set(xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def bars(labels, values, path, title, ylabel="", fmt="{:.1f}") -> Path:
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 4))
+    pos = np.arange(len(labels))
+    ax.bar(pos, values, color="tab:blue")
+    for p, v in zip(pos, values):
+        ax.text(p, v, fmt.format(v), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    return _save(fig, path)
+
+
+def grouped_bars(groups, series, path, title, ylabel="") -> Path:
+    """groups: x labels; series: dict label -> values (one per group; None = missing)."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(groups) + 2), 4))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, vals) in enumerate(series.items()):
+        pos = np.arange(len(groups)) + i * width
+        ax.bar(pos, [np.nan if v is None else v for v in vals], width, label=label)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2)
+    ax.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend()
+    return _save(fig, path)
+
+
+def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray", ncols=None) -> Path:
+    """images: array [rows, cols, H, W] (or [n, H, W] laid out in ncols columns)."""
+    imgs = np.asarray(images, dtype=np.float64)
+    if imgs.ndim == 3:
+        n = len(imgs)
+        ncols = ncols or int(np.ceil(np.sqrt(n)))
+        rows = (n + ncols - 1) // ncols
+        pad = np.full((rows * ncols - n, *imgs.shape[1:]), np.nan)
+        imgs = np.concatenate([imgs, pad]).reshape(rows, ncols, *imgs.shape[1:])
+    rows, cols = imgs.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if np.isfinite(imgs[r, c]).any():
+                ax.imshow(imgs[r, c], cmap=cmap)
+            if col_labels is not None and r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=7)
+            if row_labels is not None and c == 0 and r < len(row_labels):
+                ax.text(-0.1, 0.5, row_labels[r], transform=ax.transAxes, ha="right", va="center",
+                        fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def weight_grid(weights, input_shape, path, title) -> Path:
+    """First-layer weights as images: conv filters [K, C, kh, kw] (channels averaged, as the M124
+    report merges them), or Linear rows [out, C*H*W] reshaped to the input image."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 4:
+        imgs = w.mean(axis=1)
+    else:
+        c, h, wd = input_shape
+        imgs = w.reshape(len(w), c, h, wd).mean(axis=1)
+    return image_grid(imgs, path, title, cmap="viridis")
+
+
+def confusion(cm, classes, path, title) -> Path:
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)))
+    ax.set_yticks(range(len(classes)))
+    ax.set_xticklabels(classes, fontsize=8)
+    ax.set_yticklabels(classes, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, path)
+
+
+def misclassified(items, classes, path, title) -> Path:
+    imgs = [np.asarray(it["image"]).mean(axis=0) for it in items]
+    labels = [f"true {classes[it['label']]} / pred {classes[it['pred']]}" for it in items]
+    if not imgs:
+        imgs, labels = [np.zeros((2, 2))], ["none misclassified"]
+    fig, axes = plt.subplots(1, len(imgs), figsize=(1.6 * len(imgs) + 0.4, 2.2), squeeze=False)
+    for ax, im, lab in zip(axes[0], imgs, labels):
+        ax.imshow(im, cmap="gray")
+        ax.set_title(lab, fontsize=6)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def scatter_val_train(series, path, title) -> Path:
+    """EE449 validation-vs-training accuracy: one trajectory per network."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi = 100.0, 0.0
+    for label, tr, va in series:
+        ax.plot(tr, va, ".-", ms=3, lw=0.8, label=label)
+        if len(tr):
+            lo, hi = min(lo, min(tr), min(va)), max(hi, max(tr), max(va))
+    if hi > lo:
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="val = train")
+    ax.set(xlabel="training accuracy (%)", ylabel="validation accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

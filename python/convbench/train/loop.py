@@ -1,0 +1,154 @@
+"""One training run: build the network, train it, record what the spec records, time the epochs.
+
+Timing: `epoch_times` is the wall time of the training steps of each epoch (forward, backward,
+optimiser step), with the recording evaluations excluded so that backends are compared on training
+work alone; `epoch_wall` includes everything.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import models
+from ..data import DataBundle, batches
+from .config import RunConfig
+
+EVAL_BATCH = 1000
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_optimizer(cfg: RunConfig, params, lr: float):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd' or 'adam'")
+
+
+@torch.no_grad()
+def evaluate(model, split, device, confusion_classes: Optional[int] = None):
+    """(mean loss, accuracy %, confusion matrix or None, predictions) over a whole split."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, preds = 0.0, 0, []
+    for x, y in batches(split, EVAL_BATCH):
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
+        p = out.argmax(1)
+        correct += int((p == y).sum())
+        preds.append(p.cpu())
+    model.train(was_training)
+    n = max(len(split), 1)
+    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    cm = None
+    if confusion_classes:
+        cm = torch.zeros(confusion_classes, confusion_classes, dtype=torch.long)
+        cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
+    return loss_sum / n, 100.0 * correct / n, cm, pred
+
+
+def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
+    """Train one network per cfg on data; returns a JSON-ready record. `progress(n)` (optional) is
+    called after every training step (the CLI passes a tqdm bar's update)."""
+    device = torch.device(cfg.device)
+    c, h, w = data.input_shape
+    torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every backend
+    model = models.build(cfg.model, backend=cfg.backend, activation=cfg.activation, in_channels=c,
+                         image_size=h if h == w else None, num_classes=data.num_classes,
+                         algo=cfg.algo).to(device)
+    first = model.first_layer_weight()
+    lrs = list(cfg.lr_schedule) or [cfg.lr]
+    lr_index = 0
+    opt = make_optimizer(cfg, model.parameters(), lrs[0])
+    gen = torch.Generator().manual_seed(cfg.seed)  # shuffling order, identical across backends
+
+    steps, loss_c, tacc_c, vacc_c, grad_c = [], [], [], [], []
+    ep = {k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "val_acc", "lr")}
+    epoch_times, epoch_wall, lr_changes = [], [], []
+    win_loss, win_correct, win_n = 0.0, 0, 0
+    best_val, step = -1.0, 0
+    eval_split = data.val if data.val is not None else data.test
+    model.train()
+    for epoch in range(cfg.epochs):
+        t_epoch, t_train = time.perf_counter(), 0.0
+        e_loss, e_correct, e_n = 0.0, 0, 0
+        for x, y in batches(data.train, cfg.batch_size, shuffle=True, generator=gen):
+            x, y = x.to(device), y.to(device)
+            _sync(device)
+            t0 = time.perf_counter()
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            record_now = cfg.record == "steps" and (step + 1) % cfg.record_every == 0
+            gnorm = float(first.grad.norm()) if (record_now and cfg.grad_norm) else None
+            opt.step()
+            _sync(device)
+            t_train += time.perf_counter() - t0
+            step += 1
+            lv, corr, n = float(loss.detach()), int((out.argmax(1) == y).sum()), len(y)
+            win_loss += lv * n
+            win_correct, win_n = win_correct + corr, win_n + n
+            e_loss, e_correct, e_n = e_loss + lv * n, e_correct + corr, e_n + n
+            if record_now:  # mean over the last record_every steps; val acc on the whole split
+                steps.append(step)
+                loss_c.append(win_loss / win_n)
+                tacc_c.append(100.0 * win_correct / win_n)
+                vacc_c.append(evaluate(model, eval_split, device)[1])
+                if gnorm is not None:
+                    grad_c.append(gnorm)
+                win_loss, win_correct, win_n = 0.0, 0, 0
+            if progress is not None:
+                progress(1)
+        epoch_times.append(t_train)
+        ep["lr"].append(lrs[lr_index])
+        ep["train_loss"].append(e_loss / max(e_n, 1))
+        ep["train_acc"].append(100.0 * e_correct / max(e_n, 1))
+        if cfg.record == "epochs":
+            tl, ta, _, _ = evaluate(model, data.test, device)
+            ep["test_loss"].append(tl)
+            ep["test_acc"].append(ta)
+        if len(lrs) > 1:
+            # plateau schedule (EE449 part 5): move to the next lr when val acc stops improving
+            va = evaluate(model, eval_split, device)[1]
+            ep["val_acc"].append(va)
+            if va <= best_val and lr_index + 1 < len(lrs):
+                lr_index += 1
+                for g in opt.param_groups:
+                    g["lr"] = lrs[lr_index]
+                lr_changes.append({"epoch": epoch + 1, "step": step, "lr": lrs[lr_index]})
+            best_val = max(best_val, va)
+        epoch_wall.append(time.perf_counter() - t_epoch)
+
+    test_loss, test_acc, cm, pred = evaluate(model, data.test, device,
+                                             data.num_classes if cfg.confusion else None)
+    rec = {
+        "key": cfg.key, "model": cfg.model, "backend": cfg.backend, "tags": dict(cfg.tags),
+        "test_acc": test_acc, "test_loss": test_loss,
+        "epoch_times": epoch_times, "epoch_wall": epoch_wall,
+        "time_per_epoch": min(epoch_times) if epoch_times else None,
+        "total_time": sum(epoch_wall),
+        "epochs": {k: v for k, v in ep.items() if v},
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "weights": first.detach().cpu().tolist(),
+    }
+    if cfg.record == "steps":
+        rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c, val_acc_curve=vacc_c)
+        if cfg.grad_norm:
+            rec["grad_curve"] = grad_c
+    if lr_changes:
+        rec["lr_changes"] = lr_changes
+    if cm is not None:
+        wrong = torch.nonzero(pred != data.test.y).flatten()[:10]
+        rec["confusion_matrix"] = cm.tolist()
+        rec["misclassified"] = [{"index": int(i), "label": int(data.test.y[i]), "pred": int(pred[i]),
+                                 "image": data.test.x[i].tolist()} for i in wrong]
+    return rec

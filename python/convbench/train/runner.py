@@ -1,0 +1,137 @@
+"""Runs an experiment: plan -> runs (skipping finished ones on --resume) -> summary -> figures.
+
+Every finished run is written to <out>/<experiment>/runs/ the moment it finishes, and results.json
+is rewritten (atomically) after each run, so an interrupted experiment loses at most the run in
+progress; --resume then redoes only what is missing.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .. import data as D
+from .experiments import Context, Experiment, Options
+from .loop import train_run
+from .numpy_mlp import train_numpy_mlp
+from .results import RunStore, write_json_atomic
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # progress bars are a nicety, not a requirement
+    tqdm = None
+
+
+class DataCache:
+    def __init__(self, data_dir, download, seed, limit):
+        self.kw = dict(data_dir=data_dir, download=download, seed=seed, limit=limit)
+        self.cache = {}
+        self.notes = []
+
+    def __call__(self, recipe):
+        if recipe not in self.cache:
+            b = D.load(recipe, **self.kw)
+            self.cache[recipe] = b
+            if b.note and b.note not in self.notes:
+                self.notes.append(b.note)
+                print(b.note, flush=True)
+        return self.cache[recipe]
+
+
+def _steps(cfg, data):
+    return cfg.epochs * math.ceil(len(data.train) / cfg.batch_size)
+
+
+def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, resume=False,
+                   progress=True, log=print) -> dict:
+    out = Path(out_dir) / exp.name
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(out, opts, data)
+    header = {"experiment": exp.name, "title": exp.title, "description": exp.help,
+              "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()}}
+    if exp.custom is not None:
+        t0 = time.perf_counter()
+        res = exp.custom(ctx)
+        summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
+                   "notes": data.notes}
+        write_json_atomic(out / "results.json", summary)
+        return summary
+
+    cfgs = exp.plan(opts)
+    keys = [c.key for c in cfgs]
+    if len(set(keys)) != len(keys):
+        raise RuntimeError(f"{exp.name}: duplicate run keys in the plan")
+    store = RunStore(out)
+    ctx.configs = {c.tags.get("name", c.key): c.to_dict() for c in cfgs}
+    records = []
+    for i, cfg in enumerate(cfgs):
+        bundle = data(cfg.data)
+        identity = {**cfg.identity(), "data": bundle.describe()}
+        rec = store.load(cfg.key, identity) if resume else None
+        if rec is not None:
+            log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
+            records.append(rec["result"])
+            continue
+        bar = None
+        if progress and tqdm is not None:
+            bar = tqdm(total=_steps(cfg, bundle), desc=f"[{i + 1}/{len(cfgs)}] {cfg.key}",
+                       unit="step", leave=False, dynamic_ncols=True)
+        try:
+            if cfg.backend == "numpy_scratch":
+                result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                                         seed=cfg.seed, progress=bar.update if bar else None, key=cfg.key)
+                result["tags"] = dict(cfg.tags)
+            else:
+                result = train_run(cfg, bundle, progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        store.save(cfg.key, {"config": identity, "result": result})
+        records.append(result)
+        log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: test accuracy {result['test_acc']:.2f}%, "
+            f"{result['time_per_epoch']:.3f} s/epoch")
+        _write_summary(exp, opts, ctx, header, records, final=False)
+    summary = _write_summary(exp, opts, ctx, header, records, final=True)
+    if exp.figures is not None:
+        paths = exp.figures(summary["results"], ctx)
+        summary["figures"] = [str(Path(p).name) for p in paths]
+        write_json_atomic(out / "results.json", summary)
+    return summary
+
+
+def timing_rows(records):
+    """One row per run: accuracy and time per epoch, with the ratio to the torch run of the same
+    configuration (ours / torch: > 1 means slower than PyTorch)."""
+    torch_time = {r["tags"].get("base", r["key"]): r["time_per_epoch"] for r in records
+                  if r["backend"] == "torch"}
+    rows = []
+    for r in records:
+        base = r["tags"].get("base", r["key"])
+        ref = torch_time.get(base)
+        rows.append({"run": r["tags"].get("name", base), "model": r["model"], "backend": r["backend"],
+                     "test_acc": r["test_acc"], "time_per_epoch": r["time_per_epoch"],
+                     "vs_torch": (r["time_per_epoch"] / ref) if ref else None})
+    return rows
+
+
+def _write_summary(exp, opts, ctx, header, records, final):
+    by_backend = defaultdict(list)
+    for r in records:
+        by_backend[r["backend"]].append(r)
+    summary = {**header, "complete": final, "data": sorted({ctx.data(c).describe() for c in ctx.data.cache}),
+               "notes": ctx.data.notes,
+               "results": {b: exp.summarize(rs, opts) for b, rs in by_backend.items()},
+               "timing": timing_rows(records)}
+    write_json_atomic(ctx.out_dir / "results.json", summary)
+    return summary
+
+
+def format_table(rows) -> str:
+    head = f"{'run':<28} {'backend':<14} {'test acc %':>10} {'s/epoch':>9} {'vs torch':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ratio = "" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
+        lines.append(f"{r['run'][:28]:<28} {r['backend']:<14} {r['test_acc']:>10.2f} "
+                     f"{r['time_per_epoch']:>9.3f} {ratio:>9}")
+    return "\n".join(lines)
