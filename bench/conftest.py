@@ -55,7 +55,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def settings(pytestconfig) -> Settings:
-    return Settings(pytestconfig.getoption("--cb-budget"), pytestconfig.getoption("--cb-min-rounds"))
+    opt = pytestconfig.getoption
+    return Settings(opt("--cb-budget"), opt("--cb-min-rounds"))
 
 
 @pytest.fixture(scope="session", autouse=True)

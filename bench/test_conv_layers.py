@@ -50,7 +50,7 @@ def test_conv(benchmark, settings, case):
     bytes_per_set = layer.min_bytes("fwd", impls.itemsize(case.dtype))
     pool = [impls.conv_inputs(layer, case.pass_, case.device, case.dtype, seed, numpy)
             for seed in range(impls.pool_size(bytes_per_set, case.device))]
-    want = impls.conv_oracle(layer, case.pass_, pool[0])
+    want = impls.oracle("conv", layer, case.pass_, case.dtype, pool[0])
     tol = impls.tolerance(case.impl, case.dtype)
 
     def check(results):

@@ -49,7 +49,7 @@ def test_pool(benchmark, settings, case):
     bytes_per_set = layer.min_bytes("fwd_bwd", impls.itemsize(case.dtype))
     pool = [impls.pool_inputs(layer, case.pass_, case.device, case.dtype, seed, numpy)
             for seed in range(impls.pool_size(bytes_per_set, case.device))]
-    want = impls.pool_oracle(layer, case.pass_, pool[0])
+    want = impls.oracle("pool", layer, case.pass_, case.dtype, pool[0])
 
     def check(results):
         errs = [impls.rel_error(g, w) for g, w in zip(results, want)]
