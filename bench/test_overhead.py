@@ -1,7 +1,8 @@
 """Per-call overhead: a layer so small (1x1x4x4 input, one 3x3 filter) that
-the time is argument handling, dispatch and allocation. Rows: the public
-function, the registered operator called directly, and PyTorch's own; the
-same with autograd (forward + backward through the graph)."""
+the time is argument handling, dispatch and allocation. Rows: `convbench`
+(the public function), `convbench_op` (the registered torch.ops operator
+called directly) and `torch` (F.conv2d / F.max_pool2d); the same with
+autograd (forward + backward through the graph)."""
 from __future__ import annotations
 
 import pytest
@@ -20,18 +21,18 @@ def _conv_rows():
     cb = torch.ops.convbench
     pad4 = [0, 0, 0, 0]
     return {
-        "convbench.conv2d": lambda x, w, b: convbench.conv2d(x, w, b),
-        "torch.ops.convbench.conv2d": lambda x, w, b: cb.conv2d(x, w, b, [1, 1], pad4, [1, 1], 1),
-        "F.conv2d": lambda x, w, b: F.conv2d(x, w, b),
+        "convbench": lambda x, w, b: convbench.conv2d(x, w, b),
+        "convbench_op": lambda x, w, b: cb.conv2d(x, w, b, [1, 1], pad4, [1, 1], 1),
+        "torch": lambda x, w, b: F.conv2d(x, w, b),
     }
 
 
 def _pool_rows():
     return {
-        "convbench.max_pool2d": lambda x: convbench.max_pool2d(x, 2, return_indices=True),
-        "torch.ops.convbench.max_pool2d": lambda x: torch.ops.convbench.max_pool2d(
+        "convbench": lambda x: convbench.max_pool2d(x, 2, return_indices=True),
+        "convbench_op": lambda x: torch.ops.convbench.max_pool2d(
             x, [2, 2], [2, 2], [0, 0], [1, 1], False),
-        "F.max_pool2d": lambda x: F.max_pool2d(x, 2, return_indices=True),
+        "torch": lambda x: F.max_pool2d(x, 2, return_indices=True),
     }
 
 
@@ -48,7 +49,7 @@ def _cases():
         for op, rows in (("conv2d", _conv_rows()), ("max_pool2d", _pool_rows())):
             for mode in ("fwd", "fwd_bwd"):
                 for row in rows:
-                    if mode == "fwd_bwd" and row.startswith("torch.ops"):
+                    if mode == "fwd_bwd" and row == "convbench_op":
                         continue  # the same autograd path as the public function
                     marks = [pytest.mark.bench_smoke] if device == "cpu" else []
                     yield pytest.param(device, op, mode, row, marks=marks,
@@ -57,7 +58,7 @@ def _cases():
 
 @pytest.mark.parametrize("device,op,mode,row", list(_cases()))
 def test_overhead(benchmark, settings, device, op, mode, row):
-    impl = "cudnn" if row.startswith("F.") else "convbench"
+    impl = "cudnn" if row == "torch" else "convbench"
     reason = impls.skip_reason(device, impl)
     if reason:
         pytest.skip(reason)
@@ -72,9 +73,8 @@ def test_overhead(benchmark, settings, device, op, mode, row):
         fn = _pool_rows()[row]
     args = [a.to(device).requires_grad_(grad) for a in args]
     fn = _autograd(fn) if grad else fn
-    peer = _autograd(_conv_rows()["F.conv2d"] if op == "conv2d" else _pool_rows()["F.max_pool2d"])
-    want = peer(*args) if grad else (_conv_rows()["F.conv2d"] if op == "conv2d"
-                                     else _pool_rows()["F.max_pool2d"])(*args)
+    peer = (_conv_rows() if op == "conv2d" else _pool_rows())["torch"]
+    want = _autograd(peer)(*args) if grad else peer(*args)
     want = tuple(t.detach().double().cpu() for t in (want if isinstance(want, tuple) else (want,)))
 
     def check(results):
@@ -85,7 +85,7 @@ def test_overhead(benchmark, settings, device, op, mode, row):
     benchmark.group = f"overhead {op} {mode} {device}"
     info = {"kind": "overhead", "layer": f"{op} {L.id if op == 'conv2d' else PL.id}",
             "pass": mode, "impl": row, "device": device, "dtype": "float32",
-            "reference": "F." + op}
+            "reference": "torch"}
     with impls.backend_flags("cudnn", device):
         timing.run(benchmark, fn, [tuple(args)], device=device, check=check,
                    settings=settings, extra_info=info)

@@ -1,8 +1,8 @@
 """How every row is timed (shared by all suites).
 
-- Warm-up is outside the timed rounds: the first call (which also runs
-  cuDNN's autotuning with cudnn.benchmark on, and is checked against the
-  float64 oracle) and one call to estimate the cost.
+- Warm-up is outside the timed rounds: the first call (checked against the
+  float64 oracle; on CPU it also gives the cost estimate) and on CUDA three
+  more (the first runs cuDNN's autotuning with cudnn.benchmark on).
 - Inputs rotate through a pool of several input sets (see impls.pool_size),
   so small layers are not timed re-reading warm caches only.
 - CUDA rows: the clock synchronises the device before it is read, so a round
@@ -39,13 +39,18 @@ def run(benchmark, fn, pool, *, device: str, check, settings, extra_info: dict):
     if benchmark.disabled:  # CI smoke: one call, still checked
         check(benchmark.pedantic(fn, args=pool[0]))
         return
-    check(fn(*pool[0]))
-    sync(device)
-    sets = itertools.cycle(pool[1:] + pool[:1])
     t0 = time.perf_counter()
-    fn(*next(sets))
+    first = fn(*pool[0])
     sync(device)
-    est = max(time.perf_counter() - t0, 1e-7)
+    est = time.perf_counter() - t0
+    check(first)
+    sets = itertools.cycle(pool[1:] + pool[:1])
+    if device == "cuda":  # the first call autotuned: estimate from a second one
+        t0 = time.perf_counter()
+        fn(*next(sets))
+        sync(device)
+        est = time.perf_counter() - t0
+    est = max(est, 1e-7)
 
     iterations = max(1, math.ceil(_MIN_ROUND_S[device] / est))
     rounds = int(min(200, max(settings.min_rounds, settings.budget / (est * iterations))))

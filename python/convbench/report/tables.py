@@ -40,7 +40,7 @@ TARGETS = (
 
 
 def impl_order(impl: str, reference: str) -> tuple:
-    if impl == "convbench:auto" or impl == "convbench" or impl == "convbench.conv2d":
+    if impl in ("convbench:auto", "convbench"):
         return (0, impl)
     if impl.startswith("convbench"):
         return (1, impl)
@@ -151,13 +151,13 @@ def table(key: Key, rows: List[Row]) -> List[str]:
     impls = sorted({r.impl for r in rows}, key=lambda i: impl_order(i, reference))
     by = {(r.layer, r.impl): r for r in rows}
     layers = list(dict.fromkeys(r.layer for r in rows))
-    rate = "GB/s" if kind == "pool" else "GFLOP/s"
+    rate = {"pool": "GB/s · ", "train": "images/s · ", "overhead": ""}.get(kind, "GFLOP/s · ")
     title = f"## {KIND_NAMES.get(kind, kind)}"
     if kind not in ("train",):
         title += f" {PASS_NAMES.get(pass_, pass_)}"
     title += f" — {device}, {dtype}"
     lines = [title, "",
-             f"Each cell: time · {rate} · ratio to `{reference}` (its time / this time).", "",
+             f"Each cell: time · {rate}ratio to `{reference}` (its time / this time).", "",
              "| layer | " + " | ".join(f"`{i}`" for i in impls) + " |",
              "| --- |" + " --- |" * len(impls)]
     for layer in layers:
