@@ -1,0 +1,87 @@
+"""Reads a pytest-benchmark JSON written by `pytest bench/` into flat rows."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Dict, List, Optional
+
+STATS = ("min", "median", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    kind: str        # conv | pool | train | overhead
+    layer: str       # layer id, model name, or overhead case
+    used_by: tuple
+    pass_: str       # fwd | bwd_input | bwd_weight | bwd | fwd_bwd | step
+    impl: str
+    device: str
+    dtype: str
+    reference: str   # the impl this row's ratio is taken against
+    seconds: float   # per call, the chosen statistic
+    rounds: int
+    flops: Optional[int]
+    bytes: Optional[int]
+    extra: dict
+
+    @property
+    def gflops(self) -> Optional[float]:
+        return self.flops / self.seconds / 1e9 if self.flops else None
+
+    @property
+    def gbps(self) -> Optional[float]:
+        return self.bytes / self.seconds / 1e9 if self.bytes else None
+
+    @property
+    def tiny(self) -> bool:
+        """Synthetic shapes (not from a homework network): kept out of the means."""
+        return set(self.used_by) <= {"tiny", "overhead"}
+
+
+@dataclasses.dataclass
+class Run:
+    rows: List[Row]
+    machine: dict
+    commit: dict
+    datetime: str
+    stat: str
+
+    @property
+    def roofline(self) -> Dict[str, dict]:
+        return (self.machine.get("convbench") or {}).get("roofline") or {}
+
+
+def load(path: str, stat: str = "min") -> Run:
+    if stat not in STATS:
+        raise ValueError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise ValueError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list); write one "
+                         "with `pytest bench/ --benchmark-only --benchmark-json=FILE`")
+    rows = []
+    for b in data["benchmarks"]:
+        info = b.get("extra_info") or {}
+        if "kind" not in info or not b.get("stats"):
+            continue  # not one of ours
+        seconds = float(b["stats"][stat])
+        if not math.isfinite(seconds) or seconds <= 0:
+            continue
+        rows.append(Row(
+            kind=info["kind"], layer=info["layer"], used_by=tuple(info.get("used_by", ())),
+            pass_=info["pass"], impl=info["impl"], device=info["device"], dtype=info["dtype"],
+            reference=info.get("reference", ""), seconds=seconds,
+            rounds=int(b["stats"].get("rounds", 0)), flops=info.get("flops"),
+            bytes=info.get("bytes"), extra=info))
+    if not rows:
+        raise ValueError(f"{path}: no convbench benchmark rows (extra_info['kind']) found")
+    return Run(rows, data.get("machine_info", {}), data.get("commit_info", {}),
+               data.get("datetime", ""), stat)
+
+
+def geomean(values) -> Optional[float]:
+    values = [v for v in values if v and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
