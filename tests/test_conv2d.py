@@ -14,13 +14,16 @@ DTYPES = [torch.float32, torch.float64]
 
 
 @st.composite
-def conv_problems(draw):
+def conv_problems(draw, winograd=False):
     groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
     cin = groups * draw(st.integers(1, 4))
     cout = groups * draw(st.integers(1, 4))
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    if winograd:  # the only shapes Winograd F(2x2,3x3) accepts
+        kh = kw = 3
+        stride = dilation = (1, 1)
     padding = draw(st.sampled_from(["int", "pair", "valid", "same"]))
     if padding == "same":
         stride = (1, 1)
@@ -69,9 +72,16 @@ def _check(p, dtype, algo):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("algo", CPU_ALGOS)
 @settings(max_examples=25, deadline=None)
-@given(p=conv_problems())
-def test_conv2d_matches_torch(p, algo, dtype):
+@given(data=st.data())
+def test_conv2d_matches_torch(data, algo, dtype):
+    p = data.draw(conv_problems(winograd=algo == "winograd"))
     _check(p, dtype, algo)
+
+
+def test_winograd_rejects_shapes_it_cannot_do():
+    x, w = torch.randn(1, 2, 8, 8), torch.randn(2, 2, 3, 3)
+    with pytest.raises(ValueError, match="winograd.*3x3 kernel, stride 1"):
+        convbench.conv2d(x, w, stride=2, algo="winograd")
 
 
 @pytest.mark.parametrize("algo", CPU_ALGOS)
@@ -81,6 +91,8 @@ def test_conv2d_matches_torch(p, algo, dtype):
      (3, 3, 5, 3, 1, 1), (1, 7, 9, 1, 11, 0)],
 )
 def test_homework_shapes(n, cin, cout, k, hw, pad, algo):
+    if algo == "winograd" and k != 3:
+        pytest.skip("winograd is for 3x3 kernels")
     p = dict(n=n, cin=cin, cout=cout, k=(k, k), hw=(hw, hw), stride=(1, 1), padding=pad,
              dilation=(1, 1), groups=1, bias=True)
     _check(p, torch.float32, algo)
@@ -148,9 +160,13 @@ def test_gradcheck(algo):
     w = torch.randn(6, 2, 3, 2, dtype=torch.float64, requires_grad=True)
     b = torch.randn(6, dtype=torch.float64, requires_grad=True)
 
+    geometry = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    if algo == "winograd":
+        w = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+        geometry = dict(padding=(1, 2))
+
     def f(x, w, b):
-        return convbench.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2),
-                                groups=2, algo=algo)
+        return convbench.conv2d(x, w, b, groups=2, algo=algo, **geometry)
 
     assert torch.autograd.gradcheck(f, (x, w, b))
     assert torch.autograd.gradgradcheck(f, (x, w, b))

@@ -3,7 +3,7 @@ indices and gradients on randomly drawn shapes and arguments."""
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import convbench
@@ -22,10 +22,27 @@ def pool_problems(draw):
                 stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()))
 
 
+def _has_empty_window(size, k, s, pad, d, ceil_mode):
+    """Whether some window along one axis reads only padding (possible with
+    dilation). torch then reports an index past the input and its backward
+    writes out of bounds (heap corruption), so it cannot be the oracle there."""
+    s = s or k
+    out = convbench.reference.max_pool2d_output_size((size, 1), (k, 1), (s, 1), (pad, 0), (d, 1),
+                                                   ceil_mode)[0]
+    return any(all(not 0 <= o * s - pad + j * d < size for j in range(k)) for o in range(out))
+
+
+def _empty_window(p):
+    s = p["stride"] if isinstance(p["stride"], tuple) else (p["stride"],) * 2
+    return any(_has_empty_window(p["shape"][2 + a], p["kernel_size"][a], s[a], p["padding"][a],
+                                 p["dilation"][a], p["ceil_mode"]) for a in range(2))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @settings(max_examples=60, deadline=None)
 @given(p=pool_problems())
 def test_max_pool2d_matches_torch(p, dtype):
+    assume(not _empty_window(p))
     x = torch.randn(*p["shape"], dtype=dtype, requires_grad=True)
     args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
                 dilation=p["dilation"], ceil_mode=p["ceil_mode"])
@@ -39,6 +56,21 @@ def test_max_pool2d_matches_torch(p, dtype):
     # Overlapping windows sum gradients, possibly in another order.
     torch.testing.assert_close(ours_g, ref_g, rtol=1e-6 if dtype == torch.float32 else 1e-13,
                                atol=1e-6 if dtype == torch.float32 else 1e-13)
+
+
+def test_window_of_only_padding():
+    # A dilated window can start in the padding and step over the input: torch
+    # gives -inf and an index one past the window's row; we give the same, and
+    # our backward ignores such an index instead of writing out of bounds.
+    x = torch.randn(1, 1, 13, 1, dtype=torch.float64, requires_grad=True)
+    args = dict(kernel_size=(1, 2), stride=3, padding=(0, 1), dilation=(1, 2), ceil_mode=True)
+    assert _empty_window(dict(shape=x.shape, **args))
+    ours, idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = F.max_pool2d(x.detach(), **args, return_indices=True)
+    assert torch.equal(ours, ref) and torch.equal(idx, ref_idx)
+    assert torch.isinf(ours).all()
+    (grad,) = torch.autograd.grad(ours, x, torch.ones_like(ours))
+    assert torch.equal(grad, torch.zeros_like(x))
 
 
 def test_ties_and_nan_follow_torch():

@@ -30,15 +30,18 @@ bool winograd_applies(Conv2dPass pass, const Conv2dShape& s) {
 
 Conv2dAlgo resolve(Conv2dAlgo algo, Conv2dPass pass, DType dtype, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Auto) return conv2d_choose_algo_cpu(pass, dtype, s);
+  // Winograd has no grad-weight form: a layer asked to use it still trains,
+  // its weight gradient taking Auto's choice.
+  if (algo == Conv2dAlgo::Winograd && pass == Conv2dPass::BackwardWeight)
+    return conv2d_choose_algo_cpu(pass, dtype, s);
   CB_CHECK(algo == Conv2dAlgo::Direct || algo == Conv2dAlgo::Im2colGemm ||
                algo == Conv2dAlgo::Winograd,
            "conv2d: algorithm '", algo_name(algo), "' (", static_cast<int>(algo),
            ") is not implemented on the CPU");
   CB_CHECK(algo != Conv2dAlgo::Winograd || winograd_applies(pass, s),
-           "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1, "
-           "and covers the forward pass and the input gradient only (got ", s.R, "x", s.S,
-           " kernel, stride ", s.stride_h, "x", s.stride_w, ", dilation ", s.dil_h, "x",
-           s.dil_w, ", pass ", static_cast<int>(pass), ")");
+           "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1 "
+           "(got ", s.R, "x", s.S, " kernel, stride ", s.stride_h, "x", s.stride_w,
+           ", dilation ", s.dil_h, "x", s.dil_w, ")");
   return algo;
 }
 

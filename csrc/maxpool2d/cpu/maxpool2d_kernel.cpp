@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "common/shapes.h"
+#include "maxpool2d/pool_window.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
@@ -24,9 +25,8 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
         // Like torch: the first maximum wins, a NaN beats everything, and a
         // window with no element above -inf reports its first in-bounds
         // position (h0, w0 stepped past the padding by the dilation).
-        int64_t h_first = h0, w_first = w0;
-        while (h_first < 0) h_first += s.dil_h;
-        while (w_first < 0) w_first += s.dil_w;
+        const int64_t h_first = pool_first_in_bounds(h0, s.dil_h);
+        const int64_t w_first = pool_first_in_bounds(w0, s.dil_w);
         T best = -INFINITY;
         int64_t best_idx = h_first * s.W + w_first;
         for (int64_t h = h_first; h < std::min(h0 + (s.kernel_h - 1) * s.dil_h + 1, s.H);
@@ -52,16 +52,18 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
 template <typename T>
 void max_pool2d_backward(const Pool2dShape& s, const T* dy, const int64_t* indices, T* dx) {
   const int64_t planes = s.N * s.C;
-  const int64_t hw = s.H * s.W, pq = s.P * s.Q;
+  const int64_t hw = s.H * s.W, pq = s.P * s.Q;  // per plane
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     T* dxp = dx + plane * hw;
     std::fill(dxp, dxp + hw, T(0));
     const T* dyp = dy + plane * pq;
     const int64_t* ip = indices + plane * pq;
-    for (int64_t i = 0; i < pq; ++i) {
-      const int64_t j = ip[i];
-      if (j >= 0 && j < hw) dxp[j] += dyp[i];
+    for (int64_t p = 0; p < s.P; ++p) {
+      for (int64_t q = 0; q < s.Q; ++q) {
+        const int64_t j = ip[p * s.Q + q];
+        if (pool_window_holds(s, p, q, j)) dxp[j] += dyp[p * s.Q + q];
+      }
     }
   }
 }

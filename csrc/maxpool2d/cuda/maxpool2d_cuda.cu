@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/cuda_check.cuh"
 #include "maxpool2d/maxpool2d.h"
+#include "maxpool2d/pool_window.h"
 
 namespace convbench {
 
@@ -68,7 +69,9 @@ __global__ void __launch_bounds__(kBlock)
     const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
     A best = -INFINITY;  // the comparisons run in A; the stored value is x's own
     T best_val = down<T>(best);
-    int64_t best_idx = -1;
+    // torch's rule: an all -inf window reports its first in-bounds position.
+    int64_t best_idx =
+        pool_first_in_bounds(h0, s.dil_h) * s.W + pool_first_in_bounds(w0, s.dil_w);
     for (int64_t r = 0; r < s.kernel_h; ++r) {
       const int64_t h = h0 + r * s.dil_h;
       if (h < 0 || h >= s.H) continue;
@@ -77,7 +80,7 @@ __global__ void __launch_bounds__(kBlock)
         if (w < 0 || w >= s.W) continue;
         const T raw = xp[h * s.W + w];
         const A v = up<T>(raw);
-        if (best_idx < 0 || v > best || isnan(v)) {
+        if (v > best || isnan(v)) {
           best = v;
           best_val = raw;
           best_idx = h * s.W + w;
@@ -114,7 +117,8 @@ __global__ void __launch_bounds__(kBlock)
     A acc = 0;
     for (int64_t p = p_lo; p <= p_hi; ++p) {
       for (int64_t q = q_lo; q <= q_hi; ++q) {
-        if (ip[p * s.Q + q] == hw) acc += up<T>(dyp[p * s.Q + q]);
+        if (ip[p * s.Q + q] == hw && pool_window_holds(s, p, q, hw))
+          acc += up<T>(dyp[p * s.Q + q]);
       }
     }
     dx[i] = down<T>(acc);
