@@ -44,9 +44,17 @@ def convbench_algos(device: str) -> tuple:
     return ("auto",) + tuple(a for a in algos if a != "auto")
 
 
-def conv_impls(device: str, dtype: str, tiny: bool = False) -> list:
+def algo_applies(algo: str, layer) -> bool:
+    """Winograd F(2x2,3x3) takes only 3x3, stride 1, dilation 1 layers."""
+    if algo != "winograd":
+        return True
+    return (layer.R, layer.S) == (3, 3) and layer.stride == (1, 1) and layer.dilation == (1, 1)
+
+
+def conv_impls(device: str, dtype: str, layer, tiny: bool = False) -> list:
     if device == "cpu":
-        rows = [f"convbench:{a}" for a in convbench_algos("cpu")] + ["torch", "numpy"]
+        algos = [a for a in convbench_algos("cpu") if algo_applies(a, layer)]
+        rows = [f"convbench:{a}" for a in algos] + ["torch", "numpy"]
         return rows + (["numpy_loops"] if tiny else [])
     algos = convbench_algos("cuda") if convbench.has_cuda() else ("auto",)
     rows = [f"convbench:{a}" for a in algos] + ["cudnn"]

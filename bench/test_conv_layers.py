@@ -34,7 +34,7 @@ def _cases():
             for layer in (layers.TINY_CONV,) + convs:
                 tiny = layer is layers.TINY_CONV
                 for pass_ in impls.CONV_PASSES:
-                    for impl in impls.conv_impls(device, dtype, tiny):
+                    for impl in impls.conv_impls(device, dtype, layer, tiny):
                         case = Case(layer, pass_, impl, device, dtype)
                         marks = [pytest.mark.bench_smoke] if layer.key in smoke else []
                         yield pytest.param(case, marks=marks,
