@@ -180,3 +180,26 @@ def test_grad_weight_is_deterministic():
         first = torch.autograd.grad(convbench.conv2d(x, w, algo=algo), w, g)[0]
         again = torch.autograd.grad(convbench.conv2d(x, w, algo=algo), w, g)[0]
         assert torch.equal(first, again), algo
+
+
+@pytest.mark.parametrize("algo", CPU_ALGOS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_conv2d_matches_numpy_reference(data, algo):
+    """float64 against the NumPy oracle: forward, grad-input, grad-weight."""
+    p = data.draw(conv_problems(winograd=algo == "winograd"))
+    x, w, b = _make(p, torch.float64)
+    geometry = dict(stride=p["stride"], padding=p["padding"], dilation=p["dilation"],
+                    groups=p["groups"])
+    out = convbench.conv2d(x, w, b, **geometry, algo=algo)
+    xn, wn = x.detach().numpy(), w.detach().numpy()
+    bn = None if b is None else b.detach().numpy()
+    ref = convbench.reference.conv2d(xn, wn, bn, **geometry)
+    assert_close(out, torch.from_numpy(ref), torch.float64, "forward")
+    dy = torch.randn_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), dy)
+    dyn = dy.numpy()
+    ref_gx = convbench.reference.conv2d_backward_input(dyn, wn, xn.shape, **geometry)
+    ref_gw = convbench.reference.conv2d_backward_weight(dyn, xn, wn.shape, **geometry)
+    assert_close(gx, torch.from_numpy(ref_gx), torch.float64, "grad_input")
+    assert_close(gw, torch.from_numpy(ref_gw), torch.float64, "grad_weight")

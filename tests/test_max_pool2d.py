@@ -1,5 +1,6 @@
 """convbench.max_pool2d against torch.nn.functional.max_pool2d: values,
 indices and gradients on randomly drawn shapes and arguments."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -116,3 +117,25 @@ def test_backward_is_deterministic_with_overlap():
     first = torch.autograd.grad(convbench.max_pool2d(x, 3, 1, 1, ceil_mode=False), x, g)[0]
     again = torch.autograd.grad(convbench.max_pool2d(x, 3, 1, 1, ceil_mode=False), x, g)[0]
     assert torch.equal(first, again)
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=pool_problems())
+def test_max_pool2d_matches_numpy_reference(p):
+    x = torch.randn(*p["shape"], dtype=torch.float64)
+    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
+                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
+    ours, idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = convbench.reference.max_pool2d(x.numpy(), **args, return_indices=True)
+    assert np.array_equal(ours.numpy(), ref) and np.array_equal(idx.numpy(), ref_idx)
+    if not _empty_window(p):
+        dy = torch.randn_like(ours)
+        dx = torch.ops.convbench.max_pool2d_backward(
+            dy, idx, list(x.shape), list(args["kernel_size"]), list(_pair(args["stride"] or
+            args["kernel_size"])), list(args["padding"]), list(args["dilation"]))
+        ref_dx = convbench.reference.max_pool2d_backward(dy.numpy(), ref_idx, x.shape)
+        np.testing.assert_allclose(dx.numpy(), ref_dx, rtol=1e-13, atol=1e-13)
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)

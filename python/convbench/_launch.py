@@ -52,6 +52,15 @@ def _algos_by_code(code: int) -> Tuple[str, ...]:
     return _ALGO_CACHE[code]
 
 
+def check_algo_name(algo) -> str:
+    """Early check for layers, which may move between devices: the name must
+    exist on some device (algo_id checks the tensor's device at call time)."""
+    if not isinstance(algo, str) or algo not in ALGO_IDS:
+        raise ValueError(f"convbench: unknown conv2d algo {algo!r}; choose one of "
+                         f"{', '.join(ALGO_IDS)}")
+    return algo
+
+
 def algo_id(algo: str, device_type: str) -> int:
     if algo == "auto":
         return 0

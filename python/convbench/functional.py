@@ -36,10 +36,12 @@ def conv2d(
     """
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"convbench.conv2d: input must be a tensor, got {type(input).__name__}")
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        shape = list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"convbench.conv2d: weight must be a tensor, got {type(weight).__name__}")
+    if weight.dim() != 4:
         raise RuntimeError(
-            "weight must have shape (out_channels, in_channels/groups, kH, kW), got " f"{shape}"
+            "weight must have shape (out_channels, in_channels/groups, kH, kW), got "
+            f"{list(weight.shape)}"
         )
     unbatched = input.dim() == 3
     if unbatched:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .._launch import check_algo_name
 from .modules import Conv2d, MaxPool2d
 
 # Only exact torch types are swapped: a user subclass may override forward,
@@ -31,6 +32,7 @@ def convert(model: torch.nn.Module, algo: str = "auto") -> torch.nn.Module:
     converted get ``algo`` updated."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"convert expects a torch.nn.Module, got {type(model).__name__}")
+    check_algo_name(algo)
     if isinstance(model, Conv2d):
         model.algo = algo
     root = _swap(model, algo)

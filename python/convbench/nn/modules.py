@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import functional as CF
+from .._launch import check_algo_name
 
 
 class Conv2d(torch.nn.Conv2d):
@@ -14,7 +15,7 @@ class Conv2d(torch.nn.Conv2d):
 
     def __init__(self, *args, algo: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
-        self.algo = algo
+        self.algo = check_algo_name(algo)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return CF.conv2d(

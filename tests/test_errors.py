@@ -1,0 +1,126 @@
+"""Bad input raises the exception torch would raise, with a message that
+names the problem; it never crashes or returns a wrong answer."""
+import pytest
+import torch
+
+import convbench
+
+x4 = torch.randn(2, 4, 8, 8)
+w4 = torch.randn(6, 4, 3, 3)
+
+
+def conv(**kw):
+    args = dict(input=x4, weight=w4)
+    args.update(kw)
+    return lambda: convbench.conv2d(**args)
+
+
+def pool(input=x4, kernel_size=2, **kw):
+    return lambda: convbench.max_pool2d(input, kernel_size, **kw)
+
+
+CONV_CASES = {
+    "2d input": (conv(input=torch.randn(8, 8)), RuntimeError, "Expected 3D .* or 4D"),
+    "5d input": (conv(input=torch.randn(1, 2, 4, 8, 8)), RuntimeError, "Expected 3D .* or 4D"),
+    "3d weight": (conv(weight=torch.randn(6, 4, 3)), RuntimeError, "weight must have shape"),
+    "channels": (conv(input=torch.randn(2, 5, 8, 8)), RuntimeError, "to have 4 channels, but got 5"),
+    "groups vs in": (conv(weight=torch.randn(6, 4, 3, 3), groups=2), RuntimeError,
+                     "to have 8 channels"),
+    "groups vs out": (conv(weight=torch.randn(5, 2, 3, 3), groups=2), RuntimeError,
+                      r"out_channels \(5\) must be divisible by groups \(2\)"),
+    "groups zero": (conv(groups=0), ValueError, "groups must be a positive integer"),
+    "kernel too big": (conv(weight=torch.randn(6, 4, 9, 9)), RuntimeError,
+                       "Kernel size can't be greater than actual input size"),
+    "dilated kernel too big": (conv(dilation=4), RuntimeError, r"Kernel size: \(9 x 9\)"),
+    "stride zero": (conv(stride=0), ValueError, "stride must be positive"),
+    "stride negative": (conv(stride=(1, -2)), ValueError, "stride must be positive"),
+    "dilation zero": (conv(dilation=(0, 1)), ValueError, "dilation must be positive"),
+    "padding negative": (conv(padding=-1), ValueError, "padding must be non-negative"),
+    "padding triple": (conv(padding=(1, 1, 1)), TypeError, "padding must be an int or a tuple"),
+    "padding string": (conv(padding="full"), ValueError, "Invalid padding string 'full'"),
+    "same strided": (conv(padding="same", stride=2), ValueError,
+                     "'same' is not supported for strided"),
+    "padding mode": (conv(padding=1, padding_mode="mirror"), ValueError, "padding_mode"),
+    "int dtype": (conv(input=x4.int(), weight=w4.int()), TypeError, "dtype torch.int32"),
+    "half on cpu": (conv(input=x4.half(), weight=w4.half()), TypeError,
+                    "only float32, float64 are supported"),
+    "mixed dtype": (conv(weight=w4.double()), RuntimeError, "should be the same"),
+    "mixed device": (conv(weight=w4.to("meta")), RuntimeError,
+                     "Expected all tensors to be on the same device"),
+    "bias shape": (conv(bias=torch.randn(5)), RuntimeError, r"bias must have shape \(6,\)"),
+    "bias dtype": (conv(bias=torch.randn(6, dtype=torch.float64)), RuntimeError,
+                   "bias type"),
+    "weight not tensor": (conv(weight=[[1.0]]), TypeError, "weight must be a tensor"),
+    "unknown algo": (conv(algo="fft"), ValueError, "unknown conv2d algo 'fft'"),
+    "winograd 5x5": (conv(weight=torch.randn(6, 4, 5, 5), algo="winograd"), ValueError,
+                     "winograd.*needs a 3x3 kernel"),
+}
+
+POOL_CASES = {
+    "2d input": (pool(torch.randn(8, 8)), RuntimeError, "Expected 3D or 4D"),
+    "kernel zero": (pool(kernel_size=0), ValueError, "kernel_size must be positive"),
+    "stride zero": (pool(stride=(1, 0)), ValueError, "stride must be positive"),
+    "dilation zero": (pool(dilation=0), ValueError, "dilation must be positive"),
+    "pad too big": (pool(kernel_size=2, padding=2), ValueError,
+                    "pad should be at most half of kernel size"),
+    "output too small": (pool(torch.randn(1, 1, 2, 2), kernel_size=3), RuntimeError,
+                         "too small"),
+    "int dtype": (pool(x4.long()), TypeError, "dtype torch.int64"),
+    "not a tensor": (pool([[1.0]]), TypeError, "input must be a tensor"),
+    "ceil_mode type": (pool(ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
+}
+
+
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_conv2d_rejects(name):
+    call, exc, msg = CONV_CASES[name]
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+@pytest.mark.parametrize("name", POOL_CASES)
+def test_max_pool2d_rejects(name):
+    call, exc, msg = POOL_CASES[name]
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+def test_ops_validate_their_own_arguments():
+    # Called directly (not through convbench.conv2d) the ops still check.
+    ops = torch.ops.convbench
+    with pytest.raises(RuntimeError, match="to have 4 channels"):
+        ops.conv2d(torch.randn(1, 3, 8, 8), w4, None, [1, 1], [0, 0, 0, 0], [1, 1], 1)
+    with pytest.raises(RuntimeError, match="grad_output has shape"):
+        ops.conv2d_backward_input(torch.randn(2, 6, 5, 5), w4, [2, 4, 8, 8], [1, 1],
+                                  [0, 0, 0, 0], [1, 1], 1)
+    with pytest.raises(RuntimeError, match="grad_output has shape"):
+        ops.conv2d_backward_weight(torch.randn(2, 6, 5, 5), x4, [6, 4, 3, 3], [1, 1],
+                                   [0, 0, 0, 0], [1, 1], 1)
+    with pytest.raises(ValueError, match="padding must be 4 non-negative"):
+        ops.conv2d(x4, w4, None, [1, 1], [0, -1, 0, 0], [1, 1], 1)
+    y, idx = ops.max_pool2d(x4, [2, 2], [2, 2], [0, 0], [1, 1], False)
+    with pytest.raises(RuntimeError, match="max_pool2d_backward"):
+        ops.max_pool2d_backward(torch.randn(2, 4, 3, 3), idx, [2, 4, 8, 8], [2, 2], [2, 2],
+                                [0, 0], [1, 1])
+
+
+def test_cuda_tensor_without_cuda_build_or_gpu():
+    if convbench.cuda_available():
+        pytest.skip("a GPU is usable here")
+    # Without a GPU torch itself refuses to make CUDA tensors; our entry
+    # points must not crash on the way either.
+    with pytest.raises((RuntimeError, AssertionError)):
+        convbench.conv2d(x4.to("cuda"), w4.to("cuda"))
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    (dict(in_channels=4, out_channels=6, kernel_size=3, groups=3), ValueError,
+     "in_channels must be divisible by groups"),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, padding_mode="mirror"), ValueError,
+     "padding_mode"),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, algo="fft"), ValueError,
+     "unknown conv2d algo 'fft'"),
+])
+def test_layer_constructor_rejects(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        convbench.nn.Conv2d(**kwargs)

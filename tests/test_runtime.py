@@ -1,0 +1,59 @@
+"""Build facts and the CUDA plumbing: import works without a GPU, the build
+reports what it contains, and the small CUDA kernel (axpy) that proves the
+CUDA part compiles, links and is reachable runs where a GPU is usable."""
+import numpy as np
+import pytest
+import torch
+
+import convbench
+from convbench import _C
+
+
+def test_build_info_is_consistent():
+    info = convbench.build_info()
+    assert info["cuda_compiled"] == convbench.has_cuda()
+    assert info["cuda_available"] == convbench.cuda_available()
+    assert info["cpu_isa"] in ("avx2", "generic")
+    assert info["openmp_threads"] >= 1
+    assert {"direct", "im2col"} <= set(info["conv2d_algos_cpu"])
+    assert convbench.algorithms("cpu")[0] == "auto"
+    if convbench.has_cuda():
+        assert info["cuda_runtime"] and info["cuda_architectures"]
+        assert {"direct", "implicit_gemm"} <= set(info["conv2d_algos_cuda"])
+    else:
+        assert convbench.algorithms("cuda") == ("auto",)
+
+
+def test_cpu_kernels_take_numpy_arrays():
+    # The binding takes raw pointers: NumPy arrays reach the CPU kernels
+    # without torch (shape16 = N C H W K R S P Q stride pad dil groups).
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 5))
+    w = np.random.default_rng(1).standard_normal((4, 3, 3, 3))
+    y = np.empty((2, 4, 4, 3))
+    shape = (2, 3, 6, 5, 4, 3, 3, 4, 3, 1, 1, 0, 0, 1, 1, 1)
+    _C.conv2d_forward(_C.DEVICE_CPU, 0, 0, _C.DTYPE_IDS["float64"], 1, shape, x.ctypes.data,
+                      w.ctypes.data, 0, y.ctypes.data)
+    np.testing.assert_allclose(y, convbench.reference.conv2d(x, w), rtol=1e-12, atol=1e-12)
+
+
+def test_cuda_entry_points_fail_cleanly_without_gpu():
+    if convbench.cuda_available():
+        pytest.skip("a GPU is usable here")
+    x = torch.zeros(4)
+    # No CUDA build: a clear message; CUDA build but no GPU: a CUDA error as
+    # an exception (never a crash).
+    with pytest.raises(RuntimeError, match="CUDA|cuda"):
+        _C.axpy_cuda(1.0, x.data_ptr(), x.data_ptr(), 4, 0, 0)
+
+
+@pytest.mark.cuda
+def test_cuda_axpy_on_the_current_stream():
+    n = 1 << 20
+    x = torch.randn(n, device="cuda")
+    y = torch.randn(n, device="cuda")
+    expected = 2.5 * x + y
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        _C.axpy_cuda(2.5, x.data_ptr(), y.data_ptr(), n, x.device.index, stream.cuda_stream)
+    stream.synchronize()
+    torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
