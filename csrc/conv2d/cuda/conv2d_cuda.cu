@@ -10,18 +10,6 @@ namespace {
 
 using namespace cuda_conv;
 
-// Calls f(T{}) with the element type dtype names.
-template <typename F>
-void dispatch_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32: f(float{}); return;
-    case DType::Float64: f(double{}); return;
-    case DType::Float16: f(__half{}); return;
-    case DType::BFloat16: f(__nv_bfloat16{}); return;
-  }
-  CB_CHECK(false, "conv2d: unknown dtype id ", static_cast<int>(dtype));
-}
-
 const char* algo_name(Conv2dAlgo a) {
   switch (a) {
     case Conv2dAlgo::Auto: return "auto";
@@ -86,7 +74,7 @@ void conv2d_forward_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, con
   if (s.output_numel() == 0) return;
   CudaDeviceGuard guard(device);
   const cudaStream_t st = as_stream(stream);
-  dispatch_dtype(dtype, [&](auto tag) {
+  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
     const T* wp = static_cast<const T*>(w);
@@ -105,7 +93,7 @@ void conv2d_backward_input_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape&
   if (s.input_numel() == 0) return;
   CudaDeviceGuard guard(device);
   const cudaStream_t st = as_stream(stream);
-  dispatch_dtype(dtype, [&](auto tag) {
+  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
     using T = decltype(tag);
     T* dxp = static_cast<T*>(dx);
     if (s.output_numel() == 0) {  // no output pixel: the gradient is zero
@@ -130,7 +118,7 @@ void conv2d_backward_weight_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape
   if (s.weight_numel() == 0) return;
   CudaDeviceGuard guard(device);
   const cudaStream_t st = as_stream(stream);
-  dispatch_dtype(dtype, [&](auto tag) {
+  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
     using T = decltype(tag);
     T* dwp = static_cast<T*>(dw);
     if (s.output_numel() == 0) {  // empty reduction: the gradient is zero

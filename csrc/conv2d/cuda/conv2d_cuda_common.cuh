@@ -1,55 +1,16 @@
-// Shared by the CUDA conv2d kernels: element types and their accumulators,
+// Shared by the CUDA conv2d kernels: the 32-bit offset limit
 // and the launchers each algorithm file defines.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "common/cuda_check.cuh"
+#include "common/cuda_types.cuh"
 #include "common/shapes.h"
 
 namespace convbench {
 namespace cuda_conv {
-
-// Half types accumulate in float, double in double.
-template <typename T>
-struct AccOf {
-  using type = float;
-};
-template <>
-struct AccOf<double> {
-  using type = double;
-};
-template <typename T>
-using acc_t = typename AccOf<T>::type;
-
-template <typename T>
-__device__ __forceinline__ acc_t<T> to_acc(T v) {
-  return static_cast<acc_t<T>>(v);
-}
-template <>
-__device__ __forceinline__ float to_acc<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_acc(acc_t<T> v) {
-  return static_cast<T>(v);
-}
-template <>
-__device__ __forceinline__ __half from_acc<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // True when every flat offset the 32-bit kernels form fits in int32 and their
 // grids fit (groups on grid.z, channel tiles on grid.y).

@@ -4,13 +4,11 @@
 // the outputs whose argmax points at it. Every dx element is written once,
 // with no atomics, so the result is deterministic even for overlapping
 // windows.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cmath>
 
 #include "common/check.h"
 #include "common/cuda_check.cuh"
+#include "common/cuda_types.cuh"
 #include "maxpool2d/maxpool2d.h"
 #include "maxpool2d/pool_window.h"
 
@@ -18,47 +16,13 @@ namespace convbench {
 
 namespace {
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-
-template <typename T>
-__device__ __forceinline__ typename Acc<T>::type up(T v) {
-  return static_cast<typename Acc<T>::type>(v);
-}
-template <>
-__device__ __forceinline__ float up<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float up<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ __forceinline__ T down(typename Acc<T>::type v) {
-  return static_cast<T>(v);
-}
-template <>
-__device__ __forceinline__ __half down<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 down<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
 constexpr int kBlock = 256;
 
 template <typename T>
 __global__ void __launch_bounds__(kBlock)
     max_pool2d_forward_kernel(Pool2dShape s, const T* __restrict__ x, T* __restrict__ y,
                               int64_t* __restrict__ indices) {
-  using A = typename Acc<T>::type;
+  using A = acc_t<T>;
   const int64_t total = s.N * s.C * s.P * s.Q;
   CB_GRID_STRIDE_LOOP(i, total) {
     const int64_t q = i % s.Q;
@@ -68,7 +32,7 @@ __global__ void __launch_bounds__(kBlock)
     const T* xp = x + plane * s.H * s.W;
     const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
     A best = -INFINITY;  // the comparisons run in A; the stored value is x's own
-    T best_val = down<T>(best);
+    T best_val = from_acc<T>(best);
     // torch's rule: an all -inf window reports its first in-bounds position.
     int64_t best_idx =
         pool_first_in_bounds(h0, s.dil_h) * s.W + pool_first_in_bounds(w0, s.dil_w);
@@ -79,7 +43,7 @@ __global__ void __launch_bounds__(kBlock)
         const int64_t w = w0 + u * s.dil_w;
         if (w < 0 || w >= s.W) continue;
         const T raw = xp[h * s.W + w];
-        const A v = up<T>(raw);
+        const A v = to_acc<T>(raw);
         if (v > best || isnan(v)) {
           best = v;
           best_val = raw;
@@ -98,7 +62,7 @@ template <typename T>
 __global__ void __launch_bounds__(kBlock)
     max_pool2d_backward_kernel(Pool2dShape s, const T* __restrict__ dy,
                                const int64_t* __restrict__ indices, T* __restrict__ dx) {
-  using A = typename Acc<T>::type;
+  using A = acc_t<T>;
   const int64_t total = s.N * s.C * s.H * s.W;
   const int64_t pq = s.P * s.Q;
   CB_GRID_STRIDE_LOOP(i, total) {
@@ -118,33 +82,23 @@ __global__ void __launch_bounds__(kBlock)
     for (int64_t p = p_lo; p <= p_hi; ++p) {
       for (int64_t q = q_lo; q <= q_hi; ++q) {
         if (ip[p * s.Q + q] == hw && pool_window_holds(s, p, q, hw))
-          acc += up<T>(dyp[p * s.Q + q]);
+          acc += to_acc<T>(dyp[p * s.Q + q]);
       }
     }
-    dx[i] = down<T>(acc);
+    dx[i] = from_acc<T>(acc);
   }
-}
-
-template <typename F>
-void dispatch_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32: f(float{}); return;
-    case DType::Float64: f(double{}); return;
-    case DType::Float16: f(__half{}); return;
-    case DType::BFloat16: f(__nv_bfloat16{}); return;
-  }
-  CB_CHECK(false, "max_pool2d: unknown dtype id ", static_cast<int>(dtype));
 }
 
 }  // namespace
 
 void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, void* y,
                              int64_t* indices, int device, void* stream) {
-  dispatch_dtype(dtype, [](auto) {});  // validates dtype before any early return
+  // Validates dtype before any early return.
+  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
   if (s.output_numel() == 0) return;
   CudaDeviceGuard guard(device);
   const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_dtype(dtype, [&](auto tag) {
+  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = s.output_numel();
     max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
@@ -155,11 +109,11 @@ void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, v
 
 void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
                               const int64_t* indices, void* dx, int device, void* stream) {
-  dispatch_dtype(dtype, [](auto) {});
+  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
   if (s.input_numel() == 0) return;
   CudaDeviceGuard guard(device);
   const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_dtype(dtype, [&](auto tag) {
+  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = s.input_numel();
     max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(

@@ -1,0 +1,62 @@
+// Element types of the CUDA kernels: the accumulator each one sums in (half
+// types in float, double in double) and the DType -> C++ type dispatch.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "common/check.h"
+#include "common/shapes.h"
+
+namespace convbench {
+
+template <typename T>
+struct AccOf {
+  using type = float;
+};
+template <>
+struct AccOf<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename AccOf<T>::type;
+
+template <typename T>
+__device__ __forceinline__ acc_t<T> to_acc(T v) {
+  return static_cast<acc_t<T>>(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__half>(__half v) {
+  return __half2float(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_acc(acc_t<T> v) {
+  return static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ __half from_acc<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Calls f(T{}) with the element type dtype names; op names the caller in the
+// error for an unknown id.
+template <typename F>
+void dispatch_cuda_dtype(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    case DType::Float16: f(__half{}); return;
+    case DType::BFloat16: f(__nv_bfloat16{}); return;
+  }
+  CB_CHECK(false, op, ": unknown dtype id ", static_cast<int>(dtype));
+}
+
+}  // namespace convbench
