@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import convbench
 from convbench.train import cli, runner
 from convbench.train.experiments import REGISTRY
 from convbench.train.results import write_json_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _has_convbench_nn():
@@ -206,7 +206,9 @@ def test_missing_data_dir_files_give_a_clear_error(tmp_path, capsys):
 
 
 def test_module_entry_point_runs(tmp_path):
-    env_path = str(ROOT / "python")
+    # Wherever this convbench was imported from (the installed package or
+    # an in-place build), not necessarily the source tree.
+    env_path = str(Path(convbench.__file__).resolve().parent.parent)
     r = subprocess.run([sys.executable, "-m", "convbench.train", "list"], capture_output=True, text=True,
                        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
