@@ -6,7 +6,9 @@
 # compute-sanitizer memcheck and racecheck over a quick subset of them
 # (CONVBENCH_SANITIZE=full for all of them, =0 to skip; CONVBENCH_SANITIZE_TIMEOUT
 # seconds each, default 900), and prints the
-# per-layer table of ours vs cuDNN (tools/gpu_layer_table.py).
+# per-layer table of ours vs cuDNN (tools/gpu_layer_table.py). With
+# CONVBENCH_BENCH=1 it also runs the CUDA rows of the pytest-benchmark suites
+# and their report (several minutes more).
 # Everything goes to stdout and to OUTDIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +31,6 @@ PY
 
 step "build (CUDAARCHS=${CUDAARCHS:-90})"
 export CUDAARCHS=${CUDAARCHS:-90}
-if [ ! -f README.md ]; then  # pyproject's readme; the build's metadata step needs the file
-  echo "README.md is missing: writing a one-line one for this build, removed afterwards"
-  echo "# convbench" > README.md
-  trap 'rm -f README.md' EXIT
-fi
 start=$(date +%s)
 if ! CONVBENCH_CUDA=ON "$python" -m pip install --no-build-isolation --no-deps -q . ; then
   echo "BUILD FAILED"; exit 1
@@ -87,6 +84,13 @@ fi
 
 step "layer table: ours vs cuDNN"
 "$python" tools/gpu_layer_table.py "$outdir" || status=1
+
+if [ "${CONVBENCH_BENCH:-0}" = 1 ]; then
+  step "benchmarks: CUDA rows"
+  "$python" -m pytest bench/ --benchmark-only -q -p no:cacheprovider -k cuda \
+    --benchmark-json="$outdir/BENCH_cuda.json" || status=1
+  "$python" -m convbench.report "$outdir/BENCH_cuda.json" --out "$outdir" || status=1
+fi
 
 step "done: status $status, results in $outdir"
 exit $status
