@@ -124,3 +124,28 @@ def test_cuda_tensor_without_cuda_build_or_gpu():
 def test_layer_constructor_rejects(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         convbench.nn.Conv2d(**kwargs)
+
+
+def test_remembered_geometry_does_not_hide_errors():
+    # The eager path caches checked geometries; a call that differs only in
+    # what the key must capture (groups' type, bias shape) is still checked.
+    convbench.conv2d(x4, w4, torch.randn(6), groups=1)
+    with pytest.raises(ValueError, match="groups must be a positive integer"):
+        convbench.conv2d(x4, w4, torch.randn(6), groups=1.0)
+    with pytest.raises(RuntimeError, match="bias must have shape"):
+        convbench.conv2d(x4, w4, torch.randn(6, 1), groups=1)
+    convbench.max_pool2d(x4, 2)
+    with pytest.raises(RuntimeError, match="too small"):
+        convbench.max_pool2d(x4[..., :1, :1], 2)
+
+
+def test_inference_path_matches_autograd_path():
+    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        plain = convbench.conv2d(x, w, padding=1)
+        pooled = convbench.max_pool2d(x, 3, 2, 1, return_indices=True)
+    graphed = convbench.conv2d(x.requires_grad_(), w, padding=1)
+    assert plain.grad_fn is None and graphed.grad_fn is not None
+    assert torch.equal(plain, graphed.detach())
+    ref = torch.nn.functional.max_pool2d(x.detach(), 3, 2, 1, return_indices=True)
+    assert torch.equal(pooled[0], ref[0]) and torch.equal(pooled[1], ref[1])

@@ -104,6 +104,24 @@ def check_device_type(t: torch.Tensor, op: str) -> None:
         )
 
 
+# Shape checks are pure functions of the shapes and arguments, and a model
+# calls each layer with the same ones every step: the eager path remembers
+# the geometries that passed (concrete shapes only; symbolic ones are not
+# hashable). Only successes are stored, so bad input is always re-checked.
+_GEOMETRY_CACHE: dict = {}
+_GEOMETRY_CACHE_SIZE = 4096
+
+
+def _cached(key, compute):
+    hit = _GEOMETRY_CACHE.get(key)
+    if hit is None:
+        hit = compute()
+        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = hit
+    return hit
+
+
 def check_conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -112,8 +130,11 @@ def check_conv2d(
     padding4: Sequence[int],
     dilation: Sequence[int],
     groups: int,
+    cache: bool = False,
 ) -> Tuple[int, int]:
-    """Validates a batched conv2d call; returns the output size (P, Q)."""
+    """Validates a batched conv2d call; returns the output size (P, Q).
+    cache=True (concrete shapes only) reuses the geometry check of an
+    earlier call with the same shapes and arguments."""
     if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError("convbench.conv2d: input and weight must be tensors")
     if input.dim() != 4:
@@ -126,10 +147,14 @@ def check_conv2d(
     for name, t in tensors:
         check_same_device_dtype(input, "input", t, name, "conv2d")
     check_float_dtype(input, "input", "conv2d")
-    return conv2d_geometry(
-        input.shape, weight.shape, None if bias is None else bias.shape,
-        stride, padding4, dilation, groups,
-    )
+    bias_shape = None if bias is None else bias.shape
+    if not cache:
+        return conv2d_geometry(input.shape, weight.shape, bias_shape, stride, padding4,
+                               dilation, groups)
+    key = ("conv2d", input.shape, weight.shape, bias_shape, tuple(stride), tuple(padding4),
+           tuple(dilation), groups, type(groups))
+    return _cached(key, lambda: conv2d_geometry(input.shape, weight.shape, bias_shape, stride,
+                                                padding4, dilation, groups))
 
 
 def check_same_device_dtype(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str,
@@ -211,8 +236,10 @@ def check_max_pool2d(
     padding: Sequence[int],
     dilation: Sequence[int],
     ceil_mode: bool,
+    cache: bool = False,
 ) -> Tuple[int, int]:
-    """Validates a batched max_pool2d call; returns the output size (P, Q)."""
+    """Validates a batched max_pool2d call; returns the output size (P, Q)
+    (cache: as for check_conv2d)."""
     if not isinstance(input, torch.Tensor):
         raise TypeError("convbench.max_pool2d: input must be a tensor")
     if input.dim() != 4:
@@ -222,6 +249,16 @@ def check_max_pool2d(
         )
     check_device_type(input, "max_pool2d")
     check_float_dtype(input, "input", "max_pool2d")
+    if not cache:
+        return max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    key = ("max_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
+           tuple(dilation), ceil_mode)
+    return _cached(key, lambda: max_pool2d_geometry(input.shape, kernel_size, stride, padding,
+                                                    dilation, ceil_mode))
+
+
+def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checks the pooling arguments against a 4D input shape; returns (P, Q)."""
     if min(kernel_size) <= 0:
         raise ValueError(f"kernel_size must be positive, got {tuple(kernel_size)}")
     if min(stride) <= 0:
@@ -235,14 +272,14 @@ def check_max_pool2d(
                 "pad should be at most half of kernel size, but got "
                 f"pad={tuple(padding)} and kernel_size={tuple(kernel_size)}"
             )
-    H, W = input.shape[-2:]
+    H, W = shape[-2:]
     if H == 0 or W == 0:
-        raise RuntimeError(f"max_pool2d: input has an empty spatial size {list(input.shape)}")
+        raise RuntimeError(f"max_pool2d: input has an empty spatial size {list(shape)}")
     P = pool_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     Q = pool_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
     if P <= 0 or Q <= 0:
         raise RuntimeError(
-            f"max_pool2d: given input size {list(input.shape)}, the calculated output size "
+            f"max_pool2d: given input size {list(shape)}, the calculated output size "
             f"({P} x {Q}) is too small"
         )
     return P, Q

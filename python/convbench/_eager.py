@@ -29,9 +29,17 @@ def usable(*tensors) -> bool:
     return True
 
 
+def needs_grad(*tensors) -> bool:
+    """Whether autograd would record this call (else the kernels run bare)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+# The geometry travels as one tuple: Function.apply inspects every argument,
+# and a dozen of them cost microseconds per call.
 class Conv2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, weight, bias, pq, stride, padding, dilation, groups, algo):
+    def forward(ctx, input, weight, bias, geometry):
+        pq, stride, padding, dilation, groups, algo = geometry
         ctx.conv_args = (stride, padding, dilation, groups, algo)
         ctx.has_bias = bias is not None
         ctx.save_for_backward(input, weight)
@@ -56,12 +64,13 @@ class Conv2dFunction(torch.autograd.Function):
                 gw = _launch.conv2d_backward_weight(grad, input, weight.shape, *args)
         if ctx.has_bias and need[2]:
             gb = grad.sum((0, 2, 3))
-        return gi, gw, gb, None, None, None, None, None, None
+        return gi, gw, gb, None
 
 
 class MaxPool2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, pq, kernel_size, stride, padding, dilation):
+    def forward(ctx, input, geometry):
+        pq, kernel_size, stride, padding, dilation = geometry
         out, indices = _launch.max_pool2d_forward(input, pq, kernel_size, stride, padding,
                                                   dilation)
         ctx.pool_args = (kernel_size, stride, padding, dilation)
@@ -78,4 +87,4 @@ class MaxPool2dFunction(torch.autograd.Function):
                                                          *ctx.pool_args)
         else:
             gx = _launch.max_pool2d_backward(grad, indices, ctx.input_size, *ctx.pool_args)
-        return gx, None, None, None, None, None
+        return gx, None

@@ -7,7 +7,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from . import _args, _eager
+from . import _args, _eager, _launch
 from . import ops as _ops  # noqa: F401  (registers torch.ops.convbench.*)
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -61,10 +61,13 @@ def conv2d(
             input = F.pad(input, (left, right, top, bottom), mode=padding_mode)
         padding4 = (0, 0, 0, 0)
     if _eager.usable(input, weight, bias):
-        pq = _args.check_conv2d(input, weight, bias, stride2, padding4, dilation2, groups)
-        out = _eager.Conv2dFunction.apply(
-            input, weight, bias, pq, stride2, padding4, dilation2, groups, algo
-        )
+        pq = _args.check_conv2d(input, weight, bias, stride2, padding4, dilation2, groups,
+                                cache=True)
+        geometry = (pq, stride2, padding4, dilation2, groups, algo)
+        if _eager.needs_grad(input, weight, bias):
+            out = _eager.Conv2dFunction.apply(input, weight, bias, geometry)
+        else:  # inference: no autograd node to build
+            out = _launch.conv2d_forward(input, weight, bias, *geometry)
     else:
         out = torch.ops.convbench.conv2d(
             input, weight, bias, list(stride2), list(padding4), list(dilation2), groups, algo
@@ -98,10 +101,13 @@ def max_pool2d(
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     if _eager.usable(input):
-        pq = _args.check_max_pool2d(input, kernel2, stride2, padding2, dilation2, ceil_mode)
-        out, indices = _eager.MaxPool2dFunction.apply(
-            input, pq, kernel2, stride2, padding2, dilation2
-        )
+        pq = _args.check_max_pool2d(input, kernel2, stride2, padding2, dilation2, ceil_mode,
+                                    cache=True)
+        geometry = (pq, kernel2, stride2, padding2, dilation2)
+        if _eager.needs_grad(input):
+            out, indices = _eager.MaxPool2dFunction.apply(input, geometry)
+        else:
+            out, indices = _launch.max_pool2d_forward(input, *geometry)
     else:
         out, indices = torch.ops.convbench.max_pool2d(
             input, list(kernel2), list(stride2), list(padding2), list(dilation2), ceil_mode
