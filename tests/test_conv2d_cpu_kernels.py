@@ -147,6 +147,10 @@ FIXED = [
     Case(2, 8, 10, 10, 32, 3, 3, pad=(1, 1, 1, 1), groups=2, bias=False),
     Case(1, 4, 13, 13, 16, 3, 3, stride=(2, 2)),
     Case(3, 24, 6, 6, 24, 2, 2, pad=(1, 0, 0, 1)),
+    # One vector of output channels (8 float / 4 double): 8-row weight-gradient
+    # tiles, the last one partial (C*R*S = 225)
+    Case(2, 9, 9, 9, 8, 5, 5),
+    Case(2, 9, 9, 9, 4, 5, 5, bias=False),
 ]
 
 
@@ -215,10 +219,11 @@ def test_weight_grad_deterministic(algo):
 
 @pytest.mark.parametrize("algo", ["direct", "im2col"])
 @pytest.mark.parametrize("N", [1, 5, 37])
-@pytest.mark.parametrize("C_", [6, 8])  # 8: Direct's channel-vectorised wgrad
-def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_):
+# C >= 8: Direct's channel-vectorised wgrad; K = 4 on 6x6: its 8-row tiles (float64)
+@pytest.mark.parametrize("C_, K, HW, p", [(6, 12, 15, 1), (8, 12, 15, 1), (9, 4, 6, 0)])
+def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_, K, HW, p):
     # torch shares the OpenMP runtime, so set_num_threads reaches our kernels.
-    case = Case(N, C_, 15, 15, 12, 3, 3, pad=(1, 1, 1, 1))
+    case = Case(N, C_, HW, HW, K, 3, 3, pad=(p, p, p, p))
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(N))
     old = torch.get_num_threads()
     try:

@@ -217,7 +217,9 @@ void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
         off[i] = (r * p.dh * g.Wp + sx * p.dw) * Cg + c;
         crs_of[i] = (c * p.R + r) * p.S + sx;
       }
-  constexpr int MR = 6;
+  // Tile rows: 6 with two vectors of output channels; 8 when Kg is a single
+  // vector (8 broadcasts + 1 load per 8 FMAs still leave the FMAs the limit).
+  const int MR = nvk == 1 ? 8 : 6;
   const int64_t nrb = ceil_div64(CRS, MR), nkv = ceil_div64(nvk, 2);
   const int64_t ntiles = p.G * nrb * nkv;
 
@@ -249,16 +251,18 @@ void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
     for (int64_t t = 0; t < ntiles; ++t) {
       const int64_t gg = t / (nrb * nkv), rb = (t / nkv) % nrb, kv = t % nkv;
       const int64_t i0 = rb * MR, cnt = std::min<int64_t>(MR, CRS - i0);
-      int64_t o[MR];
+      int64_t o[8];
       for (int m = 0; m < MR; ++m) o[m] = off[i0 + std::min<int64_t>(m, cnt - 1)];
       const int nv = static_cast<int>(std::min<int64_t>(2, nvk - 2 * kv));
       const T* xg = xb + gg * gplane;
       const T* dg = db + gg * dplane + 2 * kv * L;
-      alignas(64) T tile[MR * 2 * L];
+      alignas(64) T tile[8 * 2 * L];
       if (nv == 2)
-        kvec_wgrad_tile<T, MR, 2>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
+        kvec_wgrad_tile<T, 6, 2>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
+      else if (MR == 6)
+        kvec_wgrad_tile<T, 6, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
       else
-        kvec_wgrad_tile<T, MR, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
+        kvec_wgrad_tile<T, 8, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
       const int64_t W = nv * L;
       for (int m = 0; m < cnt; ++m)
         for (int64_t kk = 0; kk < W; ++kk)

@@ -13,10 +13,10 @@ namespace CB_CPU_NS {
 // B_i = b + i*NV*L (packed GEMM panel, OFFS = false) or B_i = b + offs[i]
 // read with stride st (direct convolution, OFFS = true; segments let it skip
 // kernel rows that only read padding). MR broadcasts + NV loads feed MR*NV
-// FMAs per step. out[m][v*L + lane] is overwritten.
+// FMAs per step. out[m*ldo + v*L + lane] is overwritten (ldo = 0: NV*L).
 template <typename T, int MR, int NV, bool OFFS, bool UNIT>
 inline void outer_tile(int64_t nseg, int64_t seg, int64_t n, const T* a, const T* b,
-                       const int64_t* offs, int64_t st, T* out) {
+                       const int64_t* offs, int64_t st, T* out, int64_t ldo = 0) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -38,8 +38,9 @@ inline void outer_tile(int64_t nseg, int64_t seg, int64_t n, const T* a, const T
       }
     }
   }
+  if (ldo == 0) ldo = NV * L;
   for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
+    for (int v = 0; v < NV; ++v) S::store(out + m * ldo + v * L, acc[m][v]);
 }
 
 // Inner-product tile: acc[i][j] += <A_i, B_j> over nvec vectors, A_i rows
