@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         print(f"\ninterrupted: finished runs are saved under {args.out}/{exp.name}/runs; "
               "rerun with --resume to continue", file=sys.stderr)
         return 130
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # OSError: missing files, failed download
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for d in summary.get("data", []):
