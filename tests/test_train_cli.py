@@ -92,6 +92,8 @@ def test_ee449_part3_keys_and_step_recording(tmp_path):
 def test_ee449_part4_and_part5_keys(tmp_path):
     assert run(tmp_path, "ee449-2021-part4", "--subset", "20", "--batch-size", "2", "--backend", "torch") == 0
     nets = load(tmp_path, "ee449-2021-part4")["results"]["torch"]["networks"]
+    run_file = json.loads(next((tmp_path / "ee449-2021-part4" / "runs").glob("cnn3_relu*.json")).read_text())
+    assert "val_acc_curve" not in run_file["result"]  # part 4 records no validation accuracy
     for n in nets:
         for k in ("relu_loss_curve", "sigmoid_loss_curve", "relu_grad_curve", "sigmoid_grad_curve"):
             assert len(n[k]) == 1
@@ -211,3 +213,17 @@ def test_module_entry_point_runs(tmp_path):
                        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == list(REGISTRY)
+
+
+def test_figures_on_stand_in_data_carry_a_footnote(tmp_path):
+    from PIL import Image  # matplotlib depends on Pillow
+
+    from convbench.train import figures as fig
+    plain = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "plain.png", "t")
+    with fig.footnote("STAND-IN DATA: digits, not CIFAR-10"):
+        stamped = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "stamped.png", "t")
+    again = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "again.png", "t")  # the block ended
+    h = {p.name: Image.open(p).size[1] for p in (plain, stamped, again)}
+    assert h["stamped.png"] > h["plain.png"] == h["again.png"]
+    assert runner._stand_in_stamp([]) is None
+    assert runner._stand_in_stamp(["NOTE: x stands in"]) == "STAND-IN DATA: x stands in"

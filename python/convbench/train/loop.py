@@ -102,7 +102,8 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
                 steps.append(step)
                 loss_c.append(win_loss / win_n)
                 tacc_c.append(100.0 * win_correct / win_n)
-                vacc_c.append(evaluate(model, eval_split, device)[1])
+                if cfg.record_val:
+                    vacc_c.append(evaluate(model, eval_split, device)[1])
                 if gnorm is not None:
                     grad_c.append(gnorm)
                 win_loss, win_correct, win_n = 0.0, 0, 0
@@ -141,7 +142,9 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
         "weights": first.detach().cpu().tolist(),
     }
     if cfg.record == "steps":
-        rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c, val_acc_curve=vacc_c)
+        rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c)
+        if cfg.record_val:
+            rec["val_acc_curve"] = vacc_c
         if cfg.grad_norm:
             rec["grad_curve"] = grad_c
     if lr_changes:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import data as D
+from . import figures as fig
 from .experiments import Context, Experiment, Options
 from .loop import train_run
 from .numpy_mlp import train_numpy_mlp
@@ -94,10 +95,17 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         _write_summary(exp, opts, ctx, header, records, final=False)
     summary = _write_summary(exp, opts, ctx, header, records, final=True)
     if exp.figures is not None:
-        paths = exp.figures(summary["results"], ctx)
+        with fig.footnote(_stand_in_stamp(data.notes)):
+            paths = exp.figures(summary["results"], ctx)
         summary["figures"] = [str(Path(p).name) for p in paths]
         write_json_atomic(out / "results.json", summary)
     return summary
+
+
+def _stand_in_stamp(notes):
+    """The data notes (stand-in data sets) as a figure footnote, or None for real data."""
+    text = " ".join(n[len("NOTE: "):] if n.startswith("NOTE: ") else n for n in notes)
+    return f"STAND-IN DATA: {text}" if text else None
 
 
 def timing_rows(records):

@@ -105,7 +105,7 @@ def _part4(prefix, family, recipe, nets, what):
                     key=f"{net}/{act}", model=f"{family}/{net}", data=recipe, activation=act,
                     optimizer="sgd", lr=o.learning_rate(0.01), epochs=o.n_epochs(15),
                     batch_size=o.batch(50), seed=o.seed, record="steps", grad_norm=True,
-                    tags={"net": net, "act": act}))
+                    record_val=False, tags={"net": net, "act": act}))
         return cfgs
 
     def summarize(records, o):
@@ -130,7 +130,8 @@ def _part4(prefix, family, recipe, nets, what):
                           for n in s["networks"]]
                 p = fig.panels(panels, ctx.out_dir / f"{what_}_relu_vs_sigmoid_{backend}.png",
                                f"{prefix} part 4: {what_} with ReLU vs Sigmoid ({backend})",
-                               ylabels=[("|dL/dW1|_F" if logy else "loss")] * len(panels), ncols=3)
+                               ylabels=[("|dL/dW1|_F" if logy else "loss")] * len(panels), ncols=3,
+                               logy=logy)
                 paths.append(p)
         return paths
 
