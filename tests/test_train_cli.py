@@ -227,3 +227,34 @@ def test_figures_on_stand_in_data_carry_a_footnote(tmp_path):
     assert h["stamped.png"] > h["plain.png"] == h["again.png"]
     assert runner._stand_in_stamp([]) is None
     assert runner._stand_in_stamp(["NOTE: x stands in"]) == "STAND-IN DATA: x stands in"
+
+
+def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkeypatch):
+    """Runs differing only in backend alternate epochs (fair timing under shared load) and give
+    exactly what each gives trained alone."""
+    from convbench import data as D
+    from convbench.train import loop
+    from convbench.train.config import RunConfig
+    bundle = D.load("mnist", limit=60)
+    a = RunConfig(key="a", model="1rt720/cnn", data="mnist", backend="torch", epochs=3, batch_size=20,
+                  record="epochs")
+    b = a.with_(key="b", lr=0.05)  # another run, so a mix-up between the two would show
+    alone = [loop.train_run(a, bundle), loop.train_run(b, bundle)]
+    seen, real = [], loop.train_epochs
+
+    def logged(cfg, data, progress=None):  # re-yields each epoch, noting whose it was
+        gen = real(cfg, data, progress)
+        while True:
+            try:
+                e = next(gen)
+            except StopIteration as done:
+                return done.value
+            seen.append((cfg.key, e))
+            yield e
+
+    monkeypatch.setattr(loop, "train_epochs", logged)
+    both = loop.train_interleaved([(a, bundle), (b, bundle)])
+    assert seen == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("a", 2), ("b", 2)]
+    for x, y in zip(both, alone):
+        assert x["key"] == y["key"] and x["epochs"]["train_loss"] == y["epochs"]["train_loss"]
+        assert x["test_acc"] == y["test_acc"] and x["weights"] == y["weights"]

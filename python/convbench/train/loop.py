@@ -58,6 +58,31 @@ def evaluate(model, split, device, confusion_classes: Optional[int] = None):
 def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
     """Train one network per cfg on data; returns a JSON-ready record. `progress(n)` (optional) is
     called after every training step (the CLI passes a tqdm bar's update)."""
+    return train_interleaved([(cfg, data)], progress)[0]
+
+
+def train_interleaved(jobs, progress=None) -> list:
+    """Train several (cfg, data) runs in lockstep, one epoch of each in turn (the order reversed
+    every epoch), so that runs differing only in backend see the same machine load: on a shared
+    machine their time-per-epoch ratio is then fair. Returns their records, in order."""
+    gens = [train_epochs(cfg, data, progress) for cfg, data in jobs]
+    records, running = [None] * len(gens), set(range(len(gens)))
+    order = list(range(len(gens)))
+    while running:
+        for i in order:
+            if i in running:
+                try:
+                    next(gens[i])
+                except StopIteration as done:
+                    records[i] = done.value
+                    running.discard(i)
+        order.reverse()
+    return records
+
+
+def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
+    """Generator: each next() trains one more epoch; its return value (StopIteration.value) is
+    the run's record."""
     device = torch.device(cfg.device)
     c, h, w = data.input_shape
     torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every backend
@@ -128,6 +153,7 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
                 lr_changes.append({"epoch": epoch + 1, "step": step, "lr": lrs[lr_index]})
             best_val = max(best_val, va)
         epoch_wall.append(time.perf_counter() - t_epoch)
+        yield epoch
 
     test_loss, test_acc, cm, pred = evaluate(model, data.test, device,
                                              data.num_classes if cfg.confusion else None)
