@@ -259,3 +259,12 @@ def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkey
     for x, y in zip(both, alone):
         assert x["key"] == y["key"] and x["epochs"]["train_loss"] == y["epochs"]["train_loss"]
         assert x["test_acc"] == y["test_acc"] and x["weights"] == y["weights"]
+
+
+def test_busy_machine_note(monkeypatch):
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert "load 5.0 on 2 cores" in cli.busy_note(None) and "--threads 1" in cli.busy_note(None)
+    assert "--threads 1" not in cli.busy_note(1)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert cli.busy_note(None) is None

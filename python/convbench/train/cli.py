@@ -3,6 +3,7 @@ PyTorch's."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import time
@@ -73,6 +74,21 @@ def _backends(arg, experiment):
     return names
 
 
+def busy_note(threads):
+    """A warning when other work already fills the cores: times per epoch are then noisy, and
+    several OpenMP threads per process can slow each other badly (they spin waiting at barriers)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return None
+    cores = os.cpu_count() or 1
+    if load < cores:
+        return None
+    hint = "" if threads == 1 else "; --threads 1 may be much faster on a shared machine"
+    return (f"note: the machine is busy (load {load:.1f} on {cores} cores): time per epoch will be "
+            f"noisy{hint}")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.experiment == "list":
@@ -95,6 +111,9 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    busy = busy_note(args.threads)
+    if busy:
+        print(busy)
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
                    seed=args.seed, quick=args.quick, algo=args.algo)
