@@ -108,6 +108,7 @@ def test_ee449_part4_and_part5_keys(tmp_path):
     for ch in s["schedule_1_01_001"]["lr_changes"]:
         assert ch["lr"] in (0.01, 0.001)
     assert "adam_test_acc" in s["schedule_vs_adam"]
+    assert (tmp_path / "ee449-2021-part5" / "schedule_vs_adam_torch.png").is_file()
 
 
 def test_1rt720_ex6_confusion_matrix_and_misclassified(tmp_path):

@@ -48,11 +48,14 @@ def _save(fig, path) -> Path:
     return path
 
 
-def lines(series, path, title, xlabel="step", ylabel="", logy=False) -> Path:
-    """series: list of (label, x, y)."""
+def lines(series, path, title, xlabel="step", ylabel="", logy=False, marks=()) -> Path:
+    """series: list of (label, x, y); marks: (x, label) drawn as dotted vertical lines (e.g. the
+    steps where a learning-rate schedule dropped the rate)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, x, y in series:
         ax.plot(x, y, label=label, lw=1.2, marker="o" if len(x) <= 30 else None, ms=3)
+    for i, (x, label) in enumerate(marks):
+        ax.axvline(x, ls=":", lw=1, color=f"C{(len(series) + i) % 10}", label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     _style_x(ax, xlabel)
     if logy:

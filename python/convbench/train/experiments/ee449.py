@@ -195,14 +195,16 @@ def _part5(prefix, family, recipe, net, adam_lr, what):
                 paths.append(fig.lines(series, ctx.out_dir / f"lr_{what_}_{backend}.png",
                                        f"{prefix} part 5: {net}, SGD learning rates ({backend})",
                                        ylabel="loss" if what_ == "loss" else "validation accuracy (%)"))
-            series = []
+            series, marks = [], []
             for k in list(schedules) + ["adam"]:
                 if k in s:
                     series.append((f"{k} (test {s[k]['test_acc']:.1f}%)", s[k]["steps"][:len(s[k]["val_acc_curve"])],
                                    s[k]["val_acc_curve"]))
+                    marks += [(c["step"], f"{k}: lr -> {c['lr']:g} (epoch {c['epoch']})")
+                              for c in s[k].get("lr_changes", [])]
             paths.append(fig.lines(series, ctx.out_dir / f"schedule_vs_adam_{backend}.png",
                                    f"{prefix} part 5: lr schedule vs Adam, {net} ({backend})",
-                                   ylabel="validation accuracy (%)"))
+                                   ylabel="validation accuracy (%)", marks=marks))
         return paths
 
     return Experiment(
