@@ -269,3 +269,14 @@ def test_busy_machine_note(monkeypatch):
     assert "--threads 1" not in cli.busy_note(1)
     monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     assert cli.busy_note(None) is None
+
+
+def test_numpy_backend_trains_like_torch_end_to_end(tmp_path):
+    """--backend numpy (convs and pools through the NumPy reference) follows torch's training."""
+    assert run(tmp_path, "1rt720-ex2", "--subset", "48", "--batch-size", "16", "--epochs", "2",
+               "--backend", "numpy,torch") == 0
+    res = load(tmp_path, "1rt720-ex2")["results"]
+    ours, ref = res["numpy"]["runs"][0], res["torch"]["runs"][0]
+    # float32 throughout; 6 SGD steps cannot amplify rounding differences past 1e-4
+    assert ours["train_loss_curve"] == pytest.approx(ref["train_loss_curve"], rel=1e-4)
+    assert ours["test_loss_curve"] == pytest.approx(ref["test_loss_curve"], rel=1e-4)
