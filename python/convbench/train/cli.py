@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate, where the experiment does not sweep it")
     p.add_argument("--backend", default=None,
                    help="convbench | torch | numpy, or a comma list to compare (default: convbench; "
-                        "quick: convbench,torch). numpy trains the convs through the NumPy reference (slow)")
+                        "quick: convbench,torch); the backends of one run train interleaved, epoch "
+                        "by epoch. numpy trains the convs through the NumPy reference (slow)")
     p.add_argument("--algo", default="auto", help="convbench conv algorithm (auto, direct, im2col, ...)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
