@@ -220,3 +220,19 @@ def scatter_val_train(series, path, title) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def decision_boundaries(panels_, gx, gy, x, y, path, title) -> Path:
+    """panels_: list of (title, P) with P the predicted probability on the grid gx, gy; the
+    training points x [N, 2] coloured by label y on top."""
+    n = len(panels_)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    for ax, (ptitle, prob) in zip(axes[0], panels_):
+        ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+        ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", s=8, edgecolors="k", linewidths=0.3)
+        ax.set(title=ptitle, xlabel="x1", ylabel="x2")
+        ax.title.set_fontsize(9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -52,10 +52,11 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
     header = {"experiment": exp.name, "title": exp.title, "description": exp.help,
               "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()}}
     if exp.custom is not None:
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
         res = exp.custom(ctx)
         summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
-                   "notes": data.notes}
+                   "notes": data.notes,  # the figures it drew (those written since it started)
+                   "figures": sorted(p.name for p in out.glob("*.png") if p.stat().st_mtime >= started)}
         write_json_atomic(out / "results.json", summary)
         return summary
 
