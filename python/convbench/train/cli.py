@@ -122,7 +122,9 @@ def main(argv=None) -> int:
         print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
     limit = args.subset or (2000 if args.quick else None)
     data = DataCache(args.data_dir, args.download, args.seed, limit)
-    print(f"{exp.name}: {exp.title}; backends {', '.join(opts.backends)}; device {opts.device}")
+    where = ("" if exp.custom is not None  # NumPy-only experiments: no backend, no device
+             else f"; backends {', '.join(opts.backends)}; device {opts.device}")
+    print(f"{exp.name}: {exp.title}{where}")
     t0 = time.perf_counter()
     try:
         summary = run_experiment(exp, opts, args.out, data, resume=args.resume,
