@@ -280,3 +280,14 @@ def test_numpy_backend_trains_like_torch_end_to_end(tmp_path):
     # float32 throughout; 6 SGD steps cannot amplify rounding differences past 1e-4
     assert ours["train_loss_curve"] == pytest.approx(ref["train_loss_curve"], rel=1e-4)
     assert ours["test_loss_curve"] == pytest.approx(ref["test_loss_curve"], rel=1e-4)
+
+
+def test_wide_mlp_results_stay_small_and_readable(tmp_path):
+    """M124's 3072-512-... MLPs: no 1.5M-float weight dump in every run file (was ~40 MB each)."""
+    assert run(tmp_path, "m124-mlp-width", "--subset", "20", "--batch-size", "10", "--backend", "torch") == 0
+    d = tmp_path / "m124-mlp-width"
+    for p in [d / "results.json", *(d / "runs").glob("*.json")]:
+        assert p.stat().st_size < 200_000, p
+        assert p.stat().st_mode & 0o044 == 0o044  # group/other may read the results
+    runs = load(tmp_path, "m124-mlp-width")["results"]["torch"]["runs"]
+    assert [r["weights"] for r in runs] == [None, None]

@@ -17,6 +17,7 @@ from ..data import DataBundle, batches
 from .config import RunConfig
 
 EVAL_BATCH = 1000
+WEIGHTS_LIMIT = 200_000  # EE449's widest first layer (mlp_1, colour) has 98,304
 
 
 def _sync(device: torch.device) -> None:
@@ -165,7 +166,10 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
         "total_time": sum(epoch_wall),
         "epochs": {k: v for k, v in ep.items() if v},
         "n_params": sum(p.numel() for p in model.parameters()),
-        "weights": first.detach().cpu().tolist(),
+        # first-layer weights for the weight-grid figures; a wide MLP's (M124: 512x3072) would
+        # make every run file tens of MB and no figure draws it
+        "weights": first.detach().cpu().tolist() if first.numel() <= WEIGHTS_LIMIT else None,
+        "weights_shape": list(first.shape),
     }
     if cfg.record == "steps":
         rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c)
