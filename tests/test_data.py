@@ -151,3 +151,70 @@ def test_batches_cover_everything_and_repeat_with_seed():
     ys1 = torch.cat([y for _, y in batches(b.train, 8, True, g1)])
     ys2 = torch.cat([y for _, y in batches(b.train, 8, True, g2)])
     assert torch.equal(ys1, ys2) and sorted(ys1.tolist()) == sorted(b.train.y.tolist())
+
+
+# ---- --download: checksums verified, mirrors, clear errors (file:// URLs, no network) ----------
+
+def _md5(path):
+    import hashlib
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_fetch_verifies_checksum_and_falls_back_to_the_next_mirror(tmp_path):
+    from convbench.data import download as DL
+    src = tmp_path / "src" / "f.bin"
+    src.parent.mkdir()
+    src.write_bytes(b"real bytes" * 100)
+    good = _md5(src)
+    dest = tmp_path / "out" / "f.bin"
+    # a wrong checksum is refused and nothing (not even a .part file) is left behind
+    with pytest.raises(OSError, match="checksum mismatch") as e:
+        DL.fetch(src.as_uri(), dest, "0" * 32)
+    assert str(dest) in str(e.value)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    # first mirror missing, second serves the file
+    missing = (tmp_path / "nowhere" / "f.bin").as_uri()
+    assert DL.fetch([missing, src.as_uri()], dest, good) == dest
+    assert dest.read_bytes() == src.read_bytes()
+    # already there with the right checksum: not fetched again (the url is unreachable)
+    assert DL.fetch(missing, dest, good) == dest
+    # there but corrupt: replaced
+    dest.write_bytes(b"corrupt")
+    DL.fetch(src.as_uri(), dest, good)
+    assert _md5(dest) == good
+
+
+def test_download_mnist_and_cifar_from_a_mirror(tmp_path, monkeypatch):
+    import tarfile
+    from convbench.data import download as DL
+    from convbench.data import datasets
+    mirror = tmp_path / "mirror"
+    arrays = make_mnist(mirror, n_train=30, n_test=10, gz=True, layout="")
+    monkeypatch.setattr(DL, "MNIST_URLS", ((tmp_path / "down").as_uri() + "/", mirror.as_uri() + "/"))
+    monkeypatch.setattr(DL, "MNIST_MD5", {p.name: _md5(p) for p in mirror.glob("*.gz")})
+    make_cifar(mirror / "c", per_batch=10)
+    archive = mirror / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(mirror / "c" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setattr(DL, "CIFAR_URL", archive.as_uri())
+    monkeypatch.setattr(DL, "CIFAR_MD5", _md5(archive))
+    datasets._files.cache_clear()
+    data = tmp_path / "data"
+    b = load("mnist", data_dir=data, download=True)
+    assert (data / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+    np.testing.assert_array_equal(b.train.y.numpy(), arrays["train-labels-idx1-ubyte"])
+    c = load("cifar10", data_dir=data, download=True)
+    assert len(c.train) == 50 and len(c.test) == 10 and c.note is None
+    datasets._files.cache_clear()
+
+
+def test_cli_download_failure_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from convbench.data import download as DL
+    from convbench.data import datasets
+    from convbench.train import cli
+    monkeypatch.setattr(DL, "MNIST_URLS", ((tmp_path / "offline").as_uri() + "/",))
+    datasets._files.cache_clear()
+    rc = cli.main(["1rt720-ex2", "--download", "--data-dir", str(tmp_path / "d"), "--out",
+                   str(tmp_path / "o"), "--no-progress", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "could not download train-images-idx3-ubyte.gz" in err and "by hand" in err

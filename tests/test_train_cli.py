@@ -92,6 +92,8 @@ def test_ee449_part3_keys_and_step_recording(tmp_path):
 def test_ee449_part4_and_part5_keys(tmp_path):
     assert run(tmp_path, "ee449-2021-part4", "--subset", "20", "--batch-size", "2", "--backend", "torch") == 0
     nets = load(tmp_path, "ee449-2021-part4")["results"]["torch"]["networks"]
+    run_file = json.loads(next((tmp_path / "ee449-2021-part4" / "runs").glob("cnn3_relu*.json")).read_text())
+    assert "val_acc_curve" not in run_file["result"]  # part 4 records no validation accuracy
     for n in nets:
         for k in ("relu_loss_curve", "sigmoid_loss_curve", "relu_grad_curve", "sigmoid_grad_curve"):
             assert len(n[k]) == 1
@@ -106,6 +108,7 @@ def test_ee449_part4_and_part5_keys(tmp_path):
     for ch in s["schedule_1_01_001"]["lr_changes"]:
         assert ch["lr"] in (0.01, 0.001)
     assert "adam_test_acc" in s["schedule_vs_adam"]
+    assert (tmp_path / "ee449-2021-part5" / "schedule_vs_adam_torch.png").is_file()
 
 
 def test_1rt720_ex6_confusion_matrix_and_misclassified(tmp_path):
@@ -124,7 +127,8 @@ def test_1rt720_ex6_confusion_matrix_and_misclassified(tmp_path):
 
 
 def test_1rt720_ex1_numpy_scratch_mlp_learns_and_is_timed(tmp_path):
-    assert cli.main(["1rt720-ex1", "--subset", "600", "--backend", "torch", "--epochs", "3",
+    # default --backend (convbench): the MLP has no conv, so its run is PyTorch's all the same
+    assert cli.main(["1rt720-ex1", "--subset", "600", "--epochs", "3",
                      "--batch-size", "20", "--lr", "0.1",
                      "--out", str(tmp_path), "--no-progress"]) == 0
     res = load(tmp_path, "1rt720-ex1")
@@ -213,3 +217,79 @@ def test_module_entry_point_runs(tmp_path):
                        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == list(REGISTRY)
+
+
+def test_figures_on_stand_in_data_carry_a_footnote(tmp_path):
+    from PIL import Image  # matplotlib depends on Pillow
+
+    from convbench.train import figures as fig
+    plain = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "plain.png", "t")
+    with fig.footnote("STAND-IN DATA: digits, not CIFAR-10"):
+        stamped = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "stamped.png", "t")
+    again = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "again.png", "t")  # the block ended
+    h = {p.name: Image.open(p).size[1] for p in (plain, stamped, again)}
+    assert h["stamped.png"] > h["plain.png"] == h["again.png"]
+    assert runner._stand_in_stamp([]) is None
+    assert runner._stand_in_stamp(["NOTE: x stands in"]) == "STAND-IN DATA: x stands in"
+
+
+def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkeypatch):
+    """Runs differing only in backend alternate epochs (fair timing under shared load) and give
+    exactly what each gives trained alone."""
+    from convbench import data as D
+    from convbench.train import loop
+    from convbench.train.config import RunConfig
+    bundle = D.load("mnist", limit=60)
+    a = RunConfig(key="a", model="1rt720/cnn", data="mnist", backend="torch", epochs=3, batch_size=20,
+                  record="epochs")
+    b = a.with_(key="b", lr=0.05)  # another run, so a mix-up between the two would show
+    alone = [loop.train_run(a, bundle), loop.train_run(b, bundle)]
+    seen, real = [], loop.train_epochs
+
+    def logged(cfg, data, progress=None):  # re-yields each epoch, noting whose it was
+        gen = real(cfg, data, progress)
+        while True:
+            try:
+                e = next(gen)
+            except StopIteration as done:
+                return done.value
+            seen.append((cfg.key, e))
+            yield e
+
+    monkeypatch.setattr(loop, "train_epochs", logged)
+    both = loop.train_interleaved([(a, bundle), (b, bundle)])
+    assert seen == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("a", 2), ("b", 2)]
+    for x, y in zip(both, alone):
+        assert x["key"] == y["key"] and x["epochs"]["train_loss"] == y["epochs"]["train_loss"]
+        assert x["test_acc"] == y["test_acc"] and x["weights"] == y["weights"]
+
+
+def test_busy_machine_note(monkeypatch):
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert "load 5.0 on 2 cores" in cli.busy_note(None) and "--threads 1" in cli.busy_note(None)
+    assert "--threads 1" not in cli.busy_note(1)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert cli.busy_note(None) is None
+
+
+def test_numpy_backend_trains_like_torch_end_to_end(tmp_path):
+    """--backend numpy (convs and pools through the NumPy reference) follows torch's training."""
+    assert run(tmp_path, "1rt720-ex2", "--subset", "48", "--batch-size", "16", "--epochs", "2",
+               "--backend", "numpy,torch") == 0
+    res = load(tmp_path, "1rt720-ex2")["results"]
+    ours, ref = res["numpy"]["runs"][0], res["torch"]["runs"][0]
+    # float32 throughout; 6 SGD steps cannot amplify rounding differences past 1e-4
+    assert ours["train_loss_curve"] == pytest.approx(ref["train_loss_curve"], rel=1e-4)
+    assert ours["test_loss_curve"] == pytest.approx(ref["test_loss_curve"], rel=1e-4)
+
+
+def test_wide_mlp_results_stay_small_and_readable(tmp_path):
+    """M124's 3072-512-... MLPs: no 1.5M-float weight dump in every run file (was ~40 MB each)."""
+    assert run(tmp_path, "m124-mlp-width", "--subset", "20", "--batch-size", "10", "--backend", "torch") == 0
+    d = tmp_path / "m124-mlp-width"
+    for p in [d / "results.json", *(d / "runs").glob("*.json")]:
+        assert p.stat().st_size < 200_000, p
+        assert p.stat().st_mode & 0o044 == 0o044  # group/other may read the results
+    runs = load(tmp_path, "m124-mlp-width")["results"]["torch"]["runs"]
+    assert [r["weights"] for r in runs] == [None, None]

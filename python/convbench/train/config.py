@@ -22,6 +22,7 @@ class RunConfig:
     record: str = "steps"          # "steps": every 10 steps (EE449); "epochs": per epoch (1RT720, M124)
     record_every: int = 10
     grad_norm: bool = False        # Frobenius norm of d loss / d first-layer weight at each record
+    record_val: bool = True        # validation accuracy at each record (part 4 records none: costly)
     lr_schedule: Tuple[float, ...] = ()  # plateau schedule: drop to the next lr when val acc stalls
     confusion: bool = False        # keep the test confusion matrix and misclassified examples
     device: str = "cpu"

@@ -1,7 +1,9 @@
 """The figures of the reports, as PNG (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -9,12 +11,36 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+_FOOTNOTE = None
+
+
+@contextlib.contextmanager
+def footnote(text):
+    """Stamp `text` (e.g. "stand-in data, not CIFAR-10") under every figure drawn inside the block,
+    so a figure copied out of its directory still says what it shows."""
+    global _FOOTNOTE
+    old, _FOOTNOTE = _FOOTNOTE, (text or None)
+    try:
+        yield
+    finally:
+        _FOOTNOTE = old
+
+
+def _style_x(ax, xlabel):
+    if xlabel == "epoch":  # whole epochs only, no 1.25
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig, path) -> Path:
     """Render to a temporary name and rename, so a figure on disk is always complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if _FOOTNOTE:
+        width = max(60, int(fig.get_figwidth() * 15))  # ~15 characters per inch at 7 pt
+        fig.text(0.01, 0.0, textwrap.fill(_FOOTNOTE, width), fontsize=7, color="firebrick",
+                 ha="left", va="top")
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -22,12 +48,16 @@ def _save(fig, path) -> Path:
     return path
 
 
-def lines(series, path, title, xlabel="step", ylabel="", logy=False) -> Path:
-    """series: list of (label, x, y)."""
+def lines(series, path, title, xlabel="step", ylabel="", logy=False, marks=()) -> Path:
+    """series: list of (label, x, y); marks: (x, label) drawn as dotted vertical lines (e.g. the
+    steps where a learning-rate schedule dropped the rate)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, x, y in series:
         ax.plot(x, y, label=label, lw=1.2, marker="o" if len(x) <= 30 else None, ms=3)
+    for i, (x, label) in enumerate(marks):
+        ax.axvline(x, ls=":", lw=1, color=f"C{(len(series) + i) % 10}", label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    _style_x(ax, xlabel)
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -36,7 +66,7 @@ def lines(series, path, title, xlabel="step", ylabel="", logy=False) -> Path:
     return _save(fig, path)
 
 
-def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2) -> Path:
+def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy=False) -> Path:
     """Several `lines` plots side by side: panel_series = list of (panel title, series)."""
     n = len(panel_series)
     ncols = min(ncols, n)
@@ -47,6 +77,9 @@ def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2) -> P
         for label, x, y in series:
             ax.plot(x, y, label=label, lw=1.1, marker="o" if len(x) <= 30 else None, ms=3)
         ax.set(title=ptitle, xlabel=xlabel, ylabel=(ylabels[i] if ylabels else ""))
+        _style_x(ax, xlabel)
+        if logy:  # gradient norms span decades (vanishing sigmoid gradients)
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         if series:
             ax.legend(fontsize=7)
@@ -71,6 +104,7 @@ def epoch_curves(rec, path, title, subtitle) -> Path:
     a.set(xlabel="epoch", ylabel="cost (cross-entropy)")
     b.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (a, b):
+        _style_x(ax, "epoch")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
@@ -185,4 +219,20 @@ def scatter_val_train(series, path, title) -> Path:
     ax.set(xlabel="training accuracy (%)", ylabel="validation accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def decision_boundaries(panels_, gx, gy, x, y, path, title) -> Path:
+    """panels_: list of (title, P) with P the predicted probability on the grid gx, gy; the
+    training points x [N, 2] coloured by label y on top."""
+    n = len(panels_)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    for ax, (ptitle, prob) in zip(axes[0], panels_):
+        ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+        ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", s=8, edgecolors="k", linewidths=0.3)
+        ax.set(title=ptitle, xlabel="x1", ylabel="x2")
+        ax.title.set_fontsize(9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

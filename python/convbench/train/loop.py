@@ -17,6 +17,7 @@ from ..data import DataBundle, batches
 from .config import RunConfig
 
 EVAL_BATCH = 1000
+WEIGHTS_LIMIT = 200_000  # EE449's widest first layer (mlp_1, colour) has 98,304
 
 
 def _sync(device: torch.device) -> None:
@@ -58,6 +59,31 @@ def evaluate(model, split, device, confusion_classes: Optional[int] = None):
 def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
     """Train one network per cfg on data; returns a JSON-ready record. `progress(n)` (optional) is
     called after every training step (the CLI passes a tqdm bar's update)."""
+    return train_interleaved([(cfg, data)], progress)[0]
+
+
+def train_interleaved(jobs, progress=None) -> list:
+    """Train several (cfg, data) runs in lockstep, one epoch of each in turn (the order reversed
+    every epoch), so that runs differing only in backend see the same machine load: on a shared
+    machine their time-per-epoch ratio is then fair. Returns their records, in order."""
+    gens = [train_epochs(cfg, data, progress) for cfg, data in jobs]
+    records, running = [None] * len(gens), set(range(len(gens)))
+    order = list(range(len(gens)))
+    while running:
+        for i in order:
+            if i in running:
+                try:
+                    next(gens[i])
+                except StopIteration as done:
+                    records[i] = done.value
+                    running.discard(i)
+        order.reverse()
+    return records
+
+
+def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
+    """Generator: each next() trains one more epoch; its return value (StopIteration.value) is
+    the run's record."""
     device = torch.device(cfg.device)
     c, h, w = data.input_shape
     torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every backend
@@ -102,7 +128,8 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
                 steps.append(step)
                 loss_c.append(win_loss / win_n)
                 tacc_c.append(100.0 * win_correct / win_n)
-                vacc_c.append(evaluate(model, eval_split, device)[1])
+                if cfg.record_val:
+                    vacc_c.append(evaluate(model, eval_split, device)[1])
                 if gnorm is not None:
                     grad_c.append(gnorm)
                 win_loss, win_correct, win_n = 0.0, 0, 0
@@ -127,6 +154,7 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
                 lr_changes.append({"epoch": epoch + 1, "step": step, "lr": lrs[lr_index]})
             best_val = max(best_val, va)
         epoch_wall.append(time.perf_counter() - t_epoch)
+        yield epoch
 
     test_loss, test_acc, cm, pred = evaluate(model, data.test, device,
                                              data.num_classes if cfg.confusion else None)
@@ -138,10 +166,15 @@ def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
         "total_time": sum(epoch_wall),
         "epochs": {k: v for k, v in ep.items() if v},
         "n_params": sum(p.numel() for p in model.parameters()),
-        "weights": first.detach().cpu().tolist(),
+        # first-layer weights for the weight-grid figures; a wide MLP's (M124: 512x3072) would
+        # make every run file tens of MB and no figure draws it
+        "weights": first.detach().cpu().tolist() if first.numel() <= WEIGHTS_LIMIT else None,
+        "weights_shape": list(first.shape),
     }
     if cfg.record == "steps":
-        rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c, val_acc_curve=vacc_c)
+        rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c)
+        if cfg.record_val:
+            rec["val_acc_curve"] = vacc_c
         if cfg.grad_norm:
             rec["grad_curve"] = grad_c
     if lr_changes:

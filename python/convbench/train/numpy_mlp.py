@@ -77,4 +77,4 @@ def train_numpy_mlp(data: DataBundle, widths=(50, 50), epochs=1, lr=0.01, batch_
             "time_per_epoch": min(epoch_times) if epoch_times else None,
             "total_time": sum(epoch_times), "epochs": ep,
             "n_params": int(sum(W.size + b.size for W, b in zip(Ws, bs))),
-            "weights": Ws[0].T.tolist()}
+            "weights": Ws[0].T.tolist(), "weights_shape": list(Ws[0].T.shape)}

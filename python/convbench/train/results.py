@@ -39,6 +39,7 @@ def write_json_atomic(path, obj) -> Path:
             json.dump(_clean(obj), fh, indent=1, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -12,8 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import data as D
+from . import figures as fig
 from .experiments import Context, Experiment, Options
-from .loop import train_run
+from .loop import train_interleaved, train_run
 from .numpy_mlp import train_numpy_mlp
 from .results import RunStore, write_json_atomic
 
@@ -51,10 +52,11 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
     header = {"experiment": exp.name, "title": exp.title, "description": exp.help,
               "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()}}
     if exp.custom is not None:
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
         res = exp.custom(ctx)
         summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
-                   "notes": data.notes}
+                   "notes": data.notes,  # the figures it drew (those written since it started)
+                   "figures": sorted(p.name for p in out.glob("*.png") if p.stat().st_mtime >= started)}
         write_json_atomic(out / "results.json", summary)
         return summary
 
@@ -64,40 +66,80 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         raise RuntimeError(f"{exp.name}: duplicate run keys in the plan")
     store = RunStore(out)
     ctx.configs = {c.tags.get("name", c.key): c.to_dict() for c in cfgs}
-    records = []
+    results = [None] * len(cfgs)  # records in plan order (summaries keep the spec's order)
+    pending = []
     for i, cfg in enumerate(cfgs):
-        bundle = data(cfg.data)
+        bundle = data(cfg.data)  # all data first: a missing file fails before any training
         identity = {**cfg.identity(), "data": bundle.describe()}
         rec = store.load(cfg.key, identity) if resume else None
         if rec is not None:
             log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
-            records.append(rec["result"])
-            continue
+            results[i] = rec["result"]
+        else:
+            pending.append((i, cfg, bundle, identity))
+    for group in _lockstep_groups(pending):
         bar = None
         if progress and tqdm is not None:
-            bar = tqdm(total=_steps(cfg, bundle), desc=f"[{i + 1}/{len(cfgs)}] {cfg.key}",
-                       unit="step", leave=False, dynamic_ncols=True)
+            first = group[0][1]
+            desc = (first.key if len(group) == 1 else
+                    f"{first.tags['base']} ({', '.join(c.backend for _, c, _, _ in group)}, interleaved)")
+            bar = tqdm(total=sum(_steps(c, b) for _, c, b, _ in group),
+                       desc=f"[{group[-1][0] + 1}/{len(cfgs)}] {desc}", unit="step", leave=False,
+                       dynamic_ncols=True)
+        update = bar.update if bar else None
         try:
-            if cfg.backend == "numpy_scratch":
-                result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                         seed=cfg.seed, progress=bar.update if bar else None, key=cfg.key)
-                result["tags"] = dict(cfg.tags)
-            else:
-                result = train_run(cfg, bundle, progress=bar.update if bar else None)
+            outs = _train_group(group, update)
         finally:
             if bar is not None:
                 bar.close()
-        store.save(cfg.key, {"config": identity, "result": result})
-        records.append(result)
-        log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: test accuracy {result['test_acc']:.2f}%, "
-            f"{result['time_per_epoch']:.3f} s/epoch")
-        _write_summary(exp, opts, ctx, header, records, final=False)
+        for (i, cfg, _, identity), result in zip(group, outs):
+            store.save(cfg.key, {"config": identity, "result": result})
+            results[i] = result
+            log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: test accuracy {result['test_acc']:.2f}%, "
+                f"{result['time_per_epoch']:.3f} s/epoch")
+        _write_summary(exp, opts, ctx, header, [r for r in results if r is not None], final=False)
+    records = results
     summary = _write_summary(exp, opts, ctx, header, records, final=True)
     if exp.figures is not None:
-        paths = exp.figures(summary["results"], ctx)
+        with fig.footnote(_stand_in_stamp(data.notes)):
+            paths = exp.figures(summary["results"], ctx)
         summary["figures"] = [str(Path(p).name) for p in paths]
         write_json_atomic(out / "results.json", summary)
     return summary
+
+
+def _lockstep_groups(pending):
+    """Consecutive pending runs of one configuration on several backends (per_backend's "base"
+    tag) train together, interleaved epoch by epoch; everything else alone."""
+    groups = []
+    for item in pending:
+        i, cfg = item[0], item[1]
+        prev = groups[-1][-1] if groups else None
+        if (prev is not None and prev[0] == i - 1 and "base" in cfg.tags
+                and prev[1].tags.get("base") == cfg.tags["base"]
+                and "numpy_scratch" not in (cfg.backend, prev[1].backend)):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _train_group(group, update):
+    if len(group) > 1:
+        return train_interleaved([(cfg, bundle) for _, cfg, bundle, _ in group], progress=update)
+    _, cfg, bundle, _ = group[0]
+    if cfg.backend == "numpy_scratch":
+        result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                                 seed=cfg.seed, progress=update, key=cfg.key)
+        result["tags"] = dict(cfg.tags)
+        return [result]
+    return [train_run(cfg, bundle, progress=update)]
+
+
+def _stand_in_stamp(notes):
+    """The data notes (stand-in data sets) as a figure footnote, or None for real data."""
+    text = " ".join(n[len("NOTE: "):] if n.startswith("NOTE: ") else n for n in notes)
+    return f"STAND-IN DATA: {text}" if text else None
 
 
 def timing_rows(records):

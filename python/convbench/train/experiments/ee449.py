@@ -105,7 +105,7 @@ def _part4(prefix, family, recipe, nets, what):
                     key=f"{net}/{act}", model=f"{family}/{net}", data=recipe, activation=act,
                     optimizer="sgd", lr=o.learning_rate(0.01), epochs=o.n_epochs(15),
                     batch_size=o.batch(50), seed=o.seed, record="steps", grad_norm=True,
-                    tags={"net": net, "act": act}))
+                    record_val=False, tags={"net": net, "act": act}))
         return cfgs
 
     def summarize(records, o):
@@ -130,7 +130,8 @@ def _part4(prefix, family, recipe, nets, what):
                           for n in s["networks"]]
                 p = fig.panels(panels, ctx.out_dir / f"{what_}_relu_vs_sigmoid_{backend}.png",
                                f"{prefix} part 4: {what_} with ReLU vs Sigmoid ({backend})",
-                               ylabels=[("|dL/dW1|_F" if logy else "loss")] * len(panels), ncols=3)
+                               ylabels=[("|dL/dW1|_F" if logy else "loss")] * len(panels), ncols=3,
+                               logy=logy)
                 paths.append(p)
         return paths
 
@@ -194,14 +195,16 @@ def _part5(prefix, family, recipe, net, adam_lr, what):
                 paths.append(fig.lines(series, ctx.out_dir / f"lr_{what_}_{backend}.png",
                                        f"{prefix} part 5: {net}, SGD learning rates ({backend})",
                                        ylabel="loss" if what_ == "loss" else "validation accuracy (%)"))
-            series = []
+            series, marks = [], []
             for k in list(schedules) + ["adam"]:
                 if k in s:
                     series.append((f"{k} (test {s[k]['test_acc']:.1f}%)", s[k]["steps"][:len(s[k]["val_acc_curve"])],
                                    s[k]["val_acc_curve"]))
+                    marks += [(c["step"], f"{k}: lr -> {c['lr']:g} (epoch {c['epoch']})")
+                              for c in s[k].get("lr_changes", [])]
             paths.append(fig.lines(series, ctx.out_dir / f"schedule_vs_adam_{backend}.png",
                                    f"{prefix} part 5: lr schedule vs Adam, {net} ({backend})",
-                                   ylabel="validation accuracy (%)"))
+                                   ylabel="validation accuracy (%)", marks=marks))
         return paths
 
     return Experiment(

@@ -44,7 +44,7 @@ def _figures(title, filters):
                                   ctx.out_dir / f"test_accuracy_{backend}.png", f"{title}: test accuracy ({backend})",
                                   "accuracy (%)"))
             if filters:
-                best = max(runs, key=lambda r: r["test_acc"])
+                best = max((r for r in runs if r["weights"] is not None), key=lambda r: r["test_acc"])
                 paths.append(fig.weight_grid(best["weights"], ctx.data(DATA).input_shape,
                                              ctx.out_dir / f"first_conv_filters_{backend}.png",
                                              f"{best['name']}: first conv layer filters ({backend})"))

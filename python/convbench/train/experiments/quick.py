@@ -58,6 +58,7 @@ register(Experiment(
     "quick", "Quick comparison (default)",
     "The 1RT720 CNN (Adam lr 0.001, batch 128) and the EE449 2021 cnn4 (Adam lr 0.01, batch 50, "
     f"digits 0-4 in [-1,1]) for {QUICK_EPOCHS} epochs on our kernels (convbench) and on PyTorch's "
-    "(torch), same seed and initial weights; prints accuracy, time per epoch per backend and the "
+    "(torch), same seed and initial weights, the two backends trained interleaved epoch by epoch "
+    "so that both see the same machine load; prints accuracy, time per epoch per backend and the "
     "speed ratio, and draws the curves. Uses the embedded digits unless --data-dir is given.",
     plan, summarize, figures))
