@@ -60,7 +60,7 @@ template <typename T>
 T* mptr(uintptr_t p) { return reinterpret_cast<T*>(p); }
 [[maybe_unused]] void* stream_ptr(uintptr_t s) { return reinterpret_cast<void*>(s); }
 
-[[noreturn]] void no_cuda() {
+[[noreturn, maybe_unused]] void no_cuda() {
   throw std::runtime_error("convbench was built without CUDA support");
 }
 
@@ -233,12 +233,8 @@ PYBIND11_MODULE(_C, m) {
   m.attr("DEVICE_CPU") = static_cast<int>(kCPU);
   m.attr("DEVICE_CUDA") = static_cast<int>(kCUDA);
   py::dict algos;
-  algos["auto"] = static_cast<int>(Conv2dAlgo::Auto);
-  algos["direct"] = static_cast<int>(Conv2dAlgo::Direct);
-  algos["im2col"] = static_cast<int>(Conv2dAlgo::Im2colGemm);
-  algos["implicit_gemm"] = static_cast<int>(Conv2dAlgo::ImplicitGemm);
-  algos["winograd"] = static_cast<int>(Conv2dAlgo::Winograd);
-  algos["fused"] = static_cast<int>(Conv2dAlgo::Fused);
+  for (int i = 0; i <= static_cast<int>(Conv2dAlgo::Fused); ++i)
+    algos[conv2d_algo_name(static_cast<Conv2dAlgo>(i))] = i;
   m.attr("CONV2D_ALGO_IDS") = algos;
   py::dict dtypes;
   dtypes["float32"] = static_cast<int>(DType::Float32);

@@ -17,6 +17,19 @@ enum class Conv2dAlgo : int {
   Fused = 5,
 };
 
+// The names Python uses for the algorithms (error messages say them too).
+inline const char* conv2d_algo_name(Conv2dAlgo a) {
+  switch (a) {
+    case Conv2dAlgo::Auto: return "auto";
+    case Conv2dAlgo::Direct: return "direct";
+    case Conv2dAlgo::Im2colGemm: return "im2col";
+    case Conv2dAlgo::ImplicitGemm: return "implicit_gemm";
+    case Conv2dAlgo::Winograd: return "winograd";
+    case Conv2dAlgo::Fused: return "fused";
+  }
+  return "unknown";
+}
+
 enum class Conv2dPass : int { Forward = 0, BackwardInput = 1, BackwardWeight = 2 };
 
 // NCHW input [N, C, H, W], weight [K, C / groups, R, S], output [N, K, P, Q].

@@ -9,18 +9,6 @@ namespace convbench {
 
 namespace {
 
-const char* algo_name(Conv2dAlgo a) {
-  switch (a) {
-    case Conv2dAlgo::Auto: return "auto";
-    case Conv2dAlgo::Direct: return "direct";
-    case Conv2dAlgo::Im2colGemm: return "im2col";
-    case Conv2dAlgo::ImplicitGemm: return "implicit_gemm";
-    case Conv2dAlgo::Winograd: return "winograd";
-    case Conv2dAlgo::Fused: return "fused";
-  }
-  return "unknown";
-}
-
 // F(2x2, 3x3) covers the forward pass and the input gradient (a 3x3
 // stride-1 forward problem too) of 3x3, stride 1, dilation 1 layers.
 bool winograd_applies(Conv2dPass pass, const Conv2dShape& s) {
@@ -36,7 +24,7 @@ Conv2dAlgo resolve(Conv2dAlgo algo, Conv2dPass pass, DType dtype, const Conv2dSh
     return conv2d_choose_algo_cpu(pass, dtype, s);
   CB_CHECK(algo == Conv2dAlgo::Direct || algo == Conv2dAlgo::Im2colGemm ||
                algo == Conv2dAlgo::Winograd,
-           "conv2d: algorithm '", algo_name(algo), "' (", static_cast<int>(algo),
+           "conv2d: algorithm '", conv2d_algo_name(algo), "' (", static_cast<int>(algo),
            ") is not implemented on the CPU");
   CB_CHECK(algo != Conv2dAlgo::Winograd || winograd_applies(pass, s),
            "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1 "

@@ -10,24 +10,12 @@ namespace {
 
 using namespace cuda_conv;
 
-const char* algo_name(Conv2dAlgo a) {
-  switch (a) {
-    case Conv2dAlgo::Auto: return "auto";
-    case Conv2dAlgo::Direct: return "direct";
-    case Conv2dAlgo::Im2colGemm: return "im2col";
-    case Conv2dAlgo::ImplicitGemm: return "implicit_gemm";
-    case Conv2dAlgo::Winograd: return "winograd";
-    case Conv2dAlgo::Fused: return "fused";
-  }
-  return "unknown";
-}
-
 Conv2dAlgo resolve(Conv2dAlgo algo, Conv2dPass pass, DType dtype, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Auto) return conv2d_choose_algo_cuda(pass, dtype, s);
   CB_CHECK(algo == Conv2dAlgo::Direct || algo == Conv2dAlgo::ImplicitGemm ||
                algo == Conv2dAlgo::Fused,
-           "conv2d: algorithm '", algo_name(algo), "' is not implemented on CUDA");
-  CB_CHECK(algo == Conv2dAlgo::Direct || fits_int32(s), "conv2d: algorithm '", algo_name(algo),
+           "conv2d: algorithm '", conv2d_algo_name(algo), "' is not implemented on CUDA");
+  CB_CHECK(algo == Conv2dAlgo::Direct || fits_int32(s), "conv2d: algorithm '", conv2d_algo_name(algo),
            "' indexes with 32 bits and needs every tensor under 2^31 elements, at most "
            "4096 groups and 2^20 channels; use algo='direct' (64-bit) or 'auto'");
   return algo;
