@@ -18,3 +18,19 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 def assert_close(actual, expected, dtype, what=""):
     err = rel_err(actual, expected)
     assert err <= RTOL[dtype], f"{what}: relative error {err:.3e} > {RTOL[dtype]:.0e}"
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
+    """The 16 Conv2dShape fields the raw _C.conv2d_* calls take (symmetric
+    padding unless P, Q say otherwise)."""
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    if P is None:
+        P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
+        Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    return [N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups]

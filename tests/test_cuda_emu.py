@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _helpers import conv_shape16, pair
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location(
     "convbench_cuda_emu_build", os.path.join(ROOT, "tools", "cuda_emu", "build.py"))
@@ -40,18 +42,8 @@ def lib():
     return so
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _shape(x, w, stride, padding, dilation, groups, P=None, Q=None):
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    if P is None:
-        P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-        Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    return (ctypes.c_longlong * 16)(N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups)
+def _shape(*args, **kwargs):
+    return (ctypes.c_longlong * 16)(*conv_shape16(*args, **kwargs))
 
 
 def _call(lib, pass_, algo, dtype, s, a, b, bias, out):
@@ -232,7 +224,7 @@ def test_emulated_max_pool2d(lib, case, dtype):
     x = torch.randn(N, C, H, W).to(dtype)
     if dtype == torch.float32:
         x[0, 0, 1, 1] = float("nan")
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (k, st, p, d))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, st, p, d))
     P, Q = _pool_out(H, kh, sh, ph, dh, ceil_mode), _pool_out(W, kw, sw, pw, dw, ceil_mode)
     s = (ctypes.c_longlong * 14)(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
     y, idx = _poisoned((N, C, P, Q), dtype), torch.full((N, C, P, Q), -7, dtype=torch.int64)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import convbench
+from _helpers import conv_shape16, pair
 
 try:
     from convbench import _C
@@ -56,20 +57,6 @@ def _no_tf32():
 # ---------------------------------------------------------------- raw calls
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    if P is None:
-        P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-        Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    return [N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups]
-
-
 def _ids(t, algo):
     return (
         _C.DEVICE_CUDA,
@@ -81,7 +68,7 @@ def _ids(t, algo):
 
 
 def raw_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1, algo="auto", P=None, Q=None):
-    s = _shape16(x, w, stride, padding, dilation, groups, P, Q)
+    s = conv_shape16(x, w, stride, padding, dilation, groups, P, Q)
     y = torch.full((s[0], s[4], s[7], s[8]), float("nan"), device=x.device, dtype=x.dtype)
     _C.conv2d_forward(*_ids(x, algo), s, x.data_ptr(), w.data_ptr(),
                       0 if b is None else b.data_ptr(), y.data_ptr())
@@ -90,7 +77,7 @@ def raw_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1, algo="auto",
 
 def raw_backward_input(dy, x_shape, w, stride, padding, dilation, groups, algo):
     x = torch.empty(x_shape, device=dy.device, dtype=dy.dtype)
-    s = _shape16(x, w, stride, padding, dilation, groups, dy.shape[2], dy.shape[3])
+    s = conv_shape16(x, w, stride, padding, dilation, groups, dy.shape[2], dy.shape[3])
     dx = torch.full(x_shape, float("nan"), device=dy.device, dtype=dy.dtype)
     _C.conv2d_backward_input(*_ids(dy, algo), s, dy.data_ptr(), w.data_ptr(), dx.data_ptr())
     return dx
@@ -98,7 +85,7 @@ def raw_backward_input(dy, x_shape, w, stride, padding, dilation, groups, algo):
 
 def raw_backward_weight(dy, x, w_shape, stride, padding, dilation, groups, algo):
     w = torch.empty(w_shape, device=dy.device, dtype=dy.dtype)
-    s = _shape16(x, w, stride, padding, dilation, groups, dy.shape[2], dy.shape[3])
+    s = conv_shape16(x, w, stride, padding, dilation, groups, dy.shape[2], dy.shape[3])
     dw = torch.full(w_shape, float("nan"), device=dy.device, dtype=dy.dtype)
     _C.conv2d_backward_weight(*_ids(dy, algo), s, dy.contiguous().data_ptr(), x.data_ptr(),
                               dw.data_ptr())
@@ -145,7 +132,7 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode=False):
         return convbench.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode,
                                     return_indices=True)
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (kernel, stride, padding, dilation))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
     P = _pool_out(H, kh, sh, ph, dh, ceil_mode)
     Q = _pool_out(W, kw, sw, pw, dw, ceil_mode)
     y = torch.full((N, C, P, Q), float("nan"), device=x.device, dtype=x.dtype)
@@ -159,7 +146,7 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode=False):
 
 def max_pool_backward(dy, idx, x_shape, kernel, stride, padding, dilation):
     N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (kernel, stride, padding, dilation))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
     dx = torch.full(x_shape, float("nan"), device=dy.device, dtype=dy.dtype)
     ids = _ids(dy, "auto")
     _C.max_pool2d_backward(ids[0], ids[1], ids[2], ids[3],
@@ -381,7 +368,7 @@ def test_conv2d_empty_batch_and_zero_grad_weight(algo):
 def test_choose_algo_and_unknown_algo():
     for case in ALL_CASES:
         x, w, _, cfg = _make(case)
-        s = _shape16(x, w, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+        s = conv_shape16(x, w, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
         for p in range(3):
             a = _C.conv2d_choose_algo(_C.DEVICE_CUDA, p, 0, s)
             assert a in _C.conv2d_algos(_C.DEVICE_CUDA)
