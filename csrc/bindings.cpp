@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #ifdef _OPENMP
@@ -199,6 +200,18 @@ void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, u
 #endif
 }
 
+std::vector<std::string> isa_names(const std::vector<CpuIsa>& isas) {
+  std::vector<std::string> out;
+  for (CpuIsa i : isas) out.emplace_back(cpu_isa_name(i));
+  return out;
+}
+
+void set_cpu_isa_by_name(const std::string& name) {
+  for (CpuIsa i : {CpuIsa::Generic, CpuIsa::Avx2, CpuIsa::Avx512})
+    if (name == cpu_isa_name(i)) return set_cpu_isa(i);
+  CB_CHECK(false, "unknown CPU ISA '", name, "'; choose generic, avx2 or avx512");
+}
+
 int openmp_max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -227,7 +240,14 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_runtime_version", &cuda_runtime_version);
   m.def("cuda_driver_version", &cuda_driver_version);
   m.def("cuda_architectures", &cuda_architectures);
-  m.def("cpu_isa", &cpu_isa_name);
+  m.def("cpu_isa", [] { return std::string(cpu_isa_name(cpu_isa_active())); },
+        "Name of the CPU kernel variant in use");
+  m.def("cpu_isas_compiled", [] { return isa_names(cpu_isas_compiled()); },
+        "CPU kernel variants in this build");
+  m.def("cpu_isas_supported", [] { return isa_names(cpu_isas_supported()); },
+        "Compiled CPU variants this CPU can run");
+  m.def("set_cpu_isa", &set_cpu_isa_by_name, py::arg("name"),
+        "Use this CPU variant from now on (ValueError if not compiled or not runnable here)");
   m.def("openmp_max_threads", &openmp_max_threads);
 
   m.attr("DEVICE_CPU") = static_cast<int>(kCPU);

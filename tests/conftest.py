@@ -18,3 +18,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=convbench.backends.cpu_isas())
+def cpu_isa(request):
+    """Runs a test once per CPU kernel variant this machine can run (generic,
+    avx2, avx512): each variant is its own compiled code."""
+    with convbench.backends.flags(cpu_isa=request.param):
+        yield request.param

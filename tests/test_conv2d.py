@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 import convbench
 from _helpers import assert_close
 
+# Every test here runs once per CPU kernel variant this machine can run.
+pytestmark = pytest.mark.usefixtures("cpu_isa")
+
 CPU_ALGOS = [a for a in convbench.algorithms("cpu")]
 DTYPES = [torch.float32, torch.float64]
 

@@ -14,6 +14,9 @@ import torch.nn.functional as F
 
 import convbench._C as C
 
+# Every test here runs once per CPU kernel variant this machine can run.
+pytestmark = pytest.mark.usefixtures("cpu_isa")
+
 CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
 ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
 DTYPES = {np.float32: 0, np.float64: 1}

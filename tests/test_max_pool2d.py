@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 import convbench
 
+# Every test here runs once per CPU kernel variant this machine can run.
+pytestmark = pytest.mark.usefixtures("cpu_isa")
+
 
 @st.composite
 def pool_problems(draw):

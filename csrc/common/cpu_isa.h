@@ -1,32 +1,45 @@
-// CPU kernels under csrc/<op>/cpu/ are compiled twice on x86-64: once for the
-// baseline ISA (namespace cpu_generic) and once with AVX2+FMA (cpu_avx2).
-// CMake defines CB_CPU_NS to the namespace of the variant being compiled, and
-// CONVBENCH_HAVE_AVX2_VARIANT where the AVX2 variant exists. The dispatchers
-// pick a variant at run time, so the module never executes AVX2 on a CPU
-// that lacks it.
+// CPU kernels under csrc/<op>/cpu/ are compiled once per ISA variant on
+// x86-64: baseline (namespace cpu_generic), AVX2+FMA (cpu_avx2) and AVX-512
+// F/VL/BW/DQ (cpu_avx512). CMake defines CB_CPU_NS to the namespace of the
+// variant being compiled, and CONVBENCH_HAVE_<ISA>_VARIANT for each variant
+// it built. The dispatchers call the variant in use (cpu_isa_active): the
+// best one this CPU runs, unless set_cpu_isa chose another, so the module
+// never executes an instruction the CPU lacks.
 #pragma once
+#include <vector>
 
 namespace convbench {
 
-inline bool cpu_has_avx2_fma() {
-#if defined(CONVBENCH_HAVE_AVX2_VARIANT) && (defined(__GNUC__) || defined(__clang__))
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
+enum class CpuIsa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 
-// Name of the variant the dispatchers use on this machine ("avx2" or "generic").
-inline const char* cpu_isa_name() { return cpu_has_avx2_fma() ? "avx2" : "generic"; }
+const char* cpu_isa_name(CpuIsa isa);         // "generic", "avx2", "avx512"
+std::vector<CpuIsa> cpu_isas_compiled();      // variants in this build
+std::vector<CpuIsa> cpu_isas_supported();     // compiled and runnable on this CPU
+CpuIsa cpu_isa_active();                      // the variant the dispatchers call
+// Forces a variant; throws std::invalid_argument (ValueError in Python) for
+// one that was not compiled or that this CPU cannot run.
+void set_cpu_isa(CpuIsa isa);
 
 }  // namespace convbench
 
-// Calls NS::FN(ARGS...) in the best compiled variant.
-#if defined(CONVBENCH_HAVE_AVX2_VARIANT)
-#define CB_CPU_DISPATCH(FN, ...)                                  \
-  (::convbench::cpu_has_avx2_fma() ? ::convbench::cpu_avx2::FN(__VA_ARGS__) \
-                                   : ::convbench::cpu_generic::FN(__VA_ARGS__))
+// Calls NS::FN(ARGS...) in the variant in use.
+#if defined(CONVBENCH_HAVE_AVX512_VARIANT)
+#define CB_CPU_DISPATCH_AVX512(FN, ...) \
+  case ::convbench::CpuIsa::Avx512: return ::convbench::cpu_avx512::FN(__VA_ARGS__);
 #else
-#define CB_CPU_DISPATCH(FN, ...) (::convbench::cpu_generic::FN(__VA_ARGS__))
+#define CB_CPU_DISPATCH_AVX512(FN, ...)
 #endif
+#if defined(CONVBENCH_HAVE_AVX2_VARIANT)
+#define CB_CPU_DISPATCH_AVX2(FN, ...) \
+  case ::convbench::CpuIsa::Avx2: return ::convbench::cpu_avx2::FN(__VA_ARGS__);
+#else
+#define CB_CPU_DISPATCH_AVX2(FN, ...)
+#endif
+#define CB_CPU_DISPATCH(FN, ...)                            \
+  ([&] {                                                    \
+    switch (::convbench::cpu_isa_active()) {                \
+      CB_CPU_DISPATCH_AVX512(FN, __VA_ARGS__)               \
+      CB_CPU_DISPATCH_AVX2(FN, __VA_ARGS__)                 \
+      default: return ::convbench::cpu_generic::FN(__VA_ARGS__); \
+    }                                                       \
+  }())

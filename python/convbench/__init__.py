@@ -6,6 +6,7 @@ drop-in layers, a NumPy reference, and benchmarks against cuDNN/oneDNN.
     model = convbench.nn.convert(model)      # every Conv2d/MaxPool2d on our kernels
 """
 from . import _C
+from . import backends
 from ._launch import supported_algos as algorithms
 from ._runtime import build_info, cuda_available, has_cuda
 from .functional import conv2d, max_pool2d
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "algorithms",
+    "backends",
     "build_info",
     "conv2d",
     "cuda_available",

@@ -37,6 +37,8 @@ def build_info() -> dict:
         "cuda_driver": _C.cuda_driver_version() or None,
         "cuda_architectures": _C.cuda_architectures() or None,
         "cpu_isa": _C.cpu_isa(),
+        "cpu_isas_compiled": list(_C.cpu_isas_compiled()),
+        "cpu_isas_supported": list(_C.cpu_isas_supported()),
         "openmp_threads": _C.openmp_max_threads(),
         "conv2d_algos_cpu": list(_algo_names(_C.DEVICE_CPU)),
         "conv2d_algos_cuda": list(_algo_names(_C.DEVICE_CUDA)) if has_cuda() else [],

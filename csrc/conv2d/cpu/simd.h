@@ -1,11 +1,14 @@
-// Portable 256-bit vectors (GCC/Clang vector extensions) for the conv kernels.
-// In the cpu_avx2 variant they map onto ymm registers and FMA; in cpu_generic
-// the compiler splits them into SSE2 halves. Included only by cpu/*.cpp, so
-// every inline function lands in that variant's namespace.
+// The one vector type the CPU kernels are written against. Its width follows
+// the ISA variant being compiled (see common/cpu_isa.h): 512 bits in
+// cpu_avx512 (zmm, FMA, mask registers for tails), 256 bits in cpu_avx2 (ymm,
+// FMA) and in cpu_generic (GCC/Clang vector extensions, split into SSE2
+// halves). Kernels use Simd<T>::L lanes and never name an ISA; their register
+// tiles come from cpu/tiles.h. Included only by cpu/*.cpp, so every inline
+// function lands in that variant's namespace.
 #pragma once
 #include <cstdint>
 #include <cstring>
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -15,14 +18,23 @@
 namespace convbench {
 namespace CB_CPU_NS {
 
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#else
+constexpr int kVecBytes = 32;
+#endif
+
 template <typename T>
 struct Simd {
-  static constexpr int L = 32 / sizeof(T);  // lanes
-  typedef T V __attribute__((vector_size(32)));
+  static constexpr int L = kVecBytes / sizeof(T);  // lanes
+  typedef T V __attribute__((vector_size(kVecBytes)));
 
   static inline V zero() { return V{}; }
   static inline V bcast(T x) {
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return (V)_mm512_set1_ps(x);
+    else return (V)_mm512_set1_pd(x);
+#elif defined(__AVX2__)
     if constexpr (sizeof(T) == 4) return (V)_mm256_set1_ps(x);
     else return (V)_mm256_set1_pd(x);
 #else
@@ -32,13 +44,28 @@ struct Simd {
 #endif
   }
   static inline V load(const T* p) {
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return (V)_mm512_loadu_ps(p);
+    else return (V)_mm512_loadu_pd(p);
+#elif defined(__AVX2__)
     if constexpr (sizeof(T) == 4) return (V)_mm256_loadu_ps(p);
     else return (V)_mm256_loadu_pd(p);
-#endif
+#else
     V v;
     std::memcpy(&v, p, sizeof(V));
     return v;
+#endif
+  }
+  // The first n lanes from p (0 <= n <= L), zeros above; reads nothing past p[n-1].
+  static inline V load_n(const T* p, int n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(lane_mask(n), p);
+    else return (V)_mm512_maskz_loadu_pd(lane_mask(n), p);
+#else
+    V v = zero();
+    for (int i = 0; i < n; ++i) v[i] = p[i];
+    return v;
+#endif
   }
   // Lanes p[0], p[st], p[2 st], ...: stride > 1 convolutions.
   static inline V load_strided(const T* p, int64_t st) {
@@ -46,7 +73,23 @@ struct Simd {
     for (int i = 0; i < L; ++i) v[i] = p[i * st];
     return v;
   }
-  static inline void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static inline void store(T* p, V v) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) _mm512_storeu_ps(p, (__m512)v);
+    else _mm512_storeu_pd(p, (__m512d)v);
+#else
+    std::memcpy(p, &v, sizeof(V));
+#endif
+  }
+  // The first n lanes of v to p (0 <= n <= L); writes nothing past p[n-1].
+  static inline void store_n(T* p, V v, int n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v);
+    else _mm512_mask_storeu_pd(p, lane_mask(n), (__m512d)v);
+#else
+    for (int i = 0; i < n; ++i) p[i] = v[i];
+#endif
+  }
   static inline T hsum(V v) {
     T s = 0;
     for (int i = 0; i < L; ++i) s += v[i];
@@ -54,16 +97,22 @@ struct Simd {
   }
   // c + a * b, fused where the ISA has it (-std=c++17 disables contraction).
   static inline V fma(V a, V b, V c) {
-#if defined(__FMA__) && defined(__AVX2__)
-    if constexpr (sizeof(T) == 4) {
-      return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-    } else {
-      return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
-    }
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+    else return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__) && defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+    else return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
 #else
     return c + a * b;
 #endif
   }
+
+ private:
+#if defined(__AVX512F__)
+  // Mask of the low n lanes (n <= 16).
+  static inline __mmask16 lane_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+#endif
 };
 
 }  // namespace CB_CPU_NS
