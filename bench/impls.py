@@ -2,7 +2,8 @@
 on one layer shape, their inputs, and an independent check of their output.
 
 Implementation names (the `impl` of a row, used by convbench.report):
-  convbench:<algo>  convbench.conv2d / torch.ops.convbench.* with that algo
+  convbench:<algo>  convbench.conv2d with that algo (grads through autograd)
+  convbench:autotuned  convbench:auto inside convbench.backends.flags(autotune=True)
   torch             PyTorch on CPU (oneDNN / its native kernels)
   cudnn             PyTorch on CUDA, cudnn.benchmark on, TF32 off (the fp32 peer)
   cudnn_tf32        the same with TF32 allowed (a faster, less exact peer)
@@ -10,6 +11,12 @@ Implementation names (the `impl` of a row, used by convbench.report):
   numpy_loops       convbench.reference plain loops (tiny shapes only)
 Every row's first result is compared with PyTorch in float64 on the same
 inputs, so a fast wrong kernel fails its benchmark instead of winning it.
+
+The separate grad passes (conv bwd_input / bwd_weight, pool bwd) of the
+convbench and PyTorch rows are timed the way users get them: the forward
+runs once per input set outside the timing with only the input (or only the
+weight) requiring grad, and the row times torch.autograd.grad of that output
+(retain_graph=True), so both sides pay the same autograd-engine cost.
 """
 from __future__ import annotations
 
@@ -21,12 +28,14 @@ import torch
 import torch.nn.functional as F
 
 import convbench
+import rowinfo
 from convbench import reference as ref
 
 CONV_PASSES = ("fwd", "bwd_input", "bwd_weight", "fwd_bwd")
 POOL_PASSES = ("fwd", "bwd", "fwd_bwd")
 DTYPES = {"cpu": ("float32",), "cuda": ("float32", "float16", "bfloat16")}
-REFERENCE_IMPL = {"cpu": "torch", "cuda": "cudnn"}
+REFERENCE_IMPL = rowinfo.REFERENCE_IMPL
+AUTOTUNED = "convbench:autotuned"
 
 # Relative error (Frobenius norm) allowed against the float64 oracle. fp32
 # sums of up to ~1e5 products stay near 1e-6; TF32 and fp16 keep 10-11
@@ -45,20 +54,27 @@ def convbench_algos(device: str) -> tuple:
 
 
 def algo_applies(algo: str, layer) -> bool:
-    """Winograd F(2x2,3x3) takes only 3x3, stride 1, dilation 1 layers."""
-    if algo != "winograd":
-        return True
-    return (layer.R, layer.S) == (3, 3) and layer.stride == (1, 1) and layer.dilation == (1, 1)
+    return algo != "winograd" or rowinfo.winograd_eligible(layer)
+
+
+def _convbench_rows(algos) -> list:
+    rows = [f"convbench:{a}" for a in algos]
+    return rows[:1] + [AUTOTUNED] + rows[1:]  # auto, autotuned, then each algorithm
 
 
 def conv_impls(device: str, dtype: str, layer, tiny: bool = False) -> list:
     if device == "cpu":
         algos = [a for a in convbench_algos("cpu") if algo_applies(a, layer)]
-        rows = [f"convbench:{a}" for a in algos] + ["torch", "numpy"]
+        rows = _convbench_rows(algos) + ["torch", "numpy"]
         return rows + (["numpy_loops"] if tiny else [])
     algos = convbench_algos("cuda") if convbench.has_cuda() else ("auto",)
-    rows = [f"convbench:{a}" for a in algos] + ["cudnn"]
+    rows = _convbench_rows(algos) + ["cudnn"]
     return rows + (["cudnn_tf32"] if dtype == "float32" else [])
+
+
+def algo_of(impl: str) -> str:
+    """The convbench algo a convbench:<x> row passes: autotuned runs auto."""
+    return "auto" if impl == AUTOTUNED else impl.split(":", 1)[1]
 
 
 def pool_impls(device: str, tiny: bool = False) -> list:
@@ -80,7 +96,21 @@ def skip_reason(device: str, impl: str):
 
 @contextlib.contextmanager
 def backend_flags(impl: str, device: str):
-    """cuDNN autotuning on for every CUDA row; TF32 only for cudnn_tf32."""
+    """convbench's autotuner on for the autotuned rows (its first call, the
+    untimed warm-up, tunes); cuDNN autotuning on for every CUDA row; TF32
+    only for cudnn_tf32."""
+    if impl == AUTOTUNED:
+        import convbench.backends  # the row exists to measure it: no fallback
+
+        with convbench.backends.flags(autotune=True), _cuda_flags(impl, device):
+            yield
+        return
+    with _cuda_flags(impl, device):
+        yield
+
+
+@contextlib.contextmanager
+def _cuda_flags(impl: str, device: str):
     if device != "cuda":
         yield
         return
@@ -167,38 +197,56 @@ def _grads(y, inputs, dy):
     return (y.detach(),) + torch.autograd.grad(y, xs, dy)
 
 
-def conv_fn(layer, pass_: str, impl: str):
-    """The callable a row times: fn(x, w, b, dy) -> tuple of results."""
-    st, pd, dl, g = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
-    pad4 = [pd[0], pd[0], pd[1], pd[1]]
+def _identity(*args):
+    return args
 
-    if impl.startswith("convbench:"):
-        algo = impl.split(":", 1)[1]
-        cb = torch.ops.convbench
-        return {
-            "fwd": lambda x, w, b, dy: (convbench.conv2d(x, w, b, st, pd, dl, g, algo=algo),),
-            "bwd_input": lambda x, w, b, dy: (
-                cb.conv2d_backward_input(dy, w, list(x.shape), st, pad4, dl, g, algo),),
-            "bwd_weight": lambda x, w, b, dy: (
-                cb.conv2d_backward_weight(dy, x, list(w.shape), st, pad4, dl, g, algo),),
-            "fwd_bwd": lambda x, w, b, dy: _grads(
-                convbench.conv2d(x, w, b, st, pd, dl, g, algo=algo), (x, w, b), dy),
-        }[pass_]
-    if impl in ("torch", "cudnn", "cudnn_tf32"):
-        aten_bwd = torch.ops.aten.convolution_backward
-        return {
-            "fwd": lambda x, w, b, dy: (F.conv2d(x, w, b, st, pd, dl, g),),
-            "bwd_input": lambda x, w, b, dy: (aten_bwd(
-                dy, x, w, None, st, pd, dl, False, [0, 0], g, [True, False, False])[0],),
-            "bwd_weight": lambda x, w, b, dy: (aten_bwd(
-                dy, x, w, None, st, pd, dl, False, [0, 0], g, [False, True, False])[1],),
-            "fwd_bwd": lambda x, w, b, dy: _grads(F.conv2d(x, w, b, st, pd, dl, g), (x, w, b), dy),
-        }[pass_]
+
+def _autograd_grad(y, wrt, dy):
+    return torch.autograd.grad(y, (wrt,), dy, retain_graph=True)
+
+
+def _conv_grad_row(forward, wrt: int):
+    """A separate grad pass through autograd: prepare() runs the forward once
+    per input set (untimed) with only input (wrt=0) or weight (wrt=1)
+    requiring grad; the timed call is the backward alone."""
+    def prepare(x, w, b, dy):
+        x = x.detach().requires_grad_(wrt == 0)
+        w = w.detach().requires_grad_(wrt == 1)
+        y = forward(x, w, None if b is None else b.detach())
+        return y, (x, w)[wrt], dy
+
+    return prepare, _autograd_grad
+
+
+def conv_row(layer, pass_: str, impl: str):
+    """(prepare, fn) of a row: prepare(x, w, b, dy) runs once per input set,
+    untimed, and gives fn's arguments; fn(*args) is timed and returns a tuple
+    of results (the oracle's order)."""
+    st, pd, dl, g = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
+
+    if impl.startswith("convbench:") or impl in ("torch", "cudnn", "cudnn_tf32"):
+        if impl.startswith("convbench:"):
+            algo = algo_of(impl)
+
+            def forward(x, w, b):
+                return convbench.conv2d(x, w, b, st, pd, dl, g, algo=algo)
+        else:
+            def forward(x, w, b):
+                return F.conv2d(x, w, b, st, pd, dl, g)
+        if pass_ in ("bwd_input", "bwd_weight"):
+            return _conv_grad_row(forward, 0 if pass_ == "bwd_input" else 1)
+        if pass_ == "fwd":
+            return _identity, lambda x, w, b, dy: (forward(x, w, b),)
+        return _identity, lambda x, w, b, dy: _grads(forward(x, w, b), (x, w, b), dy)
+    return _identity, _numpy_conv_fn(layer, pass_, impl)
+
+
+def _numpy_conv_fn(layer, pass_: str, impl: str):
     loops = impl == "numpy_loops"
     fwd = ref.conv2d_loops if loops else ref.conv2d
     bwd_in = ref.conv2d_backward_input_loops if loops else ref.conv2d_backward_input
     bwd_w = ref.conv2d_backward_weight_loops if loops else ref.conv2d_backward_weight
-    args = (tuple(st), tuple(pd), tuple(dl), g)
+    args = (tuple(layer.stride), tuple(layer.padding), tuple(layer.dilation), layer.groups)
 
     def fwd_bwd(x, w, b, dy):
         out = (fwd(x, w, b, *args), bwd_in(dy, w, x.shape, *args), bwd_w(dy, x, w.shape, *args))
@@ -228,44 +276,49 @@ def oracle(kind: str, layer, pass_: str, dtype: str, inputs) -> tuple:
 
 
 def conv_oracle(layer, pass_: str, inputs) -> tuple:
+    """The float64 answer from ATen's ops called directly (not any row's path)."""
     x, w, b, dy = (None if t is None else torch.as_tensor(t).detach().cpu().double()
                    for t in inputs)
-    if pass_ == "fwd_bwd":
-        x, w = x.requires_grad_(), w.requires_grad_()
-        b = b.requires_grad_() if b is not None else None
-    return tuple(t.detach() for t in conv_fn(layer, pass_, "torch")(x, w, b, dy))
+    st, pd, dl, g = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
+    if pass_ == "fwd":
+        return (F.conv2d(x, w, b, st, pd, dl, g),)
+    if pass_ in ("bwd_input", "bwd_weight"):
+        mask = [pass_ == "bwd_input", pass_ == "bwd_weight", False]
+        out = torch.ops.aten.convolution_backward(dy, x, w, None, st, pd, dl, False, [0, 0], g,
+                                                  mask)
+        return (out[0] if mask[0] else out[1],)
+    x, w = x.requires_grad_(), w.requires_grad_()
+    b = b.requires_grad_() if b is not None else None
+    return tuple(t.detach() for t in _grads(F.conv2d(x, w, b, st, pd, dl, g), (x, w, b), dy))
 
 
 # ---- max_pool2d ---------------------------------------------------------------
 
 
-def pool_fn(layer, pass_: str, impl: str):
-    """fn(x, dy, idx) -> tuple of results."""
+def pool_row(layer, pass_: str, impl: str):
+    """(prepare, fn) as for conv_row; prepare(x, dy, idx) runs once per input set."""
     k, s, p, d, c = list(layer.kernel), list(layer.stride), list(layer.padding), \
         list(layer.dilation), layer.ceil_mode
-    if impl == "convbench":
-        cb = torch.ops.convbench
+    if impl in ("convbench", "torch", "cudnn"):
+        pool = convbench.max_pool2d if impl == "convbench" else F.max_pool2d
+
+        def forward(x):
+            return pool(x, k, s, p, d, c, return_indices=True)
+
+        if pass_ == "bwd":
+            def prepare(x, dy, idx):
+                x = x.detach().requires_grad_(True)
+                return forward(x)[0], x, dy
+
+            return prepare, _autograd_grad
+        if pass_ == "fwd":
+            return _identity, lambda x, dy, idx: forward(x)
 
         def fwd_bwd(x, dy, idx):
-            y, i = convbench.max_pool2d(x, k, s, p, d, c, return_indices=True)
+            y, i = forward(x)
             return (y.detach(),) + torch.autograd.grad(y, (x,), dy)
 
-        return {
-            "fwd": lambda x, dy, idx: convbench.max_pool2d(x, k, s, p, d, c, return_indices=True),
-            "bwd": lambda x, dy, idx: (cb.max_pool2d_backward(dy, idx, list(x.shape), k, s, p, d),),
-            "fwd_bwd": fwd_bwd,
-        }[pass_]
-    if impl in ("torch", "cudnn"):
-        def fwd_bwd(x, dy, idx):
-            y, i = F.max_pool2d(x, k, s, p, d, c, return_indices=True)
-            return (y.detach(),) + torch.autograd.grad(y, (x,), dy)
-
-        return {
-            "fwd": lambda x, dy, idx: F.max_pool2d(x, k, s, p, d, c, return_indices=True),
-            "bwd": lambda x, dy, idx: (torch.ops.aten.max_pool2d_with_indices_backward(
-                dy, x, k, s, p, d, c, idx),),
-            "fwd_bwd": fwd_bwd,
-        }[pass_]
+        return _identity, fwd_bwd
     loops = impl == "numpy_loops"
     fwd = ref.max_pool2d_loops if loops else ref.max_pool2d
     bwd = ref.max_pool2d_backward_loops if loops else ref.max_pool2d_backward
@@ -275,7 +328,7 @@ def pool_fn(layer, pass_: str, impl: str):
         y, i = fwd(x, *args, return_indices=True)
         return y, bwd(dy, i, x.shape)
 
-    return {
+    return _identity, {
         "fwd": lambda x, dy, idx: fwd(x, *args, return_indices=True),
         "bwd": lambda x, dy, idx: (bwd(dy, idx, x.shape),),
         "fwd_bwd": fwd_bwd_np,
@@ -283,11 +336,18 @@ def pool_fn(layer, pass_: str, impl: str):
 
 
 def pool_oracle(layer, pass_: str, inputs) -> tuple:
+    """The float64 answer from ATen's ops called directly."""
     x, dy, idx = (torch.as_tensor(t).detach().cpu() for t in inputs)
     x, dy = x.double(), dy.double()
-    if pass_ == "fwd_bwd":
-        x.requires_grad_(True)
-    return tuple(t.detach() for t in pool_fn(layer, pass_, "torch")(x, dy, idx))
+    k, s, p, d, c = list(layer.kernel), list(layer.stride), list(layer.padding), \
+        list(layer.dilation), layer.ceil_mode
+    if pass_ == "bwd":
+        return (torch.ops.aten.max_pool2d_with_indices_backward(dy, x, k, s, p, d, c, idx),)
+    if pass_ == "fwd":
+        return F.max_pool2d(x, k, s, p, d, c, return_indices=True)
+    x.requires_grad_(True)
+    y, _ = F.max_pool2d(x, k, s, p, d, c, return_indices=True)
+    return (y.detach(),) + torch.autograd.grad(y, (x,), dy)
 
 
 @functools.lru_cache(maxsize=None)

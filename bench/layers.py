@@ -35,6 +35,8 @@ class ConvLayer:
     groups: int = 1
     bias: bool = True
     used_by: Tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    # homework | synthetic | beyond (see rowinfo.py): decides which means a row is in.
+    suite: str = dataclasses.field(default="homework", compare=False)
 
     @property
     def key(self) -> tuple:
@@ -94,6 +96,7 @@ class PoolLayer:
     dilation: Pair = (1, 1)
     ceil_mode: bool = False
     used_by: Tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    suite: str = dataclasses.field(default="homework", compare=False)
 
     @property
     def key(self) -> tuple:
@@ -161,20 +164,31 @@ def _record(module: torch.nn.Module, x: torch.Tensor, N: int, where: str):
 
 
 def layers_of_model(name: str) -> List[object]:
-    """Conv/pool layers of one network, in call order."""
+    """Conv/pool layers of one homework network, in call order."""
     model, input_shape, batch_size = _build(name)
+    return layers_of(model, input_shape, batch_size, name)
+
+
+def layers_of(model: torch.nn.Module, input_shape, batch_size: int, name: str,
+              suite: str = "homework") -> List[object]:
+    """Conv/pool layers of any torch model (torch.nn layers), in call order, at
+    batch_size; found by running one image of zeros through forward hooks (on
+    the model's device: a model built on the meta device costs no memory)."""
     found: List[object] = []
     hooks = []
     for mod_name, mod in model.named_modules():
         if isinstance(mod, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
             where = f"{name}.{mod_name}"
             hooks.append(mod.register_forward_pre_hook(
-                lambda m, args, where=where: found.append(
-                    _record(m, args[0], batch_size, where))))
+                lambda m, args, where=where: found.append(dataclasses.replace(
+                    _record(m, args[0], batch_size, where), suite=suite))))
+    was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros((1, *input_shape)))
+            device = next(model.parameters()).device
+            model.eval()(torch.zeros((1, *input_shape), device=device))
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return found
@@ -188,7 +202,8 @@ def _build(name: str):
     return models.build(name, backend="torch"), tuple(spec.input_shape), spec.batch_size
 
 
-def _merge(entries) -> list:
+def merge(entries) -> list:
+    """One entry per distinct shape, its used_by listing every place it occurs."""
     merged: Dict[tuple, object] = {}
     for e in entries:
         if e.key in merged:
@@ -205,8 +220,8 @@ def catalogue() -> Tuple[Tuple[ConvLayer, ...], Tuple[PoolLayer, ...]]:
     from convbench import models
 
     entries = [e for name in models.available() for e in layers_of_model(name)]
-    convs = _merge(e for e in entries if isinstance(e, ConvLayer))
-    pools = _merge(e for e in entries if isinstance(e, PoolLayer))
+    convs = merge(e for e in entries if isinstance(e, ConvLayer))
+    pools = merge(e for e in entries if isinstance(e, PoolLayer))
     return tuple(convs), tuple(pools)
 
 
@@ -220,7 +235,7 @@ def pool_layers() -> Tuple[PoolLayer, ...]:
 
 # A tiny shape on which even the plain-loop NumPy reference runs in well
 # under a second; also the shape of the per-call overhead benchmarks.
-TINY_CONV = ConvLayer(2, 2, 8, 8, 3, 3, 3, used_by=("tiny",))
-TINY_POOL = PoolLayer(2, 3, 8, 8, used_by=("tiny",))
-OVERHEAD_CONV = ConvLayer(1, 1, 4, 4, 1, 3, 3, used_by=("overhead",))
-OVERHEAD_POOL = PoolLayer(1, 1, 4, 4, used_by=("overhead",))
+TINY_CONV = ConvLayer(2, 2, 8, 8, 3, 3, 3, used_by=("tiny",), suite="synthetic")
+TINY_POOL = PoolLayer(2, 3, 8, 8, used_by=("tiny",), suite="synthetic")
+OVERHEAD_CONV = ConvLayer(1, 1, 4, 4, 1, 3, 3, used_by=("overhead",), suite="synthetic")
+OVERHEAD_POOL = PoolLayer(1, 1, 4, 4, used_by=("overhead",), suite="synthetic")

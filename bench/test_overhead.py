@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import convbench
 import impls
 import layers
+import rowinfo
 import timing
 
 L, PL = layers.OVERHEAD_CONV, layers.OVERHEAD_POOL
@@ -83,9 +84,7 @@ def test_overhead(benchmark, settings, device, op, mode, row):
         assert len(results) == len(want) and max(errs) <= 1e-5, f"{row}: errors {errs}"
 
     benchmark.group = f"overhead {op} {mode} {device}"
-    info = {"kind": "overhead", "layer": f"{op} {L.id if op == 'conv2d' else PL.id}",
-            "pass": mode, "impl": row, "device": device, "dtype": "float32",
-            "reference": "torch"}
+    info = rowinfo.overhead(op, L.id if op == "conv2d" else PL.id, mode, row, device)
     with impls.backend_flags("cudnn", device):
         timing.run(benchmark, fn, [tuple(args)], device=device, check=check,
                    settings=settings, extra_info=info)

@@ -2,7 +2,11 @@
 optimizer step) of the homework CNNs with each backend's conv/pool layers;
 everything else (Linear, ReLU, loss, optimizer) is PyTorch in every row.
 Every backend starts from the same weights (one state_dict), and its first
-loss is checked against PyTorch's before timing."""
+loss is checked against PyTorch's before timing.
+
+Rows: convbench (auto), convbench:autotuned (the same inside
+convbench.backends.flags(autotune=True); its untimed first step tunes),
+torch / cudnn, and numpy (the NumPy reference layers) on the CPU."""
 from __future__ import annotations
 
 import pytest
@@ -10,19 +14,11 @@ import torch
 import torch.nn.functional as F
 
 import impls
-import layers
 import timing
+from train_nets import MODELS, optimizer, row_info
 
-# The spec's networks and their own optimizers: EE449 Part 3 trains with
-# Adam (defaults), 1RT720 Ex 2 and M124 with plain SGD at lr 0.01.
-MODELS = {
-    "ee449/cnn_3": "adam",
-    "ee449/cnn_4": "adam",
-    "ee449/cnn_5": "adam",
-    "1rt720/cnn": "sgd",
-    "m124/cnn": "sgd",
-}
-BACKENDS = {"cpu": ("convbench", "torch", "numpy"), "cuda": ("convbench", "cudnn")}
+BACKENDS = {"cpu": ("convbench", impls.AUTOTUNED, "torch", "numpy"),
+            "cuda": ("convbench", impls.AUTOTUNED, "cudnn")}
 SMOKE = "ee449/cnn_3"
 
 
@@ -35,12 +31,6 @@ def _cases():
                                    id=f"{device}-{model}-{backend}")
 
 
-def _optimizer(kind, params):
-    if kind == "adam":
-        return torch.optim.Adam(params)
-    return torch.optim.SGD(params, lr=0.01)
-
-
 def _batches(spec, device, n):
     gen = torch.Generator().manual_seed(0)
     out = []
@@ -51,10 +41,14 @@ def _batches(spec, device, n):
     return out
 
 
-@pytest.mark.parametrize("name,backend,device", list(_cases()))
-def test_training_step(benchmark, settings, name, backend, device):
-    impl = "cudnn" if backend == "cudnn" else backend
-    reason = impls.skip_reason(device, "convbench" if backend == "convbench" else impl)
+def model_backend(impl: str) -> str:
+    """The convbench.models backend a row's network is built with."""
+    return {"cudnn": "torch", impls.AUTOTUNED: "convbench"}.get(impl, impl)
+
+
+@pytest.mark.parametrize("name,impl,device", list(_cases()))
+def test_training_step(benchmark, settings, name, impl, device):
+    reason = impls.skip_reason(device, impl)
     if reason:
         pytest.skip(reason)
     from convbench import models
@@ -62,10 +56,10 @@ def test_training_step(benchmark, settings, name, backend, device):
     spec = models.spec(name)
     torch.manual_seed(0)
     peer = models.build(name, backend="torch").to(device)
-    model = models.build(name, backend="torch" if backend == "cudnn" else backend).to(device)
+    model = models.build(name, backend=model_backend(impl)).to(device)
     model.load_state_dict(peer.state_dict())
     model.train(), peer.train()
-    opt = _optimizer(MODELS[name], model.parameters())
+    opt = optimizer(name, model.parameters())
     batches = _batches(spec, device, 4)
 
     x0, y0 = batches[0]
@@ -81,15 +75,9 @@ def test_training_step(benchmark, settings, name, backend, device):
 
     def check(results):
         err = impls.rel_error(results[0], want)
-        assert err <= 1e-4, f"{backend} {name}: first loss {float(results[0])} vs torch {want}"
+        assert err <= 1e-4, f"{impl} {name}: first loss {float(results[0])} vs torch {want}"
 
-    conv_flops = sum(e.flops("fwd_bwd") for e in layers.layers_of_model(name)
-                     if isinstance(e, layers.ConvLayer))
     benchmark.group = f"train {device} float32 {name}"
-    info = {"kind": "train", "model": name, "layer": name, "pass": "step", "impl": impl,
-            "device": device, "dtype": "float32", "batch_size": spec.batch_size,
-            "optimizer": MODELS[name], "flops": conv_flops,
-            "reference": impls.REFERENCE_IMPL[device]}
     with impls.backend_flags(impl, device):
         timing.run(benchmark, step, batches, device=device, check=check, settings=settings,
-                   extra_info=info)
+                   extra_info=row_info(name, impl, device))

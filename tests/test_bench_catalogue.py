@@ -52,3 +52,18 @@ def test_conv_layer_sizes(layer):
     e = layer.elements()
     assert e["y"] == layer.N * layer.K * P * Q
     assert layer.min_bytes("fwd_bwd", 4) == 3 * layer.min_bytes("fwd", 4)
+
+
+def test_training_suite_times_the_seven_nets_of_issue_9():
+    import train_nets
+    from convbench import models
+
+    assert set(train_nets.MODELS) == {"ee449/cnn_3", "ee449/cnn_4", "ee449/cnn_5",
+                                      "ee449_2021/cnn4", "1rt720/cnn", "m124/cnn",
+                                      "m124/cnn_64_128"}
+    assert set(train_nets.MODELS) <= set(models.available())
+    info = train_nets.row_info("m124/cnn_64_128", "convbench", "cpu")
+    # A homework row that names its model: in the means, under the CPU training target.
+    assert (info["suite"], info["used_by"], info["pass"]) == ("homework", ["m124/cnn_64_128"],
+                                                             "step")
+    assert info["flops"] > 0 and info["batch_size"] == 64
