@@ -4,9 +4,9 @@
     pytest bench/ --benchmark-disable -q                          # CI smoke
 
 With --benchmark-disable only the rows marked `bench_smoke` (a tiny shape
-and two real layers per suite) run, each body once and still checked
-against the oracle; everything else is collected and deselected, so the
-smoke also proves every row still collects.
+and two real layers per suite, one training net, one beyond row) run, each
+body once and still checked against the oracle; everything else is
+collected and deselected, so the smoke also proves every row still collects.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import dataclasses
 import pytest
 import torch
 
+import machine
 import roofline
 
 
@@ -61,15 +62,22 @@ def settings(pytestconfig) -> Settings:
 
 @pytest.fixture(scope="session", autouse=True)
 def _roofline(pytestconfig):
-    """Measure the machine's ceilings before the first row (not in the smoke)."""
-    if not _disabled(pytestconfig):
-        pytestconfig.stash[_ROOFLINE] = roofline.measure(torch.cuda.is_available())
+    """Measure the machine's ceilings before the first row and again after the
+    last (not in the smoke); the JSON keeps each one's best (roofline.best_of)."""
+    if _disabled(pytestconfig):
+        yield
+        return
+    start = roofline.measure(torch.cuda.is_available())
+    pytestconfig.stash[_ROOFLINE] = start
     yield
+    pytestconfig.stash[_ROOFLINE] = roofline.best_of(
+        start, roofline.measure(torch.cuda.is_available()))
 
 
 _ROOFLINE = pytest.StashKey[dict]()
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
+    # Versions, threads, CPU model/flags and the ISAs convbench and PyTorch run.
     machine_info["convbench"] = dict(
-        roofline.environment(), roofline=config.stash.get(_ROOFLINE, None))
+        machine.environment(), roofline=config.stash.get(_ROOFLINE, None))
