@@ -5,7 +5,6 @@ import pathlib
 import sys
 
 import pytest
-import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import impls  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .load import Run, load
-from .tables import markdown
+from .document import markdown
 
 __all__ = ["Run", "load", "markdown", "write_report"]
 

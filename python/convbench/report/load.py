@@ -7,14 +7,15 @@ import math
 from typing import Dict, List, Optional
 
 STATS = ("min", "median", "mean")
+SUITES = ("homework", "synthetic", "beyond")
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    kind: str        # conv | pool | train | overhead
+    kind: str        # conv | pool | train | infer | overhead
     layer: str       # layer id, model name, or overhead case
     used_by: tuple
-    pass_: str       # fwd | bwd_input | bwd_weight | bwd | fwd_bwd | step
+    pass_: str       # fwd | bwd_input | bwd_weight | bwd | fwd_bwd | step | infer
     impl: str
     device: str
     dtype: str
@@ -24,6 +25,9 @@ class Row:
     flops: Optional[int]
     bytes: Optional[int]
     extra: dict
+    # homework (in the means), synthetic (tiny/overhead shapes: shown, not in
+    # the means) or beyond (ResNet-18/VGG: their own section); recorded by the bench.
+    suite: str = "homework"
 
     @property
     def gflops(self) -> Optional[float]:
@@ -36,7 +40,25 @@ class Row:
     @property
     def tiny(self) -> bool:
         """Synthetic shapes (not from a homework network): kept out of the means."""
-        return set(self.used_by) <= {"tiny", "overhead"}
+        return self.suite == "synthetic"
+
+    @property
+    def beyond(self) -> bool:
+        return self.suite == "beyond"
+
+
+def _suite(info: dict) -> str:
+    """The recorded suite; JSONs written before it was recorded: the tiny and
+    overhead rows (used_by exactly those tags) are synthetic, the rest homework
+    (an empty used_by, as old training rows had, is not a tag)."""
+    if "suite" in info:
+        if info["suite"] not in SUITES:
+            raise ValueError(f"unknown suite {info['suite']!r} in row {info.get('layer')!r}")
+        return info["suite"]
+    used = set(info.get("used_by") or ())
+    if info.get("kind") == "overhead" or (used and used <= {"tiny", "overhead"}):
+        return "synthetic"
+    return "homework"
 
 
 @dataclasses.dataclass
@@ -73,7 +95,7 @@ def load(path: str, stat: str = "min") -> Run:
             pass_=info["pass"], impl=info["impl"], device=info["device"], dtype=info["dtype"],
             reference=info.get("reference", ""), seconds=seconds,
             rounds=int(b["stats"].get("rounds", 0)), flops=info.get("flops"),
-            bytes=info.get("bytes"), extra=info))
+            bytes=info.get("bytes"), extra=info, suite=_suite(info)))
     if not rows:
         raise ValueError(f"{path}: no convbench benchmark rows (extra_info['kind']) found")
     return Run(rows, data.get("machine_info", {}), data.get("commit_info", {}),

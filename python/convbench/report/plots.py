@@ -1,6 +1,7 @@
 """PNG plots of a run: per-layer speedup of each convbench algorithm over the
-reference, and achieved GFLOP/s against this machine's measured roofline
-(sgemm peak and memcpy bandwidth from the same run)."""
+reference, and achieved GFLOP/s of the homework layers against this
+machine's measured roofline (the best float32 GEMM and memcpy bandwidth from
+the same run)."""
 from __future__ import annotations
 
 import os
@@ -61,7 +62,7 @@ def _speedup(run: Run, plt, kind, device, dtype, passes, path) -> bool:
 
 def _roofline(run: Run, plt, device, dtype, path) -> bool:
     rows = [r for r in run.rows if r.kind == "conv" and r.device == device and r.dtype == dtype
-            and not r.tiny and r.flops and r.bytes]
+            and r.suite == "homework" and r.flops and r.bytes]
     if not rows:
         return False
     peak, bw = _ceilings(run, device, dtype)

@@ -1,5 +1,7 @@
-"""Markdown for a benchmark run: header (machine, versions, ceilings), the
-targets with a plain verdict, and one table per kind/device/dtype/pass."""
+"""Markdown for a benchmark run: header (machine, ISAs, versions, ceilings),
+the targets with a plain verdict, the measurement checks, one table per
+kind/device/dtype/pass of the homework rows, and the beyond-the-homework
+section (ResNet-18/VGG)."""
 from __future__ import annotations
 
 import collections
@@ -9,9 +11,12 @@ from typing import Dict, List, Optional, Tuple
 from .load import Row, Run, geomean
 
 PASS_NAMES = {"fwd": "forward", "bwd_input": "grad-input", "bwd_weight": "grad-weight",
-              "bwd": "backward", "fwd_bwd": "forward + backward", "step": "training step"}
+              "bwd": "backward", "fwd_bwd": "forward + backward", "step": "training step",
+              "infer": "inference"}
 KIND_NAMES = {"conv": "conv2d", "pool": "max_pool2d", "train": "Training step",
-              "overhead": "Per-call overhead"}
+              "infer": "Inference", "overhead": "Per-call overhead"}
+AUTO = {"conv": "convbench:auto", "train": "convbench", "infer": "convbench"}
+AUTOTUNED = "convbench:autotuned"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,44 +25,58 @@ class Target:
     kind: str
     device: str
     pass_: str
-    impl: str
     peer: str
     bar: float
+    suite: str = "homework"
+    layer: Optional[str] = None  # one model's ratio instead of a mean over layers
+
+    @property
+    def impls(self) -> Tuple[str, str]:
+        """Each target is shown for auto and for the autotuned row."""
+        return AUTO[self.kind], AUTOTUNED
 
 
 TARGETS = (
-    Target("CPU conv2d fwd+bwd vs PyTorch CPU", "conv", "cpu", "fwd_bwd", "convbench:auto",
-           "torch", 1.5),
-    Target("CPU conv2d fwd+bwd vs NumPy vectorised", "conv", "cpu", "fwd_bwd", "convbench:auto",
-           "numpy", 4.0),
-    Target("GPU conv2d fwd+bwd vs cuDNN (TF32 off)", "conv", "cuda", "fwd_bwd", "convbench:auto",
-           "cudnn", 1.0),
-    Target("GPU conv2d fwd+bwd vs cuDNN, next bar", "conv", "cuda", "fwd_bwd", "convbench:auto",
-           "cudnn", 1.3),
-    Target("GPU training step vs PyTorch+cuDNN", "train", "cuda", "step", "convbench", "cudnn",
-           1.0),
+    Target("CPU conv2d fwd+bwd vs PyTorch CPU", "conv", "cpu", "fwd_bwd", "torch", 1.5),
+    Target("CPU conv2d fwd+bwd vs NumPy vectorised", "conv", "cpu", "fwd_bwd", "numpy", 4.0),
+    Target("CPU training step vs PyTorch CPU", "train", "cpu", "step", "torch", 1.15),
+    Target("GPU conv2d fwd+bwd vs cuDNN (TF32 off)", "conv", "cuda", "fwd_bwd", "cudnn", 1.0),
+    Target("GPU conv2d fwd+bwd vs cuDNN, next bar", "conv", "cuda", "fwd_bwd", "cudnn", 1.3),
+    Target("GPU training step vs PyTorch+cuDNN", "train", "cuda", "step", "cudnn", 1.0),
 )
+BEYOND_BAR = 0.9
+BEYOND_TARGETS = tuple(
+    Target(f"{label} {what} vs PyTorch CPU", kind, "cpu", pass_, "torch", BEYOND_BAR,
+           "beyond", f"beyond/{name}")
+    for name, label in (("resnet18", "ResNet-18"), ("vgg11", "VGG-11"))
+    for kind, pass_, what in (("train", "step", "training step (batch 8, 112²)"),
+                              ("infer", "infer", "inference (batch 1, 224²)")))
 
 
 def impl_order(impl: str, reference: str) -> tuple:
     if impl in ("convbench:auto", "convbench"):
         return (0, impl)
-    if impl.startswith("convbench"):
+    if impl == AUTOTUNED:
         return (1, impl)
-    if impl == reference:
+    if impl.startswith("convbench"):
         return (2, impl)
-    return (3, impl)
+    if impl == reference:
+        return (3, impl)
+    return (4, impl)
 
 
 Key = Tuple[str, str, str, str]  # kind, device, dtype, pass
 
 
-def sections(run: Run) -> Dict[Key, List[Row]]:
+def sections(run: Run, beyond: bool = False) -> Dict[Key, List[Row]]:
+    """Rows by (kind, device, dtype, pass): the homework and synthetic rows, or
+    (beyond=True) only the beyond-the-homework rows."""
     out: Dict[Key, List[Row]] = collections.OrderedDict()
-    order = {"conv": 0, "pool": 1, "train": 2, "overhead": 3}
+    order = {"conv": 0, "pool": 1, "train": 2, "infer": 3, "overhead": 4}
     passes = list(PASS_NAMES)
-    for r in sorted(run.rows, key=lambda r: (order.get(r.kind, 9), r.device != "cpu", r.dtype,
-                                             passes.index(r.pass_) if r.pass_ in passes else 9)):
+    rows = [r for r in run.rows if r.beyond == beyond]
+    for r in sorted(rows, key=lambda r: (order.get(r.kind, 9), r.device != "cpu", r.dtype,
+                                         passes.index(r.pass_) if r.pass_ in passes else 9)):
         out.setdefault((r.kind, r.device, r.dtype, r.pass_), []).append(r)
     return out
 
@@ -70,12 +89,17 @@ def ratios(rows: List[Row], impl: str, peer: str) -> Dict[str, float]:
             if i == impl and (layer, peer) in by and not r.tiny}
 
 
-def target_results(run: Run):
-    secs = sections(run)
-    for t in TARGETS:
-        rows = secs.get((t.kind, t.device, "float32", t.pass_), [])
-        rs = ratios(rows, t.impl, t.peer)
-        yield t, geomean(rs.values()), len(rs)
+def target_results(run: Run, targets=TARGETS):
+    """(target, impl, geometric mean ratio or None, layers in the mean) for
+    each target and each of its impls (auto, autotuned)."""
+    secs = {False: sections(run), True: sections(run, beyond=True)}
+    for t in targets:
+        rows = secs[t.suite == "beyond"].get((t.kind, t.device, "float32", t.pass_), [])
+        if t.layer is not None:
+            rows = [r for r in rows if r.layer == t.layer]
+        for impl in t.impls:
+            rs = ratios(rows, impl, t.peer)
+            yield t, impl, geomean(rs.values()), len(rs)
 
 
 def _fmt_time(s: float) -> str:
@@ -86,74 +110,61 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e6:.1f} us"
 
 
+def fmt_bar(bar: float) -> str:
+    """1.5 -> 1.5, 1.15 -> 1.15, 4 -> 4.0."""
+    s = f"{bar:.2f}"
+    return s[:-1] if s.endswith("0") else s
+
+
 def _fmt_ratio(x: Optional[float]) -> str:
     return "–" if x is None else f"{x:.2f}×"
 
 
-def header(run: Run, source: str) -> List[str]:
-    m, cb = run.machine, run.machine.get("convbench") or {}
-    cpu = (m.get("cpu") or {}).get("brand_raw") or m.get("processor") or "?"
-    lines = [f"# convbench benchmark report", "",
-             f"Source: `{source}` ({run.datetime or 'no date'}); "
-             f"commit {str(run.commit.get('id', '?'))[:10]}"
-             f"{' (dirty)' if run.commit.get('dirty') else ''}. "
-             f"Times are each row's **{run.stat}** over its rounds, per call.", "",
-             f"- CPU: {cpu}, {cb.get('cpu_count', '?')} logical cores; threads: torch "
-             f"{cb.get('torch_threads', '?')}, convbench OpenMP "
-             f"{(cb.get('convbench_build') or {}).get('openmp_threads', '?')}, "
-             f"OMP_NUM_THREADS={cb.get('omp_num_threads')}",
-             f"- Versions: convbench {cb.get('convbench', '?')}, torch {cb.get('torch', '?')}, "
-             f"numpy {cb.get('numpy', '?')}, Python {m.get('python_version', '?')}"]
-    if cb.get("cuda_device"):
-        lines.append(f"- GPU: {cb['cuda_device']} (sm {cb.get('cuda_capability')}), CUDA "
-                     f"{cb.get('cuda_runtime')}, cuDNN {cb.get('cudnn')}")
-    else:
-        lines.append("- GPU: none in this run (CUDA rows skipped)")
-    roof = run.roofline
-    for dev, vals in roof.items():
-        parts = ", ".join(f"{k.replace('_gflops', '').replace('_gbps', '')} "
-                          f"{v:.1f} {'GB/s' if k.endswith('gbps') else 'GFLOP/s'}"
-                          for k, v in vals.items())
-        lines.append(f"- Measured ceilings ({dev}, same run): {parts}")
-    if not roof:
-        lines.append("- Measured ceilings: not in this JSON (no roofline lines in the plots)")
-    return lines + [""]
+def verdict(g: Optional[float], bar: float) -> str:
+    if g is None:
+        return "not measured in this run"
+    if g >= bar:
+        return "met"
+    return f"**falls short** ({g / bar:.0%} of the bar)"
+
+
+def target_lines(run: Run, targets_=TARGETS, over: bool = True) -> List[str]:
+    """One line per target and convbench row (auto, then autotuned)."""
+    lines = ["| target | convbench row | measured | bar | verdict |",
+             "| --- | --- | --- | --- | --- |"]
+    for t, impl, g, n in target_results(run, targets_):
+        lines.append(f"| {t.what} | `{impl}` | {_fmt_ratio(g)}"
+                     + (f" over {n}" if n and over else "")
+                     + f" | ≥ {fmt_bar(t.bar)}× | {verdict(g, t.bar)} |")
+    return lines
 
 
 def targets(run: Run) -> List[str]:
-    lines = ["## Targets", "",
-             "Ratio = reference time / convbench time (geometric mean over the homework layers; "
-             "> 1 means convbench is faster).", "",
-             "| target | measured | bar | verdict |", "| --- | --- | --- | --- |"]
-    for t, g, n in target_results(run):
-        if g is None:
-            verdict = "not measured in this run"
-        elif g >= t.bar:
-            verdict = "met"
-        else:
-            verdict = f"**falls short** ({g / t.bar:.0%} of the bar)"
-        lines.append(f"| {t.what} | {_fmt_ratio(g)}" + (f" over {n}" if n else "")
-                     + f" | ≥ {t.bar:.1f}× | {verdict} |")
-    return lines + [""]
+    return ["## Targets", "",
+            "Ratio = reference time / convbench time (geometric mean over the homework layers "
+            "or networks; > 1 means convbench is faster). Each target is shown for `auto` and "
+            "for the `autotuned` row (the same calls inside "
+            "`convbench.backends.flags(autotune=True)`).", ""] + target_lines(run) + [""]
 
 
 def _layer_label(r: Row) -> str:
-    if r.kind in ("train", "overhead"):
+    if r.kind in ("train", "infer", "overhead"):
         return r.layer
     first = r.used_by[0] if r.used_by else ""
     more = f" +{len(r.used_by) - 1}" if len(r.used_by) > 1 else ""
     return f"{r.layer} ({first}{more})"
 
 
-def table(key: Key, rows: List[Row]) -> List[str]:
+def table(key: Key, rows: List[Row], level: str = "##", prefix: str = "") -> List[str]:
     kind, device, dtype, pass_ = key
     reference = rows[0].reference
     impls = sorted({r.impl for r in rows}, key=lambda i: impl_order(i, reference))
     by = {(r.layer, r.impl): r for r in rows}
     layers = list(dict.fromkeys(r.layer for r in rows))
-    rate = {"pool": "GB/s · ", "train": "images/s · ", "overhead": ""}.get(kind, "GFLOP/s · ")
-    title = f"## {KIND_NAMES.get(kind, kind)}"
-    if kind not in ("train",):
+    rate = {"pool": "GB/s · ", "train": "images/s · ", "infer": "images/s · ",
+            "overhead": ""}.get(kind, "GFLOP/s · ")
+    title = f"{level} {prefix}{KIND_NAMES.get(kind, kind)}"
+    if kind not in ("train", "infer"):
         title += f" {PASS_NAMES.get(pass_, pass_)}"
     title += f" — {device}, {dtype}"
     lines = [title, "",
@@ -169,7 +180,7 @@ def table(key: Key, rows: List[Row]) -> List[str]:
                 cells.append("–")
                 continue
             speed = r.gbps if kind == "pool" else r.gflops
-            if kind == "train" and r.extra.get("batch_size"):
+            if kind in ("train", "infer") and r.extra.get("batch_size"):
                 speed_s = f"{r.extra['batch_size'] / r.seconds:.0f} img/s"
             else:
                 speed_s = f"{speed:.1f}" if speed is not None else ""
@@ -192,18 +203,14 @@ def table(key: Key, rows: List[Row]) -> List[str]:
 
 
 def _best_algo_mean(rows: List[Row], reference: str) -> Optional[float]:
+    """Per layer the fastest convbench algorithm row (auto included; the
+    autotuned row is not an algorithm of its own, so it is left out)."""
     best: Dict[str, float] = {}
+    algos = {r.impl for r in rows if r.impl.startswith("convbench:") and r.impl != AUTOTUNED}
+    if len(algos) < 2:
+        return None  # only auto was timed: no choice to make
     for r in rows:
-        if r.impl.startswith("convbench:") and not r.tiny:
+        if r.impl in algos and not r.tiny:
             best[r.layer] = min(best.get(r.layer, float("inf")), r.seconds)
     refs = {r.layer: r.seconds for r in rows if r.impl == reference}
     return geomean(refs[l] / t for l, t in best.items() if l in refs)
-
-
-def markdown(run: Run, source: str, plots: List[str] = ()) -> str:
-    lines = header(run, source) + targets(run)
-    for key, rows in sections(run).items():
-        lines += table(key, rows)
-    if plots:
-        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    return "\n".join(lines)
