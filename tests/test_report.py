@@ -239,3 +239,12 @@ def test_cli(tmp_path, capsys):
     bad.write_text(json.dumps({"hello": 1}))
     assert main([str(bad)]) == 2
     assert "not a pytest-benchmark JSON" in capsys.readouterr().err
+
+
+def test_header_falls_back_to_pytest_benchmarks_cpu_info(tmp_path):
+    machine = {"cpu": {"brand_raw": "AMD EPYC", "family": 25, "model": 1,
+                       "flags": ["avx", "avx2", "fma"]},
+               "convbench": {"roofline": None}}
+    text = write_report(str(_run_json(tmp_path / "B.json", machine=machine)), str(tmp_path),
+                        plots=False)
+    assert "- CPU: AMD EPYC (family 25, model 1), AVX2/FMA present, no AVX-512;" in text

@@ -32,15 +32,18 @@ def simd_presence(flags: Optional[list]) -> str:
 
 
 def cpu_lines(run: Run) -> List[str]:
+    # Ours first; else what pytest-benchmark records itself (py-cpuinfo), as
+    # in JSONs written before convbench recorded the CPU.
     m, cb = run.machine, run.machine.get("convbench") or {}
-    env = cb.get("env") or {}
-    model = cb.get("cpu_model") or (m.get("cpu") or {}).get("brand_raw") or m.get(
-        "processor") or "unknown"
-    fam = (f" (family {cb['cpu_family']}, model {cb['cpu_model_number']})"
-           if cb.get("cpu_family") else "")
+    env, pci = cb.get("env") or {}, m.get("cpu") or {}
+    model = cb.get("cpu_model") or pci.get("brand_raw") or m.get("processor") or "unknown"
+    family = cb.get("cpu_family") or pci.get("family")
+    number = cb.get("cpu_model_number") or pci.get("model")
+    fam = f" (family {family}, model {number})" if family is not None else ""
+    flags = cb.get("cpu_flags") or pci.get("flags")
     omp = cb.get("omp_num_threads")
     return [
-        f"- CPU: {model}{fam}, {simd_presence(cb.get('cpu_flags'))}; "
+        f"- CPU: {model}{fam}, {simd_presence(flags)}; "
         f"{cb.get('cpu_count', '?')} logical cores; threads: torch {cb.get('torch_threads', '?')}, "
         f"convbench OpenMP {(cb.get('convbench_build') or {}).get('openmp_threads', '?')}, "
         f"OMP_NUM_THREADS={omp if omp else 'unset'}",
