@@ -66,7 +66,10 @@ def roof_lines(run: Run) -> List[str]:
             if f"{prefix}_gflops" not in vals:
                 continue
             cands = vals.get(f"{prefix}_candidates") or {}
-            source = vals.get(f"{prefix}_source") or "source not recorded"
+            # Before candidates were recorded the roof was one square torch.mm.
+            size = 2048 if dev == "cpu" else 4096
+            source = vals.get(f"{prefix}_source") or (
+                f"torch.mm {size}x{size} (the only candidate then)")
             line = (f"- Compute roof ({dev}, {dtype}, same run{threads}): "
                     f"**{vals[f'{prefix}_gflops']:.1f} GFLOP/s**, from {source}")
             if cands:
