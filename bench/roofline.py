@@ -2,13 +2,18 @@
 in the JSON's machine_info["convbench"]["roofline"]) so the report's roofline
 is this machine's, not a datasheet's.
 
-The compute roof is the fastest float32 GEMM any library on the machine
+The compute roof is the fastest float32 rate any library on the machine
 reaches, warm, at the run's thread count (torch.get_num_threads(); the
 conv rows run with those threads): the best of
   - torch.mm (MKL on x86 CPUs, cuBLAS with TF32 off on CUDA) at a few sizes
     and a conv-like shape;
   - oneDNN's matmul (torch's mkldnn_linear), the library PyTorch's CPU convs
     run on;
+  - oneDNN's own 3x3 convolution (F.conv2d on the CPU) on two large layers:
+    its register-blocked conv kernels beat its GEMM on this machine (236 vs
+    222 GFLOP/s on a 2-core Zen 4), so a GEMM-only roof sits under PyTorch's
+    conv rows. Counted as direct-convolution FLOPs: x64 oneDNN has no
+    Winograd since v3.2, so these are FLOPs really done;
   - NumPy/OpenBLAS float32 in a subprocess without OPENBLAS_CORETYPE (set on
     some machines to force an old kernel, e.g. Haswell's AVX2 on an AVX-512
     CPU), so OpenBLAS picks the kernel for this CPU.
@@ -31,6 +36,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # (M, K, N): square sizes, and a conv-like GEMM (K=512 outputs of a 3x3x512
 # layer over 56x56 pixels: the shape of a large im2col convolution).
@@ -76,6 +82,15 @@ def _torch_mm(device, dtype, m, k, n):
     a = torch.randn(m, k, device=device).to(dtype)
     b = torch.randn(k, n, device=device).to(dtype)
     return _rate(lambda: torch.mm(a, b), 2 * m * k * n, device)
+
+
+# (N, C=K, H=W) of the 3x3 pad-1 conv candidates: VGG/ResNet layer shapes.
+CPU_CONVS = ((8, 512, 14), (1, 256, 56))
+
+
+def _torch_conv3x3(n, c, hw):
+    x, w = torch.randn(n, c, hw, hw), torch.randn(c, c, 3, 3)
+    return _rate(lambda: F.conv2d(x, w, padding=1), 2 * n * c * c * 9 * hw * hw, "cpu")
 
 
 def _onednn_mm(m, k, n):
@@ -135,6 +150,8 @@ def cpu_sgemm_candidates(threads: int):
             cands[name] = _onednn_mm(m, k, n)
         except (RuntimeError, AttributeError) as e:  # a torch built without oneDNN
             failed[name] = str(e).splitlines()[0]
+    for n, c, hw in CPU_CONVS:
+        cands[f"PyTorch conv 3x3 {c}->{c} {hw}x{hw} batch {n}"] = _torch_conv3x3(n, c, hw)
     arch = None
     try:
         res = numpy_sgemm_subprocess(threads)
