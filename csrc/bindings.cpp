@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -71,15 +72,16 @@ void check_device(int device) {
 
 void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, int algo,
                     const ConvShapeArgs& shape, uintptr_t x, uintptr_t w, uintptr_t b,
-                    uintptr_t y) {
+                    uintptr_t y, int variant) {
   check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
   const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
   if (device == kCPU) {
-    conv2d_forward_cpu(a, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y));
+    conv2d_forward_cpu({a, variant}, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y));
     return;
   }
+  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
   conv2d_forward_cuda(a, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y),
                       device_index, stream_ptr(stream));
@@ -90,15 +92,17 @@ void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, i
 }
 
 void conv2d_backward_input(int device, int device_index, uintptr_t stream, int dtype, int algo,
-                           const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx) {
+                           const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx,
+                           int variant) {
   check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
   const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
   if (device == kCPU) {
-    conv2d_backward_input_cpu(a, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx));
+    conv2d_backward_input_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx));
     return;
   }
+  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
   conv2d_backward_input_cuda(a, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx),
                              device_index, stream_ptr(stream));
@@ -109,15 +113,17 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
 }
 
 void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
-                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw) {
+                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw,
+                            int variant) {
   check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
   const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
   if (device == kCPU) {
-    conv2d_backward_weight_cpu(a, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw));
+    conv2d_backward_weight_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw));
     return;
   }
+  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
   conv2d_backward_weight_cuda(a, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
                               device_index, stream_ptr(stream));
@@ -138,6 +144,24 @@ int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& sha
 #else
   no_cuda();
 #endif
+}
+
+// (algo, variant) pairs the CPU autotuner times for this pass and shape.
+std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const ConvShapeArgs& shape) {
+  std::vector<std::pair<int, int>> out;
+  for (const Conv2dConfig& c : conv2d_candidates_cpu(static_cast<Conv2dPass>(pass),
+                                                     static_cast<DType>(dtype), to_conv_shape(shape)))
+    out.emplace_back(static_cast<int>(c.algo), c.variant);
+  return out;
+}
+
+// The (algo, variant) a CPU request resolves to on the variant in use.
+std::pair<int, int> conv2d_resolve(int pass, int dtype, int algo, int variant,
+                                   const ConvShapeArgs& shape) {
+  const Conv2dConfig c =
+      conv2d_resolve_cpu({static_cast<Conv2dAlgo>(algo), variant}, static_cast<Conv2dPass>(pass),
+                         static_cast<DType>(dtype), to_conv_shape(shape));
+  return {static_cast<int>(c.algo), c.variant};
 }
 
 std::vector<int> conv2d_algos(int device) {
@@ -226,9 +250,23 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "convbench's compiled kernels (raw pointers in, no torch dependency)";
   const auto nogil = py::call_guard<py::gil_scoped_release>();
 
-  m.def("conv2d_forward", &conv2d_forward, nogil);
-  m.def("conv2d_backward_input", &conv2d_backward_input, nogil);
-  m.def("conv2d_backward_weight", &conv2d_backward_weight, nogil);
+  m.def("conv2d_forward", &conv2d_forward, nogil, py::arg("device"), py::arg("device_index"),
+        py::arg("stream"), py::arg("dtype"), py::arg("algo"), py::arg("shape"), py::arg("x"),
+        py::arg("w"), py::arg("b"), py::arg("y"), py::arg("variant") = 0);
+  m.def("conv2d_backward_input", &conv2d_backward_input, nogil, py::arg("device"),
+        py::arg("device_index"), py::arg("stream"), py::arg("dtype"), py::arg("algo"),
+        py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"), py::arg("variant") = 0);
+  m.def("conv2d_backward_weight", &conv2d_backward_weight, nogil, py::arg("device"),
+        py::arg("device_index"), py::arg("stream"), py::arg("dtype"), py::arg("algo"),
+        py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"), py::arg("variant") = 0);
+  m.def("conv2d_candidates", &conv2d_candidates, py::arg("pass_"), py::arg("dtype"),
+        py::arg("shape"), "CPU (algo, variant) pairs the autotuner times for a pass and shape");
+  m.def("conv2d_resolve", &conv2d_resolve, py::arg("pass_"), py::arg("dtype"), py::arg("algo"),
+        py::arg("variant"), py::arg("shape"),
+        "The CPU (algo, variant) a request resolves to on the ISA variant in use");
+  m.def("conv2d_variant_name", [](int algo, int variant) {
+          return std::string(conv2d_variant_name_cpu(static_cast<Conv2dAlgo>(algo), variant));
+        }, py::arg("algo"), py::arg("variant"), "Name of a CPU engine ('flat', 'kvec', ...)");
   m.def("conv2d_choose_algo", &conv2d_choose_algo);
   m.def("conv2d_algos", &conv2d_algos);
   m.def("max_pool2d_forward", &max_pool2d_forward, nogil);

@@ -19,6 +19,11 @@ pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
 ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
+# Every CPU engine, as (algo id, variant): Direct's two engines are separate
+# kernels ("flat" vectorised along output positions, "kvec" along output
+# channels), and variant 0 is the heuristic's pick.
+ENGINES = {"direct:flat": (1, 1), "direct:kvec": (1, 2), "im2col": (2, 1), "winograd": (4, 1),
+           "direct": (1, 0), "auto": (0, 0)}
 DTYPES = {np.float32: 0, np.float64: 1}
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -67,20 +72,22 @@ def reference(case, x, w, b, dy):
 
 
 def run_pass(pass_, algo, case, dtype, x, w, b, dy, fill=np.nan):
+    """algo: an ENGINES name or a raw algo id (variant 0)."""
+    algo, variant = ENGINES[algo] if isinstance(algo, str) else (algo, 0)
     dt = DTYPES[dtype]
     s16 = case.shape16()
     if pass_ == FWD:
         out = np.full((case.N, case.K, case.P, case.Q), fill, dtype)
         C.conv2d_forward(CPU, 0, 0, dt, algo, s16, x.ctypes.data, w.ctypes.data,
-                         b.ctypes.data if b is not None else 0, out.ctypes.data)
+                         b.ctypes.data if b is not None else 0, out.ctypes.data, variant)
     elif pass_ == BWD_IN:
         out = np.full(x.shape, fill, dtype)
         C.conv2d_backward_input(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, w.ctypes.data,
-                                out.ctypes.data)
+                                out.ctypes.data, variant)
     else:
         out = np.full(w.shape, fill, dtype)
         C.conv2d_backward_weight(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, x.ctypes.data,
-                                 out.ctypes.data)
+                                 out.ctypes.data, variant)
     return out
 
 
@@ -92,13 +99,14 @@ def make_data(case, dtype, rng):
     return x, w, b, dy
 
 
-def check_case(case, dtype, algos=("direct", "im2col"), seed=0, passes=(FWD, BWD_IN, BWD_W)):
+def check_case(case, dtype, algos=("direct:flat", "direct:kvec", "im2col"), seed=0,
+               passes=(FWD, BWD_IN, BWD_W)):
     rng = np.random.default_rng(seed)
     x, w, b, dy = make_data(case, dtype, rng)
     ref = reference(case, x, w, b, dy)
     for name in algos:
         for pass_ in passes:
-            got = run_pass(pass_, ALGOS[name], case, dtype, x, w, b, dy)
+            got = run_pass(pass_, name, case, dtype, x, w, b, dy)
             want, mag = ref[pass_]
             assert got.shape == want.shape
             assert np.all(np.isfinite(got)), f"{name} pass {pass_} {case}: non-finite output"
@@ -154,6 +162,20 @@ FIXED = [
     # tiles, the last one partial (C*R*S = 225)
     Case(2, 9, 9, 9, 8, 5, 5),
     Case(2, 9, 9, 9, 4, 5, 5, bias=False),
+    # Outputs narrower than a register tile (tiles span rows, so the taps a
+    # tile skips must suit every row it touches), padding on both sides.
+    Case(2, 4, 5, 2, 16, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 3, 6, 3, 20, 3, 2, pad=(2, 1, 1, 2), dil=(1, 2)),
+    # Wide layers, batch 1, several channel blocks and position blocks;
+    # output channels that are not whole vectors (tails of every width).
+    Case(1, 64, 7, 7, 80, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 48, 9, 9, 72, 3, 3, stride=(2, 2), pad=(1, 1, 1, 1)),
+    Case(2, 33, 12, 12, 40, 1, 1),
+    Case(1, 16, 20, 19, 36, 5, 5, pad=(2, 2, 2, 2), bias=False),
+    # Weights past 1 MiB at batch 1: the channel-vectorised engine streams
+    # them chunk by chunk of input channels (uneven last chunk, channel tail).
+    Case(1, 256, 5, 5, 160, 3, 3, pad=(1, 1, 1, 1)),
+    Case(1, 200, 6, 7, 144, 3, 3, stride=(2, 1), pad=(1, 1, 0, 2), groups=2),
 ]
 
 
@@ -189,7 +211,7 @@ def test_winograd(case, dtype):
 def test_winograd_weight_grad_takes_autos_choice():
     case = Case(2, 3, 6, 6, 4, 3, 3)
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
-    ours = run_pass(BWD_W, ALGOS["winograd"], case, np.float64, x, w, b, dy)
+    ours = run_pass(BWD_W, "winograd", case, np.float64, x, w, b, dy)
     auto = run_pass(BWD_W, 0, case, np.float64, x, w, b, dy)
     np.testing.assert_array_equal(ours, auto)
 
@@ -202,25 +224,25 @@ def test_winograd_weight_grad_takes_autos_choice():
 def test_winograd_rejects_what_it_does_not_cover(pass_, case):
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
     with pytest.raises(ValueError, match="winograd"):
-        run_pass(pass_, ALGOS["winograd"], case, np.float64, x, w, b, dy)
+        run_pass(pass_, "winograd", case, np.float64, x, w, b, dy)
 
 
 def test_full_batch_layer_float32():
     check_case(Case(50, 3, 32, 32, 16, 3, 3), np.float32)
 
 
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
 def test_weight_grad_deterministic(algo):
     case = Case(37, 8, 20, 20, 16, 3, 3, pad=(1, 1, 1, 1))
     rng = np.random.default_rng(7)
     x, w, b, dy = make_data(case, np.float32, rng)
-    first = run_pass(BWD_W, ALGOS[algo], case, np.float32, x, w, b, dy)
+    first = run_pass(BWD_W, algo, case, np.float32, x, w, b, dy)
     for _ in range(3):
-        again = run_pass(BWD_W, ALGOS[algo], case, np.float32, x, w, b, dy)
+        again = run_pass(BWD_W, algo, case, np.float32, x, w, b, dy)
         assert np.array_equal(first.view(np.uint32), again.view(np.uint32))
 
 
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
 @pytest.mark.parametrize("N", [1, 5, 37])
 # C >= 8: Direct's channel-vectorised wgrad; K = 4 on 6x6: its 8-row tiles (float64)
 @pytest.mark.parametrize("C_, K, HW, p", [(6, 12, 15, 1), (8, 12, 15, 1), (9, 4, 6, 0)])
@@ -233,20 +255,20 @@ def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_, K, HW, p):
         outs = []
         for nt in (1, 2, 3):
             torch.set_num_threads(nt)
-            outs.append(run_pass(BWD_W, ALGOS[algo], case, np.float64, x, w, b, dy))
+            outs.append(run_pass(BWD_W, algo, case, np.float64, x, w, b, dy))
     finally:
         torch.set_num_threads(old)
     for o in outs[1:]:
         assert np.array_equal(outs[0].view(np.uint64), o.view(np.uint64))
 
 
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
 def test_empty_batch(algo):
     case = Case(0, 3, 8, 8, 4, 3, 3)
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))
-    y = run_pass(FWD, ALGOS[algo], case, np.float64, x, w, b, dy)
+    y = run_pass(FWD, algo, case, np.float64, x, w, b, dy)
     assert y.size == 0
-    dw = run_pass(BWD_W, ALGOS[algo], case, np.float64, x, w, b, dy)
+    dw = run_pass(BWD_W, algo, case, np.float64, x, w, b, dy)
     assert np.array_equal(dw, np.zeros_like(dw))
 
 

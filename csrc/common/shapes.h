@@ -32,6 +32,15 @@ inline const char* conv2d_algo_name(Conv2dAlgo a) {
 
 enum class Conv2dPass : int { Forward = 0, BackwardInput = 1, BackwardWeight = 2 };
 
+// A concrete kernel: an algorithm and one of its engines. Variant 0 lets the
+// algorithm pick its engine by shape. CPU Direct: 1 "flat" (vectorised along
+// output positions), 2 "kvec" (along output channels); CPU Im2colGemm: 1;
+// CPU Winograd: 1 F(2x2,3x3). CUDA algorithms have one engine each.
+struct Conv2dConfig {
+  Conv2dAlgo algo = Conv2dAlgo::Auto;
+  int variant = 0;
+};
+
 // NCHW input [N, C, H, W], weight [K, C / groups, R, S], output [N, K, P, Q].
 // Padding is top/left only: rows/cols read past H/W are zero, so asymmetric
 // ('same' with even kernels) padding is expressed through P and Q.

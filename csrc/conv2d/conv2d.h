@@ -13,17 +13,35 @@
 
 namespace convbench {
 
+// Winograd F(2x2,3x3) covers the forward pass and the input gradient (a 3x3
+// stride-1 forward problem too) of 3x3, stride 1, dilation 1 layers.
+// (static: no one definition shared by variants compiled for other ISAs)
+static inline bool conv2d_winograd_applies(Conv2dPass pass, const Conv2dShape& s) {
+  return pass != Conv2dPass::BackwardWeight && s.R == 3 && s.S == 3 && s.stride_h == 1 &&
+         s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1;
+}
+
 // ---- CPU (float32, float64) ----
-void conv2d_forward_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, const void* x,
+// cfg.variant 0 lets the algorithm pick its engine (see Conv2dConfig).
+void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                         const void* w, const void* bias, void* y);
-void conv2d_backward_input_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                const void* dy, const void* w, void* dx);
-void conv2d_backward_weight_cpu(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* x, void* dw);
+// The kernel a request resolves to on the CPU variant in use (never Auto,
+// never variant 0); throws for an algorithm or engine that cannot run it.
+Conv2dConfig conv2d_resolve_cpu(Conv2dConfig cfg, Conv2dPass pass, DType dtype,
+                                const Conv2dShape& s);
 // The algorithm Auto resolves to for this pass and shape (never Auto).
 Conv2dAlgo conv2d_choose_algo_cpu(Conv2dPass pass, DType dtype, const Conv2dShape& s);
+// Every kernel that can run this pass and shape: what the autotuner times.
+std::vector<Conv2dConfig> conv2d_candidates_cpu(Conv2dPass pass, DType dtype,
+                                                const Conv2dShape& s);
 // Algorithms the CPU backend implements (besides Auto).
 std::vector<Conv2dAlgo> conv2d_algos_cpu();
+// Name of an engine ("flat", "kvec", "f2x2", ...; "" for variant 0).
+const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant);
 
 #ifdef CONVBENCH_WITH_CUDA
 // ---- CUDA (float32, float64, float16, bfloat16 with float32 accumulation) ----

@@ -98,7 +98,7 @@ def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, gr
 
 
 def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilation, groups,
-                   algo: str) -> torch.Tensor:
+                   algo: str, variant: int = 0) -> torch.Tensor:
     x, w = x.contiguous(), w.contiguous()
     b = b.contiguous() if b is not None else None
     y = torch.empty((x.shape[0], w.shape[0], pq[0], pq[1]), dtype=x.dtype, device=x.device)
@@ -106,31 +106,31 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     shape = _conv_shape(x.shape, w.shape, pq, stride, padding4, dilation, groups)
     _C.conv2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], algo_id(algo, x.device.type),
                       shape, x.data_ptr(), w.data_ptr(), b.data_ptr() if b is not None else 0,
-                      y.data_ptr())
+                      y.data_ptr(), variant)
     return y
 
 
 def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
-                          algo: str) -> torch.Tensor:
+                          algo: str, variant: int = 0) -> torch.Tensor:
     dy, w = dy.contiguous(), w.contiguous()
     dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
     shape = _conv_shape(input_size, w.shape, dy.shape[2:], stride, padding4, dilation, groups)
     _C.conv2d_backward_input(dev, index, stream, _DTYPE_IDS[dy.dtype],
                              algo_id(algo, dy.device.type), shape, dy.data_ptr(), w.data_ptr(),
-                             dx.data_ptr())
+                             dx.data_ptr(), variant)
     return dx
 
 
 def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, groups,
-                           algo: str) -> torch.Tensor:
+                           algo: str, variant: int = 0) -> torch.Tensor:
     dy, x = dy.contiguous(), x.contiguous()
     dw = torch.empty(tuple(weight_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
     shape = _conv_shape(x.shape, weight_size, dy.shape[2:], stride, padding4, dilation, groups)
     _C.conv2d_backward_weight(dev, index, stream, _DTYPE_IDS[dy.dtype],
                               algo_id(algo, dy.device.type), shape, dy.data_ptr(), x.data_ptr(),
-                              dw.data_ptr())
+                              dw.data_ptr(), variant)
     return dw
 
 

@@ -1,28 +1,37 @@
 // CPU conv2d kernels, declared once per ISA variant (see common/cpu_isa.h).
 // Each takes contiguous NCHW data and fully overwrites its output.
 #pragma once
+#include <vector>
+
 #include "common/shapes.h"
 
-#define CB_DECLARE_CONV2D_CPU_ALGO(ALGO)                                                   \
+#define CB_DECLARE_CONV2D_CPU_ALGO(ENGINE)                                                   \
   template <typename T>                                                                    \
-  void conv2d_forward_##ALGO(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  void conv2d_forward_##ENGINE(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
-  void conv2d_backward_input_##ALGO(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  void conv2d_backward_input_##ENGINE(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
   template <typename T>                                                                    \
-  void conv2d_backward_weight_##ALGO(const Conv2dShape& s, const T* dy, const T* x, T* dw);
+  void conv2d_backward_weight_##ENGINE(const Conv2dShape& s, const T* dy, const T* x, T* dw);
 
-// ALGO = direct (direct.cpp, direct_kvec.cpp) and im2col (im2col_gemm.cpp);
-// winograd (winograd.cpp): forward and input gradient of 3x3, stride 1,
-// dilation 1 layers only.
+// ENGINE = direct_flat (direct.cpp: vectorised along output positions),
+// direct_kvec (direct_kvec.cpp: along output channels), im2col
+// (im2col_gemm.cpp); winograd (winograd.cpp): forward and input gradient of
+// 3x3, stride 1, dilation 1 layers only.
 #define CB_DECLARE_CONV2D_CPU_KERNELS(NS)                                                  \
   namespace convbench {                                                                    \
   namespace NS {                                                                           \
-  CB_DECLARE_CONV2D_CPU_ALGO(direct)                                                       \
+  CB_DECLARE_CONV2D_CPU_ALGO(direct_flat)                                                  \
+  CB_DECLARE_CONV2D_CPU_ALGO(direct_kvec)                                                  \
   CB_DECLARE_CONV2D_CPU_ALGO(im2col)                                                       \
   template <typename T>                                                                    \
   void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
   void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  /* choose.cpp: the heuristic (algo Auto: any algorithm) and the autotuner's candidates */ \
+  Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,         \
+                                    const Conv2dShape& s);                                 \
+  std::vector<Conv2dConfig> conv2d_candidate_configs(Conv2dPass pass, DType dtype,         \
+                                                     const Conv2dShape& s);                \
   }                                                                                        \
   }
 

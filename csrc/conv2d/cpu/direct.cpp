@@ -6,25 +6,24 @@
 // r*dh*Wp + s*dw. Weight gradient: inner products along the flattened
 // positions between dy rows and shifted input rows, 4 out x 3 kernel columns
 // per tile, summed over the batch in a fixed order (deterministic).
-// Where the flattened grid wastes >= 15% (small outputs) and there are at
-// least two vectors of output channels, both passes hand over to the
-// channel-vectorised engines in direct_kvec.cpp.
+// (The "flat" engine of Direct; direct_kvec.cpp holds the channel-vectorised
+// one. conv2d_cpu.cpp chooses between them.)
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/conv2d_cpu_kernels.h"
 #include "conv2d/cpu/microkernels.h"
+#include "conv2d/cpu/problem.h"
+#include "conv2d/cpu/tiles.h"
+#include "conv2d/cpu/wgrad_batch.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
-
-constexpr int64_t kChunkBytes = 1 << 20;        // padded-input workspace per batch chunk
-constexpr int64_t kWgradChunkBytes = 384 << 10;  // weight gradient: about one L2
 
 // Copies the valid positions of a flattened tile (rows of width Wq, first
 // Wo valid) into y planes; tile[m][t] is position j0 + t of channel m.
@@ -84,34 +83,42 @@ void direct_block(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const i
   write_flat_tile(flat, MR, JW, ja, g.J, g.Wq, p.Wo, p.Ho * p.Wo, y, bias);
 }
 
+// Flat tiles: mr output channels x flat_nv(mr) vectors of positions.
+template <typename T, int MR, bool UNIT>
+void direct_block_mr(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const int64_t* offs,
+                     int64_t crs, const T* wk, int64_t ja, int64_t jb, int64_t JW, T* flat, T* y,
+                     const T* bias) {
+  direct_block<T, MR, flat_nv(MR), UNIT>(p, g, xbase, offs, crs, wk, ja, jb, JW, flat, y, bias);
+}
+
+template <typename T, bool UNIT>
+void direct_block_any(int mr, const FwdProb<T>& p, const PadGeom& g, const T* xbase,
+                      const int64_t* offs, int64_t crs, const T* wk, int64_t ja, int64_t jb,
+                      int64_t JW, T* flat, T* y, const T* bias) {
+  with_rows<kFlatMR>(mr, [&](auto m) {
+    direct_block_mr<T, m(), UNIT>(p, g, xbase, offs, crs, wk, ja, jb, JW, flat, y, bias);
+  });
+}
+
 }  // namespace
 
 template <typename T>
 void direct_forward_engine(const FwdProb<T>& p) {
   constexpr int L = Simd<T>::L;
   const PadGeom g = pad_geom(p);
-  {
-    // Flattened positions computed per useful one; past ~15% the
-    // channel-vectorised engine wins whenever its channel vectors are full
-    // (measured: 7x7..15x15 outputs with 16..128 channels, 1.1-1.6x).
-    const int64_t W = 3 * L;
-    const double waste = static_cast<double>(ceil_div64(g.J, W) * W) / (p.Ho * p.Wo);
-    if (p.Kg() >= 2 * L && p.Kg() % L == 0 && (waste >= 1.15 || p.sw != 1))
-      return direct_kvec_engine(p);
-  }
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS;
   Buffer<T> wpk(p.Co * CRS);
-  pack_weights(p, 4, wpk.data());
+  pack_weights(p, kFlatMR, wpk.data());
   std::vector<int64_t> offs(CRS);
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < p.R; ++r)
       for (int64_t s = 0; s < p.S; ++s)
         offs[(c * p.R + r) * p.S + s] = c * g.plane + r * p.dh * g.Wp + s * p.dw;
 
-  constexpr int64_t JW = 12 * L;  // positions per task: a multiple of both tile widths
-  const int64_t njc = ceil_div64(g.J, JW), nkb = ceil_div64(Kg, 4);
+  constexpr int64_t JW = 12 * L;  // positions per task: a multiple of every tile width
+  const int64_t njc = ceil_div64(g.J, JW), nkb = ceil_div64(Kg, kFlatMR);
   const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
-  const int64_t slack = p.sw * 4 * L + L;  // over-read of the last tile
+  const int64_t slack = p.sw * kFlatMaxNV * L + L;  // over-read of the last tile
   Buffer<T> xb(nb * p.Ci * g.plane + slack);
   std::fill(xb.data() + nb * p.Ci * g.plane, xb.data() + nb * p.Ci * g.plane + slack, T(0));
   const bool unit = p.sw == 1;
@@ -127,43 +134,34 @@ void direct_forward_engine(const FwdProb<T>& p) {
       const int64_t nl = t / (p.G * njc), gg = (t / njc) % p.G, jc = t % njc;
       const T* xbase = xb.data() + (nl * p.Ci + gg * Cg) * g.plane;
       const int64_t ja = jc * JW, jb = std::min(g.J, ja + JW);
-      alignas(64) T flat[4 * JW];
+      alignas(64) T flat[kFlatMR * JW];
       for (int64_t kb = 0; kb < nkb; ++kb) {
-        const int64_t k0 = gg * Kg + kb * 4;
-        const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+        const int64_t k0 = gg * Kg + kb * kFlatMR;
+        const int mr = static_cast<int>(std::min<int64_t>(kFlatMR, Kg - kb * kFlatMR));
         const T* wk = wpk.data() + k0 * CRS;
         T* y = p.y + ((n0 + nl) * p.Co + k0) * p.Ho * p.Wo;
         const T* bias = p.b ? p.b + k0 : nullptr;
-#define CB_DB(MR, NV)                                                                 \
-  (unit ? direct_block<T, MR, NV, true>(p, g, xbase, offs.data(), CRS, wk, ja, jb, JW, \
-                                        flat, y, bias)                                  \
-        : direct_block<T, MR, NV, false>(p, g, xbase, offs.data(), CRS, wk, ja, jb, JW, \
-                                         flat, y, bias))
-        switch (mr) {
-          case 4: CB_DB(4, 3); break;
-          case 3: CB_DB(3, 4); break;
-          case 2: CB_DB(2, 4); break;
-          default: CB_DB(1, 4); break;
-        }
-#undef CB_DB
+        if (unit)
+          direct_block_any<T, true>(mr, p, g, xbase, offs.data(), CRS, wk, ja, jb, JW, flat, y, bias);
+        else
+          direct_block_any<T, false>(mr, p, g, xbase, offs.data(), CRS, wk, ja, jb, JW, flat, y, bias);
       }
     }
   }
 }
 
 template <typename T>
-void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+void conv2d_forward_direct_flat(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
   direct_forward_engine(forward_problem(s, x, w, b, y));
 }
 
 template <typename T>
-void conv2d_backward_input_direct(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  Buffer<T> wt(s.weight_numel());
-  direct_forward_engine(backward_input_problem(s, dy, w, wt.data(), dx));
+void conv2d_backward_input_direct_flat(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  direct_forward_engine(backward_input_problem(s, dy, w, dx));
 }
 
 template <typename T>
-void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
+void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
   constexpr int L = Simd<T>::L;
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
@@ -171,17 +169,6 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
   if (p.N == 0 || p.Ho == 0 || p.Wo == 0) {
     std::fill(dw, dw + s.weight_numel(), T(0));
     return;
-  }
-  {
-    // Same switch as the forward engine, plus >= 8 input channels (tiles hold
-    // 6 (r, s, c) rows; measured 1.05-2x over the flattened engine there).
-    // A single vector of output channels (8-row tiles) pays off later:
-    // 16->8 7x7 at 26x26 (waste 1.32) 0.65 -> 0.77x of torch, 5x5 at
-    // 26x26 / 30x30 (1.17-1.19) no better.
-    const double waste = static_cast<double>(ceil_div64(g.J, 3 * L) * 3 * L) / (p.Ho * p.Wo);
-    const double min_waste = Kg >= 2 * L ? 1.15 : 1.25;
-    if (Kg >= L && Kg % L == 0 && Cg >= 8 && (waste >= min_waste || p.sw != 1))
-      return direct_kvec_wgrad(s, dy, x, dw);
   }
   const int64_t Jr = round_up64(g.J, L);  // flattened dy rows, zero beyond Wo / J
   const int64_t per_image = (p.Ci * g.plane + p.Co * Jr) * int64_t(sizeof(T));
@@ -247,10 +234,10 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* dy, const T* x
   });
 }
 
-#define CB_INSTANTIATE(T)                                                                   \
-  template void conv2d_forward_direct<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_direct<T>(const Conv2dShape&, const T*, const T*, T*); \
-  template void conv2d_backward_weight_direct<T>(const Conv2dShape&, const T*, const T*, T*);
+#define CB_INSTANTIATE(T)                                                                        \
+  template void conv2d_forward_direct_flat<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_direct_flat<T>(const Conv2dShape&, const T*, const T*, T*); \
+  template void conv2d_backward_weight_direct_flat<T>(const Conv2dShape&, const T*, const T*, T*);
 CB_INSTANTIATE(float)
 CB_INSTANTIATE(double)
 #undef CB_INSTANTIATE

@@ -1,56 +1,48 @@
-// Direct convolution vectorised over output channels, for small images with
-// enough channels: the flattened-position engine (direct.cpp) wastes the
-// padding columns of every row and the tail of the last tile, which on a
-// 7x7 output is a third of the work. Here input planes are transposed to
-// [Hp][Wp][Cg] (zero-padded), weights to [r][s][c][Kg rounded to a vector],
-// and a register tile is MR arbitrary output positions x NV vectors of
-// output channels: each step broadcasts one input value per position and
-// loads NV weight vectors. Only real output positions are computed.
+// Direct convolution vectorised over output channels (the "kvec" engine of
+// Direct; the oneDNN/brgemm scheme): weights packed in blocks [r][s][c][block
+// of output channels], and a register tile of MR output positions x NV
+// vectors of output channels: each step broadcasts one input value per
+// position and loads NV weight vectors. Input planes are transposed to
+// [Hp][Wp][Cg] (zero-padded), so a tile reads each position's channels
+// contiguously. Only real output positions are computed: it suits wide
+// layers and small images, where the flat engine wastes the tails of its
+// position vectors. (Broadcasting from the NCHW planes instead, one plane
+// per channel step, measured 10-25% slower on 7x7-15x15 layers with 16-64
+// channels: a cache line per step instead of one per 16 channels.)
+// Work is split over (image, group, channel block, position block), so a
+// batch of one with many channels still fills every core; a task's weight
+// block is re-read from L2 by each of its position tiles, and its outputs
+// are gathered [position][channel] and transposed into NCHW by L x L blocks.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/problem.h"
 #include "conv2d/cpu/simd.h"
+#include "conv2d/cpu/simd_transpose.h"
+#include "conv2d/cpu/tiles.h"
+#include "conv2d/cpu/wgrad_batch.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
 
-constexpr int64_t kChunkBytes = 1 << 20;
-
-// Taps (r, s) in [r0, r1] x [s0, s1] only: the others read padding for
-// every position of the tile.
-template <typename T, int MR, int NV>
-inline void kvec_tile(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t S_, int64_t Cg,
-                      const int64_t* offrs, const T* const* xp, const T* w, int64_t Kp, T* out) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int L = S::L;
-  V acc[MR][NV];
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
-  const T* xm[MR];
-  for (int64_t r = r0; r <= r1; ++r)
-    for (int64_t sx = s0; sx <= s1; ++sx) {
-      const int64_t rs = r * S_ + sx;
-      for (int m = 0; m < MR; ++m) xm[m] = xp[m] + offrs[rs];
-      const T* wr = w + rs * Cg * Kp;
-      for (int64_t c = 0; c < Cg; ++c) {
-        V wv[NV];
-        for (int v = 0; v < NV; ++v) wv[v] = S::load(wr + c * Kp + v * L);
-        for (int m = 0; m < MR; ++m) {
-          const V a = S::bcast(xm[m][c]);
-          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, wv[v], acc[m][v]);
-        }
-      }
-    }
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
-}
+// Output channels of a group, padded to whole vectors, cut into blocks of
+// at most kKvecMaxNV vectors; block b holds [k0, k0 + width).
+struct ChannelBlocks {
+  int64_t Kp, width, count;
+  ChannelBlocks(int64_t Kg, int64_t L) {
+    Kp = round_up64(Kg, L);
+    width = std::min<int64_t>(kKvecMaxNV * L, Kp);
+    count = ceil_div64(Kp, width);
+  }
+  int64_t k0(int64_t b) const { return b * width; }
+  int64_t size(int64_t b) const { return std::min(width, Kp - b * width); }
+};
 
 // Smallest / largest tap index t in [0, n) with some output o in [oa, ob]
 // reading a data row/column: lo <= o*st + t*dil <= hi. Empty: first > second.
@@ -62,109 +54,257 @@ inline void tap_range(int64_t oa, int64_t ob, int64_t st, int64_t dil, int64_t n
   while (t1 >= t0 && oa * st + t1 * dil > hi) --t1;
 }
 
-}  // namespace
-
+// Input planes of images [n0, n0+nn) -> xt [nl][g][Hp][Wp][Cg], zero-padded
+// (columns of zero-inserted inputs at lw apart). Parallel over padded rows.
 template <typename T>
-void direct_kvec_engine(const FwdProb<T>& p) {
-  using S = Simd<T>;
-  constexpr int64_t L = S::L;
-  const PadGeom g = pad_geom(p);
-  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, M = p.Ho * p.Wo;
-  const int64_t Kp = round_up64(Kg, L), nvk = Kp / L;
-  const int64_t gplane = g.plane * Cg;  // one image-group, transposed
-
-  // Weights [g][r][s][c][Kp], zero beyond Kg.
-  Buffer<T> wt(p.G * RS * Cg * Kp);
-  for (int64_t gg = 0; gg < p.G; ++gg)
-    for (int64_t rs = 0; rs < RS; ++rs)
-      for (int64_t c = 0; c < Cg; ++c) {
-        T* d = wt.data() + ((gg * RS + rs) * Cg + c) * Kp;
-        for (int64_t k = 0; k < Kp; ++k)
-          d[k] = k < Kg ? p.w[((gg * Kg + k) * Cg + c) * RS + rs] : T(0);
-      }
-  std::vector<int64_t> offrs(RS);
-  for (int64_t r = 0; r < p.R; ++r)
-    for (int64_t s = 0; s < p.S; ++s)
-      offrs[r * p.S + s] = (r * p.dh * g.Wp + s * p.dw) * Cg;
-
-  const int64_t PB = 48;  // positions per task (multiple of both MR)
-  const int64_t npb = ceil_div64(M, PB);
-  const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
-  Buffer<T> xb(nb * p.G * gplane);
-
-#pragma omp parallel
-  for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-    const int64_t nn = std::min(nb, p.N - n0);
+void transpose_inputs(const FwdProb<T>& p, const PadGeom& g, int64_t n0, int64_t nn, T* xt) {
+  const int64_t Cg = p.Cg(), rowlen = g.Wp * Cg, gplane = g.plane * Cg;
+  const int64_t rows = nn * p.G * g.Hp;
+  const int64_t wlo = p.pw >= 0 ? 0 : ceil_div64(-p.pw, p.lw);
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < nn * p.G; ++i) {  // transpose + pad one image-group
-      const int64_t nl = i / p.G, gg = i % p.G;
-      T* d = xb.data() + i * gplane;
-      std::memset(d, 0, sizeof(T) * gplane);
-      for (int64_t c = 0; c < Cg; ++c) {
-        const T* src = p.x + ((n0 + nl) * p.Ci + gg * Cg + c) * p.Hi * p.Wi;
-        for (int64_t hi = 0; hi < p.Hi; ++hi) {
-          const int64_t a = hi * p.lh + p.ph;
-          if (a < 0 || a >= g.Hp) continue;
-          for (int64_t wi = 0; wi < p.Wi; ++wi) {
-            const int64_t bcol = wi * p.lw + p.pw;
-            if (bcol < 0 || bcol >= g.Wp) continue;
-            d[(a * g.Wp + bcol) * Cg + c] = src[hi * p.Wi + wi];
-          }
+  for (int64_t t = 0; t < rows; ++t) {
+    const int64_t ig = t / g.Hp, a = t % g.Hp;
+    const int64_t nl = ig / p.G, gg = ig % p.G;
+    T* d = xt + ig * gplane + a * rowlen;
+    // the plane's spare tail (past Hp*Wp) belongs to the last row
+    const int64_t len = a == g.Hp - 1 ? gplane - a * rowlen : rowlen;
+    std::memset(d, 0, sizeof(T) * len);
+    const int64_t hi = a - p.ph;
+    if (hi < 0 || hi % p.lh != 0 || hi / p.lh >= p.Hi) continue;
+    const int64_t whi = std::min(p.Wi, ceil_div64(g.Wp - p.pw, p.lw));
+    if (whi <= wlo) continue;
+    const T* src = p.x + ((n0 + nl) * p.Ci + gg * Cg) * p.Hi * p.Wi + (hi / p.lh) * p.Wi + wlo;
+    transpose_2d(src, p.Hi * p.Wi, d + ((wlo * p.lw) + p.pw) * Cg, p.lw * Cg, Cg, whi - wlo);
+  }
+}
+
+// Weights of group g, output channels [k0, k0 + wb), input channels
+// [c0, c0 + cn) -> [r][s][cn][wb] (zero rows k >= Kg). Forward views (taps
+// contiguous per output channel) go through L x L transposes of
+// [k][c*RS + rs]; the input-gradient view (output channels k' = input
+// channels of the layer, taps flipped) is contiguous in (k', tap) for each
+// c' and copies element by element.
+template <typename T>
+void pack_kvec_block(const FwdProb<T>& p, int64_t g, int64_t k0, int64_t wb, int64_t c0,
+                     int64_t cn, T* dst) {
+  constexpr int64_t L = Simd<T>::L;
+  const WeightView<T>& w = p.w;
+  const int64_t RS = p.R * p.S, kn = std::min(wb, p.Kg() - k0);
+  if (kn < wb)
+    for (int64_t i = 0; i < cn * RS; ++i) std::fill(dst + i * wb + kn, dst + (i + 1) * wb, T(0));
+  if (w.ss == 1 && w.sr == p.S && w.sc == RS) {  // rows k of Cg*RS contiguous values
+    const T* src = &w(g, k0, c0, 0, 0);
+    const int64_t J = cn * RS, kb = kn / L * L, jb = J / L * L;
+    alignas(64) T tmp[L * L];
+    // j outer: each destination row (rs, c) is written whole before moving on.
+    for (int64_t j = 0; j < jb; j += L) {
+      T* rows[L];
+      for (int64_t jj = 0; jj < L; ++jj) rows[jj] = dst + (((j + jj) % RS) * cn + (j + jj) / RS) * wb;
+      for (int64_t k = 0; k < kb; k += L) {
+        transpose_block(src + k * w.sk + j, w.sk, tmp, L);
+        for (int64_t jj = 0; jj < L; ++jj) std::memcpy(rows[jj] + k, tmp + jj * L, sizeof(T) * L);
+      }
+    }
+    for (int64_t k = 0; k < kn; ++k)
+      for (int64_t j = k < kb ? jb : 0; j < J; ++j)
+        dst[((j % RS) * cn + j / RS) * wb + k] = src[k * w.sk + j];
+    return;
+  }
+  for (int64_t c = 0; c < cn; ++c)
+    for (int64_t k = 0; k < kn; ++k)
+      for (int64_t r = 0; r < p.R; ++r) {
+        const T* s = &w(g, k0 + k, c0 + c, r, 0);
+        T* d = dst + (r * p.S * cn + c) * wb + k;
+        for (int64_t sx = 0; sx < p.S; ++sx) d[sx * cn * wb] = s[sx * w.ss];
+      }
+}
+
+// One reduction chunk of a task: input channels [c0, c0 + cn), weights w
+// packed [r][s][cn][wb]; the first chunk starts the sums, later ones add
+// to the task's buffer; the last adds the bias.
+template <typename T>
+struct Chunk {
+  int64_t c0, cn;
+  const T* w;
+  bool first;
+  const T* bias;  // (wb values) on the last chunk, else nullptr
+};
+
+// acc[m][v] = (first ? 0 : out) + sum over taps [r0,r1] x [s0,s1] and the
+// chunk's channels of x(position m) * w; out[m * wb + v*L + lane] = acc
+// (+ bias). xp[m]: position m's pixel in the transposed planes.
+template <typename T, int MR, int NV>
+inline void kvec_tile(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t S_,
+                      const int64_t* offrs, const T* const* xp, const Chunk<T>& ck, int64_t wb,
+                      T* out) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  V acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) acc[m][v] = ck.first ? S::zero() : S::load(out + m * wb + v * L);
+  const T* xm[MR];
+  const int64_t cn = ck.cn;
+  for (int64_t r = r0; r <= r1; ++r)
+    for (int64_t sx = s0; sx <= s1; ++sx) {
+      const int64_t rs = r * S_ + sx;
+      for (int m = 0; m < MR; ++m) xm[m] = xp[m] + offrs[rs] + ck.c0;
+      const T* wr = ck.w + rs * cn * wb;
+      for (int64_t c = 0; c < cn; ++c, wr += wb) {
+        V wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = S::load(wr + v * L);
+        for (int m = 0; m < MR; ++m) {
+          const V a = S::bcast(xm[m][c]);
+          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, wv[v], acc[m][v]);
         }
       }
     }
+  for (int v = 0; v < NV; ++v) {
+    const V bv = ck.bias ? S::load(ck.bias + v * L) : S::zero();
+    for (int m = 0; m < MR; ++m) S::store(out + m * wb + v * L, acc[m][v] + bv);
+  }
+}
+
+// One tile of up to MR output positions starting at ma (m = ho*Wo + wo).
+template <typename T, int MR, int NV>
+void kvec_positions(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const int64_t* offrs,
+                    int64_t ma, int64_t cnt, const Chunk<T>& ck, int64_t wb, T* out) {
+  const int64_t Cg = p.Cg();
+  const T* xp[MR];
+  for (int m = 0; m < MR; ++m) {
+    const int64_t mm = ma + std::min<int64_t>(m, cnt - 1);  // tail: repeat the last
+    const int64_t ho = mm / p.Wo, wo = mm % p.Wo;
+    xp[m] = xbase + (ho * p.sh * g.Wp + wo * p.sw) * Cg;
+  }
+  // Kernel taps that touch data for some position of the tile.
+  const int64_t ha = ma / p.Wo, hb = (ma + cnt - 1) / p.Wo;
+  const int64_t wa = ha == hb ? ma % p.Wo : 0, wz = ha == hb ? (ma + cnt - 1) % p.Wo : p.Wo - 1;
+  int64_t r0, r1, s0, s1;
+  tap_range(ha, hb, p.sh, p.dh, p.R, p.ph, p.ph + (p.Hi - 1) * p.lh, r0, r1);
+  tap_range(wa, wz, p.sw, p.dw, p.S, p.pw, p.pw + (p.Wi - 1) * p.lw, s0, s1);
+  if (p.Hi == 0 || p.Wi == 0) r1 = r0 - 1;
+  kvec_tile<T, MR, NV>(r0, r1, s0, s1, p.S, offrs, xp, ck, wb, out);
+}
+
+// Positions [m0, m1) of one channel block, one chunk: out is [m - m0][wb].
+template <typename T, int NV>
+void kvec_block(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const int64_t* offrs,
+                int64_t m0, int64_t m1, const Chunk<T>& ck, int64_t wb, T* out) {
+  constexpr int MR = kvec_rows(NV);
+  for (int64_t ma = m0; ma < m1; ma += MR)
+    kvec_positions<T, MR, NV>(p, g, xbase, offrs, ma, std::min<int64_t>(MR, m1 - ma), ck, wb,
+                              out + (ma - m0) * wb);
+}
+
+template <typename T>
+void kvec_block_any(int64_t nv, const FwdProb<T>& p, const PadGeom& g, const T* xbase,
+                    const int64_t* offrs, int64_t m0, int64_t m1, const Chunk<T>& ck, int64_t wb,
+                    T* out) {
+  with_rows<kKvecMaxNV>(nv, [&](auto n) {
+    kvec_block<T, n()>(p, g, xbase, offrs, m0, m1, ck, wb, out);
+  });
+}
+
+}  // namespace
+
+// Two schedules. Packed: all weights packed once, tasks (image, group,
+// channel block, position block) re-read their block from L2. Streamed,
+// for weights too big to stay in cache that few positions reuse (wide
+// layers at batch 1: 512 channels at 7x7 is 9.4 MB of weights for 49
+// positions): a task owns a whole image x channel block and packs its
+// weights chunk by chunk of input channels into a small buffer it uses at
+// once, so the weights cross memory once, with no packed copy written out.
+template <typename T>
+void kvec_forward_engine(const FwdProb<T>& p) {
+  constexpr int64_t L = Simd<T>::L;
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, M = p.Ho * p.Wo;
+  const ChannelBlocks cb(Kg, L);
+  const int64_t gplane = g.plane * Cg;  // one image-group, transposed
+  const int64_t wbytes = p.G * cb.Kp * RS * Cg * int64_t(sizeof(T));
+  // Positions per task (packed schedule): a few vectors' worth, so a task's
+  // [position][channel] buffer stays in L1 beside the input rows it reads.
+  const int64_t PB = 4 * L;
+  const bool streamed = wbytes > 2 * kL2WeightBytes && p.N * ceil_div64(M, PB) <= 8;
+  const int64_t pbw = streamed ? M : PB, npb = ceil_div64(M, pbw);
+  // Streamed chunks: input channels whose packed weights fill ~kL2WeightBytes / 4.
+  const int64_t cc = streamed ? std::max<int64_t>(
+      1, std::min(Cg, (kL2WeightBytes / 4) / (RS * cb.width * int64_t(sizeof(T))))) : Cg;
+
+  Buffer<T> wt(streamed ? 0 : p.G * cb.Kp * RS * Cg), bias(p.G * cb.Kp);
+  if (!streamed) {
+#pragma omp parallel for schedule(static) if (wbytes > (128 << 10))
+    for (int64_t t = 0; t < p.G * cb.count; ++t) {
+      const int64_t gg = t / cb.count, b = t % cb.count;
+      pack_kvec_block(p, gg, cb.k0(b), cb.size(b), 0, Cg,
+                      wt.data() + (gg * cb.Kp + cb.k0(b)) * RS * Cg);
+    }
+  }
+  for (int64_t gg = 0; gg < p.G; ++gg)
+    for (int64_t k = 0; k < cb.Kp; ++k)
+      bias.data()[gg * cb.Kp + k] = p.b && k < Kg ? p.b[gg * Kg + k] : T(0);
+  std::vector<int64_t> offrs(RS);
+  for (int64_t r = 0; r < p.R; ++r)
+    for (int64_t s = 0; s < p.S; ++s) offrs[r * p.S + s] = (r * p.dh * g.Wp + s * p.dw) * Cg;
+
+  const int64_t nb = images_per_chunk(p.N, gplane * p.G * int64_t(sizeof(T)), kChunkBytes);
+  Buffer<T> xb(nb * p.G * gplane);
+
+#pragma omp parallel
+  {
+    Buffer<T> obuf((pbw + 16) * cb.width);
+    Buffer<T> wchunk(streamed ? RS * cc * cb.width : 0);
+    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+      const int64_t nn = std::min(nb, p.N - n0);
+      transpose_inputs(p, g, n0, nn, xb.data());  // (an omp for: ends with a barrier)
+      // Tasks ordered (image, group, channel block, position block): the
+      // position blocks of one channel block run back to back on a thread.
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < nn * p.G * npb; ++t) {
-      const int64_t nl = t / (p.G * npb), gg = (t / npb) % p.G, pb = t % npb;
-      const T* xbase = xb.data() + (nl * p.G + gg) * gplane;
-      const int64_t m0 = pb * PB, m1 = std::min(M, m0 + PB);
-      T* ybase = p.y + ((n0 + nl) * p.Co + gg * Kg) * M;
-      alignas(64) T tile[8 * 2 * L];
-      for (int64_t kv = 0; kv < nvk; kv += 2) {
-        const int nv = static_cast<int>(std::min<int64_t>(2, nvk - kv));
-        const int mr = nv == 2 ? 6 : 8;
-        const T* w = wt.data() + gg * RS * Cg * Kp + kv * L;
-        const int64_t k0 = kv * L, k1 = std::min(Kg, k0 + nv * L);
-        for (int64_t ma = m0; ma < m1; ma += mr) {
-          const int cnt = static_cast<int>(std::min<int64_t>(mr, m1 - ma));
-          const T* xp[8];
-          for (int m = 0; m < mr; ++m) {
-            const int64_t mm = ma + std::min(m, cnt - 1);  // tail: repeat the last
-            const int64_t ho = mm / p.Wo, wo = mm % p.Wo;
-            xp[m] = xbase + (ho * p.sh * g.Wp + wo * p.sw) * Cg;
+      for (int64_t t = 0; t < nn * p.G * cb.count * npb; ++t) {
+        const int64_t pb = t % npb, b = (t / npb) % cb.count;
+        const int64_t gg = (t / (npb * cb.count)) % p.G, nl = t / (npb * cb.count * p.G);
+        const T* xbase = xb.data() + (nl * p.G + gg) * gplane;
+        const int64_t m0 = pb * pbw, m1 = std::min(M, m0 + pbw);
+        const int64_t k0 = cb.k0(b), wb = cb.size(b);
+        const T* bv = bias.data() + gg * cb.Kp + k0;
+        for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
+          const int64_t cn = std::min(cc, Cg - c0);
+          const T* w = wt.data() + (gg * cb.Kp + k0) * RS * Cg;
+          if (streamed) {
+            pack_kvec_block(p, gg, k0, wb, c0, cn, wchunk.data());
+            w = wchunk.data();
           }
-          // Kernel taps that touch data for some position of the tile.
-          const int64_t ha = ma / p.Wo, hb = (ma + cnt - 1) / p.Wo;
-          const int64_t wa = ha == hb ? ma % p.Wo : 0, wb = ha == hb ? (ma + cnt - 1) % p.Wo : p.Wo - 1;
-          int64_t r0, r1, s0, s1;
-          tap_range(ha, hb, p.sh, p.dh, p.R, p.ph, p.ph + (p.Hi - 1) * p.lh, r0, r1);
-          tap_range(wa, wb, p.sw, p.dw, p.S, p.pw, p.pw + (p.Wi - 1) * p.lw, s0, s1);
-          if (p.Hi == 0 || p.Wi == 0) r1 = r0 - 1;
-          if (nv == 2)
-            kvec_tile<T, 6, 2>(r0, r1, s0, s1, p.S, Cg, offrs.data(), xp, w, Kp, tile);
-          else
-            kvec_tile<T, 8, 1>(r0, r1, s0, s1, p.S, Cg, offrs.data(), xp, w, Kp, tile);
-          const int64_t W = nv * L;
-          for (int64_t k = k0; k < k1; ++k) {
-            const T bv = p.b ? p.b[gg * Kg + k] : T(0);
-            T* y = ybase + k * M + ma;
-            for (int m = 0; m < cnt; ++m) y[m] = tile[m * W + (k - k0)] + bv;
-          }
+          const Chunk<T> ck{c0, cn, w, c0 == 0, c0 + cn == Cg ? bv : nullptr};
+          kvec_block_any(wb / L, p, g, xbase, offrs.data(), m0, m1, ck, wb, obuf.data());
         }
+        T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + m0;
+        transpose_2d(obuf.data(), wb, y, M, m1 - m0, std::min(wb, Kg - k0));
       }
     }
   }
 }
 
+template <typename T>
+void conv2d_forward_direct_kvec(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  kvec_forward_engine(forward_problem(s, x, w, b, y));
+}
+
+template <typename T>
+void conv2d_backward_input_direct_kvec(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  kvec_forward_engine(backward_input_problem(s, dy, w, dx));
+}
+
 // Weight gradient, channel-vectorised: dW^T[(r,s,c) x Kg] accumulated as
 // outer products over output positions, x broadcast from the transposed
-// padded planes (an implicit im2col), dy rows transposed to [position][Kg].
+// padded planes (an implicit im2col), dy transposed to [position][Kp].
 // No horizontal sums, no wasted positions. Batch handled by wgrad_batched
 // (fixed-order partials, bitwise reproducible).
+namespace {
+
 template <typename T, int MR, int NV>
 inline void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
                             int64_t dstr, const T* xg, const T* dg, const int64_t* off,
-                            int64_t Kg, T* out) {
+                            int64_t Kp, T* out) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -172,17 +312,17 @@ inline void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, i
   V acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
+  const int64_t xs = p.sw * Cg;
   for (int64_t nl = 0; nl < nn; ++nl) {
     const T* xi = xg + nl * xstr;
     const T* di = dg + nl * dstr;
     for (int64_t ho = 0; ho < p.Ho; ++ho) {
       const T* xr[MR];
       for (int m = 0; m < MR; ++m) xr[m] = xi + ho * p.sh * g.Wp * Cg + off[m];
-      const T* dr = di + ho * p.Wo * Kg;
-      const int64_t xs = p.sw * Cg;
+      const T* dr = di + ho * p.Wo * Kp;
       for (int64_t wo = 0; wo < p.Wo; ++wo) {
         V dv[NV];
-        for (int v = 0; v < NV; ++v) dv[v] = S::load(dr + wo * Kg + v * L);
+        for (int v = 0; v < NV; ++v) dv[v] = S::load(dr + wo * Kp + v * L);
         for (int m = 0; m < MR; ++m) {
           const V a = S::bcast(xr[m][wo * xs]);
           for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, dv[v], acc[m][v]);
@@ -194,22 +334,38 @@ inline void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, i
     for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
 }
 
+template <typename T, int NV>
+void kvec_wgrad_rows(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
+                     int64_t dstr, const T* xg, const T* dg, const int64_t* off, int64_t cnt,
+                     int64_t Kp, T* out) {
+  constexpr int MR = kvec_rows(NV);
+  int64_t o[MR];
+  for (int m = 0; m < MR; ++m) o[m] = off[std::min<int64_t>(m, cnt - 1)];
+  kvec_wgrad_tile<T, MR, NV>(p, g, nn, xstr, dstr, xg, dg, o, Kp, out);
+}
+
+}  // namespace
+
 template <typename T>
-void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
+void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
   using S = Simd<T>;
   constexpr int64_t L = S::L;
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
-  const int64_t nvk = Kg / L;  // Kg is a multiple of L here
-  const int64_t gplane = g.plane * Cg, dplane = M * Kg;
+  if (p.N == 0 || M == 0) {
+    std::fill(dw, dw + s.weight_numel(), T(0));
+    return;
+  }
+  const ChannelBlocks cb(Kg, L);
+  const int64_t gplane = g.plane * Cg, dplane = M * cb.Kp;
   const int64_t per_image = p.G * (gplane + dplane) * int64_t(sizeof(T));
-  const int64_t nb = images_per_chunk(p.N, per_image, 384 << 10);
+  const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
   const int64_t xsize = nb * p.G * gplane, dsize = nb * p.G * dplane;
   const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
   const int64_t slots = wgrad_parts(p.N, slot_bytes);
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
-  // Tile rows: (r, s, c) triples in blocks of 6, as offsets into [Hp][Wp][Cg].
+  // Tile rows: (r, s, c) triples, as offsets into [Hp][Wp][Cg].
   std::vector<int64_t> off(CRS), crs_of(CRS);
   for (int64_t r = 0, i = 0; r < p.R; ++r)
     for (int64_t sx = 0; sx < p.S; ++sx)
@@ -217,64 +373,59 @@ void direct_kvec_wgrad(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
         off[i] = (r * p.dh * g.Wp + sx * p.dw) * Cg + c;
         crs_of[i] = (c * p.R + r) * p.S + sx;
       }
-  // Tile rows: 6 with two vectors of output channels; 8 when Kg is a single
-  // vector (8 broadcasts + 1 load per 8 FMAs still leave the FMAs the limit).
-  const int MR = nvk == 1 ? 8 : 6;
-  const int64_t nrb = ceil_div64(CRS, MR), nkv = ceil_div64(nvk, 2);
-  const int64_t ntiles = p.G * nrb * nkv;
+  auto rows_of = [&](int64_t b) { return int64_t(kvec_rows(static_cast<int>(cb.size(b) / L))); };
+  // Row blocks per channel block (the tile height depends on the block width).
+  std::vector<int64_t> first_task(cb.count + 1, 0);
+  for (int64_t b = 0; b < cb.count; ++b) first_task[b + 1] = first_task[b] + ceil_div64(CRS, rows_of(b));
+  const int64_t ntiles = p.G * first_task[cb.count];
 
   wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
                 [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
     T* xb = xbs.data() + slot * xsize;
     T* db = dbs.data() + slot * dsize;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t i = 0; i < nn * p.G; ++i) {
-      const int64_t nl = i / p.G, gg = i % p.G;
-      T* d = xb + i * gplane;
-      std::memset(d, 0, sizeof(T) * gplane);
-      for (int64_t c = 0; c < Cg; ++c) {
-        const T* src = x + ((n0 + nl) * p.Ci + gg * Cg + c) * p.Hi * p.Wi;
-        for (int64_t hi = 0; hi < p.Hi; ++hi) {
-          const int64_t a = hi + p.ph;
-          if (a >= g.Hp) break;
-          const int64_t wend = std::min(p.Wi, g.Wp - p.pw);
-          for (int64_t wi = 0; wi < wend; ++wi) d[(a * g.Wp + wi + p.pw) * Cg + c] = src[hi * p.Wi + wi];
-        }
+#pragma omp parallel if (par)
+    {
+      transpose_inputs(p, g, n0, nn, xb);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < nn * p.G; ++i) {  // dy -> [position][Kp], zero beyond Kg
+        const int64_t nl = i / p.G, gg = i % p.G;
+        T* e = db + i * dplane;
+        const T* src = dy + ((n0 + nl) * p.Co + gg * Kg) * M;
+        transpose_2d(src, M, e, cb.Kp, Kg, M);
+        if (cb.Kp > Kg)
+          for (int64_t m = 0; m < M; ++m) std::fill(e + m * cb.Kp + Kg, e + (m + 1) * cb.Kp, T(0));
       }
-      T* e = db + i * dplane;
-      for (int64_t k = 0; k < Kg; ++k) {
-        const T* src = dy + ((n0 + nl) * p.Co + gg * Kg + k) * M;
-        for (int64_t m = 0; m < M; ++m) e[m * Kg + k] = src[m];
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < ntiles; ++t) {
+        const int64_t gg = t / first_task[cb.count], u = t % first_task[cb.count];
+        int64_t b = 0;
+        while (u >= first_task[b + 1]) ++b;
+        const int64_t mr = rows_of(b), i0 = (u - first_task[b]) * mr;
+        const int64_t cnt = std::min(mr, CRS - i0), k0 = cb.k0(b), wb = cb.size(b);
+        const T* xg = xb + gg * gplane;
+        const T* dg = db + gg * dplane + k0;
+        alignas(64) T tile[kAccRegs * L];
+        const int64_t xstr = p.G * gplane, dstr = p.G * dplane;
+        with_rows<kKvecMaxNV>(wb / L, [&](auto nv) {
+          kvec_wgrad_rows<T, nv()>(p, g, nn, xstr, dstr, xg, dg, off.data() + i0, cnt, cb.Kp,
+                                   tile);
+        });
+        const int64_t kn = std::min(wb, Kg - k0);
+        for (int64_t m = 0; m < cnt; ++m)
+          for (int64_t kk = 0; kk < kn; ++kk)
+            out[(gg * Kg + k0 + kk) * CRS + crs_of[i0 + m]] += tile[m * wb + kk];
       }
-    }
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t t = 0; t < ntiles; ++t) {
-      const int64_t gg = t / (nrb * nkv), rb = (t / nkv) % nrb, kv = t % nkv;
-      const int64_t i0 = rb * MR, cnt = std::min<int64_t>(MR, CRS - i0);
-      int64_t o[8];
-      for (int m = 0; m < MR; ++m) o[m] = off[i0 + std::min<int64_t>(m, cnt - 1)];
-      const int nv = static_cast<int>(std::min<int64_t>(2, nvk - 2 * kv));
-      const T* xg = xb + gg * gplane;
-      const T* dg = db + gg * dplane + 2 * kv * L;
-      alignas(64) T tile[8 * 2 * L];
-      if (nv == 2)
-        kvec_wgrad_tile<T, 6, 2>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
-      else if (MR == 6)
-        kvec_wgrad_tile<T, 6, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
-      else
-        kvec_wgrad_tile<T, 8, 1>(p, g, nn, p.G * gplane, p.G * dplane, xg, dg, o, Kg, tile);
-      const int64_t W = nv * L;
-      for (int m = 0; m < cnt; ++m)
-        for (int64_t kk = 0; kk < W; ++kk)
-          out[(gg * Kg + 2 * kv * L + kk) * CRS + crs_of[i0 + m]] += tile[m * W + kk];
     }
   });
 }
 
-template void direct_kvec_engine<float>(const FwdProb<float>&);
-template void direct_kvec_engine<double>(const FwdProb<double>&);
-template void direct_kvec_wgrad<float>(const Conv2dShape&, const float*, const float*, float*);
-template void direct_kvec_wgrad<double>(const Conv2dShape&, const double*, const double*, double*);
+#define CB_INSTANTIATE(T)                                                                         \
+  template void conv2d_forward_direct_kvec<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_direct_kvec<T>(const Conv2dShape&, const T*, const T*, T*); \
+  template void conv2d_backward_weight_direct_kvec<T>(const Conv2dShape&, const T*, const T*, T*);
+CB_INSTANTIATE(float)
+CB_INSTANTIATE(double)
+#undef CB_INSTANTIATE
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

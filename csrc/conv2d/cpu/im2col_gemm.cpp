@@ -15,15 +15,17 @@
 #include <vector>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/conv2d_cpu_kernels.h"
 #include "conv2d/cpu/microkernels.h"
+#include "conv2d/cpu/problem.h"
+#include "conv2d/cpu/tiles.h"
+#include "conv2d/cpu/wgrad_batch.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
 
-constexpr int64_t kChunkBytes = 1 << 20;  // padded input / column workspace per chunk
 constexpr int64_t kNP = 4;                // panels per column block
 constexpr int64_t kKC = 128;              // CRS slice: one packed panel stays in L1
 
@@ -162,8 +164,7 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
 
 template <typename T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  Buffer<T> wt(s.weight_numel());
-  gemm_forward_engine(backward_input_problem(s, dy, w, wt.data(), dx));
+  gemm_forward_engine(backward_input_problem(s, dy, w, dx));
 }
 
 template <typename T>
@@ -177,7 +178,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
     return;
   }
   // Chunk so the dy rows (re-read for every group of 3 column rows) fit L2.
-  const int64_t nb = images_per_chunk(p.N, p.Co * M * int64_t(sizeof(T)), 256 << 10);
+  const int64_t nb = images_per_chunk(p.N, p.Co * M * int64_t(sizeof(T)), kWgradDyChunkBytes);
   const int64_t Lmax = round_up64(nb * M, L);
   const int64_t xsize = nb * p.Ci * g.plane, csize = p.G * CRS * Lmax, dsize = p.Co * Lmax;
   const int64_t slot_bytes = (xsize + csize + dsize) * int64_t(sizeof(T));

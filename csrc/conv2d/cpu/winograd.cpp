@@ -14,15 +14,15 @@
 #include <vector>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/conv_common.h"
+#include "conv2d/cpu/conv2d_cpu_kernels.h"
 #include "conv2d/cpu/microkernels.h"
+#include "conv2d/cpu/problem.h"
+#include "conv2d/cpu/tiles.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
-
-constexpr int64_t kChunkBytes = 1 << 20;
 
 // U[xi][k][c] = (G g G^T)[xi] packed as [g][xi][k-block of 4][c][mr].
 template <typename T>
@@ -31,7 +31,8 @@ void transform_weights(const FwdProb<T>& p, T* dst) {
   for (int64_t gg = 0; gg < p.G; ++gg)
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t c = 0; c < Cg; ++c) {
-        const T* w = p.w + ((gg * Kg + k) * Cg + c) * 9;
+        T w[9];
+        for (int i = 0; i < 9; ++i) w[i] = p.w(gg, k, c, i / 3, i % 3);
         T t[4][3], u[4][4];
         for (int j = 0; j < 3; ++j) {  // G g: rows
           t[0][j] = w[j];
@@ -175,8 +176,7 @@ void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const
 
 template <typename T>
 void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  Buffer<T> wt(s.weight_numel());
-  winograd_forward_engine(backward_input_problem(s, dy, w, wt.data(), dx));
+  winograd_forward_engine(backward_input_problem(s, dy, w, dx));
 }
 
 #define CB_INSTANTIATE(T)                                                                      \

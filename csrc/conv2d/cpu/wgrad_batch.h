@@ -1,0 +1,52 @@
+// The weight-gradient batch driver shared by every engine. The batch is cut
+// into parts (their number depends on N only); each part is reduced chunk by
+// chunk, serially, into its own partial dW and the partials are summed in
+// part order, so dW is bitwise identical for any thread count and no
+// barrier is needed per chunk. A batch of one runs its chunks with the work
+// inside each chunk parallel instead.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "conv2d/cpu/scratch.h"
+#include "conv2d/cpu/tiles.h"
+
+namespace convbench {
+namespace CB_CPU_NS {
+
+// chunk(slot, n0, nn, out, parallel) adds images [n0, n0+nn) into out;
+// slot < wgrad_parts(N, slot_bytes) names the caller's workspace (of
+// slot_bytes each; fewer parts when they are big).
+inline int64_t wgrad_parts(int64_t N, int64_t slot_bytes) {
+  const int64_t cap = std::max<int64_t>(1, kWgradPartialsBytes / std::max<int64_t>(1, slot_bytes));
+  return std::max<int64_t>(1, std::min<int64_t>({N, 8, cap}));
+}
+
+template <typename T, typename ChunkFn>
+void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
+                   const ChunkFn& chunk) {
+  const int64_t parts = wgrad_parts(N, slot_bytes);
+  if (parts == 1) {
+    std::fill(dw, dw + wn, T(0));
+    for (int64_t n0 = 0; n0 < N; n0 += nb) chunk(0, n0, std::min(nb, N - n0), dw, true);
+    return;
+  }
+  Buffer<T> partial(parts * wn);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < parts; ++i) {
+    T* out = partial.data() + i * wn;
+    std::fill(out, out + wn, T(0));
+    const int64_t a = N * i / parts, b = N * (i + 1) / parts;
+    for (int64_t n0 = a; n0 < b; n0 += nb) chunk(i, n0, std::min(nb, b - n0), out, false);
+  }
+  const T* pp = partial.data();
+#pragma omp parallel for schedule(static) if (wn > 8192)
+  for (int64_t e = 0; e < wn; ++e) {
+    T sum = pp[e];
+    for (int64_t i = 1; i < parts; ++i) sum += pp[i * wn + e];
+    dw[e] = sum;
+  }
+}
+
+}  // namespace CB_CPU_NS
+}  // namespace convbench
