@@ -293,3 +293,22 @@ def test_wide_mlp_results_stay_small_and_readable(tmp_path):
         assert p.stat().st_mode & 0o044 == 0o044  # group/other may read the results
     runs = load(tmp_path, "m124-mlp-width")["results"]["torch"]["runs"]
     assert [r["weights"] for r in runs] == [None, None]
+
+
+def test_autotune_flag_tunes_records_and_resets(tmp_path, capsys):
+    import convbench
+    cache = tmp_path / "tune.json"
+    try:
+        assert cli.main(["1rt720-ex2", "--subset", "100", "--backend", "convbench", "--autotune",
+                         "--autotune-cache", str(cache), "--out", str(tmp_path), *TINY]) == 0
+        assert convbench.backends.autotune is True
+        assert load(tmp_path, "1rt720-ex2")["options"]["autotune"] is True
+        # every conv layer of the CNN tuned in each pass, the choices kept in the file
+        assert len(convbench.backends.autotune_choices()) >= 3
+        assert json.loads(cache.read_text())["format"] == 1
+    finally:
+        convbench.backends.autotune = False
+        convbench.backends.autotune_cache = None
+        convbench.backends.clear_autotune()
+    assert cli.main(["quick", "--autotune-cache", str(cache)]) == 2
+    assert "--autotune-cache needs --autotune" in capsys.readouterr().err

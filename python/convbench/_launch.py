@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from . import _C
+from ._autotune import TUNER
 from ._runtime import has_cuda
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
@@ -97,6 +98,16 @@ def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, gr
     return next(n for n, j in ALGO_IDS.items() if j == i)
 
 
+def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, dtype: int, shape: tuple,
+              device_type: str) -> None:
+    """run(algo id, variant) with the algorithm asked for, or the autotuned one
+    (algo 'auto' on the CPU with convbench.backends.autotune on)."""
+    if algo == "auto" and dev == 0 and TUNER.enabled:
+        run(*TUNER.choose(pass_, dtype, shape, run))
+    else:
+        run(algo_id(algo, device_type), variant)
+
+
 def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilation, groups,
                    algo: str, variant: int = 0) -> torch.Tensor:
     x, w = x.contiguous(), w.contiguous()
@@ -104,9 +115,13 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     y = torch.empty((x.shape[0], w.shape[0], pq[0], pq[1]), dtype=x.dtype, device=x.device)
     dev, index, stream = _device_args(x)
     shape = _conv_shape(x.shape, w.shape, pq, stride, padding4, dilation, groups)
-    _C.conv2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], algo_id(algo, x.device.type),
-                      shape, x.data_ptr(), w.data_ptr(), b.data_ptr() if b is not None else 0,
-                      y.data_ptr(), variant)
+    dt = _DTYPE_IDS[x.dtype]
+    ptrs = (x.data_ptr(), w.data_ptr(), b.data_ptr() if b is not None else 0, y.data_ptr())
+
+    def run(a, v):
+        _C.conv2d_forward(dev, index, stream, dt, a, shape, *ptrs, v)
+
+    _run_conv(run, _FORWARD, algo, variant, dev, dt, shape, x.device.type)
     return y
 
 
@@ -116,9 +131,13 @@ def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
     dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
     shape = _conv_shape(input_size, w.shape, dy.shape[2:], stride, padding4, dilation, groups)
-    _C.conv2d_backward_input(dev, index, stream, _DTYPE_IDS[dy.dtype],
-                             algo_id(algo, dy.device.type), shape, dy.data_ptr(), w.data_ptr(),
-                             dx.data_ptr(), variant)
+    dt = _DTYPE_IDS[dy.dtype]
+    ptrs = (dy.data_ptr(), w.data_ptr(), dx.data_ptr())
+
+    def run(a, v):
+        _C.conv2d_backward_input(dev, index, stream, dt, a, shape, *ptrs, v)
+
+    _run_conv(run, _BACKWARD_INPUT, algo, variant, dev, dt, shape, dy.device.type)
     return dx
 
 
@@ -128,9 +147,13 @@ def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, group
     dw = torch.empty(tuple(weight_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
     shape = _conv_shape(x.shape, weight_size, dy.shape[2:], stride, padding4, dilation, groups)
-    _C.conv2d_backward_weight(dev, index, stream, _DTYPE_IDS[dy.dtype],
-                              algo_id(algo, dy.device.type), shape, dy.data_ptr(), x.data_ptr(),
-                              dw.data_ptr(), variant)
+    dt = _DTYPE_IDS[dy.dtype]
+    ptrs = (dy.data_ptr(), x.data_ptr(), dw.data_ptr())
+
+    def run(a, v):
+        _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v)
+
+    _run_conv(run, _BACKWARD_WEIGHT, algo, variant, dev, dt, shape, dy.device.type)
     return dw
 
 

@@ -3,12 +3,22 @@
     convbench.backends.cpu_isa                 # 'avx512': the CPU variant in use
     convbench.backends.cpu_isa = "avx2"        # force one (ValueError if this CPU lacks it)
     convbench.backends.cpu_isas()              # ('generic', 'avx2', 'avx512'): runnable here
-    with convbench.backends.flags(cpu_isa="generic"):
+    convbench.backends.autotune = True         # time the candidates on first use (CPU)
+    convbench.backends.autotune_cache = path   # ... and keep the choices in a file (None: memory)
+    with convbench.backends.flags(cpu_isa="generic", autotune=True):
         ...
 
-The environment variable CONVBENCH_CPU_ISA=generic|avx2|avx512 sets the
-variant at import (an unknown or unsupported name fails the import with the
-reason, rather than running something else than asked).
+Autotuning is the CPU counterpart of torch.backends.cudnn.benchmark: with it
+on, the first algo="auto" call of each (pass, dtype, shape, ISA variant,
+thread count) times every candidate kernel on its own inputs and keeps the
+fastest for later calls (see convbench._autotune). Off by default, so seeded
+runs stay bit-identical. CUDA tensors keep the heuristic's choice.
+
+Environment, read at import: CONVBENCH_CPU_ISA=generic|avx2|avx512 (an
+unknown or unsupported name fails the import with the reason, rather than
+running something other than asked); CONVBENCH_AUTOTUNE=1 turns autotuning
+on; CONVBENCH_AUTOTUNE_CACHE=PATH (or 1 for default_autotune_cache()) sets
+the cache file.
 """
 from __future__ import annotations
 
@@ -19,8 +29,28 @@ import types
 from typing import Optional, Tuple
 
 from . import _C
+from ._autotune import TUNER, default_cache_path
 
 _ISA_ENV = "CONVBENCH_CPU_ISA"
+_AUTOTUNE_ENV = "CONVBENCH_AUTOTUNE"
+_CACHE_ENV = "CONVBENCH_AUTOTUNE_CACHE"
+_UNSET = object()
+
+
+def default_autotune_cache() -> str:
+    """The conventional cache file: $XDG_CACHE_HOME/convbench/autotune.json."""
+    return default_cache_path()
+
+
+def autotune_choices() -> dict:
+    """What autotuning has chosen so far: (pass, dtype id, shape, ISA, threads)
+    -> (algo id, engine variant); names via convbench._C."""
+    return TUNER.choices()
+
+
+def clear_autotune() -> None:
+    """Forget the choices made in this process (a cache file is left as it is)."""
+    TUNER.clear()
 
 
 def cpu_isas() -> Tuple[str, ...]:
@@ -44,16 +74,30 @@ def set_cpu_isa(name: str) -> None:
     _C.set_cpu_isa(name)
 
 
+def _check_bool(value, name):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 @contextlib.contextmanager
-def flags(cpu_isa: Optional[str] = None):
+def flags(cpu_isa: Optional[str] = None, autotune: Optional[bool] = None,
+          autotune_cache=_UNSET):
     """Set the given switches for the duration of a with-block, then restore them."""
-    old_isa = _C.cpu_isa()
+    old = (_C.cpu_isa(), TUNER.enabled, TUNER.cache_path)
     try:
         if cpu_isa is not None:
             set_cpu_isa(cpu_isa)
+        if autotune is not None:
+            TUNER.enabled = _check_bool(autotune, "autotune")
+        if autotune_cache is not _UNSET:
+            TUNER.cache_path = autotune_cache
         yield
     finally:
-        _C.set_cpu_isa(old_isa)
+        _C.set_cpu_isa(old[0])
+        TUNER.enabled = old[1]
+        if TUNER.cache_path != old[2]:
+            TUNER.cache_path = old[2]
 
 
 class _BackendsModule(types.ModuleType):
@@ -67,15 +111,38 @@ class _BackendsModule(types.ModuleType):
     def cpu_isa(self, name: str) -> None:
         set_cpu_isa(name)
 
+    @property
+    def autotune(self) -> bool:
+        return TUNER.enabled
+
+    @autotune.setter
+    def autotune(self, on: bool) -> None:
+        TUNER.enabled = _check_bool(on, "autotune")
+
+    @property
+    def autotune_cache(self) -> Optional[str]:
+        return TUNER.cache_path
+
+    @autotune_cache.setter
+    def autotune_cache(self, path) -> None:
+        TUNER.cache_path = path
+
 
 def _apply_environment() -> None:
     name = os.environ.get(_ISA_ENV, "").strip().lower()
-    if not name:
-        return
-    try:
-        set_cpu_isa(name)
-    except ValueError as e:
-        raise ValueError(f"{_ISA_ENV}={name}: {e}") from None
+    if name:
+        try:
+            set_cpu_isa(name)
+        except ValueError as e:
+            raise ValueError(f"{_ISA_ENV}={name}: {e}") from None
+    on = os.environ.get(_AUTOTUNE_ENV, "").strip().lower()
+    if on:
+        if on not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+            raise ValueError(f"{_AUTOTUNE_ENV}={on}: expected 1 or 0")
+        TUNER.enabled = on in ("1", "true", "on", "yes")
+    cache = os.environ.get(_CACHE_ENV, "").strip()
+    if cache:
+        TUNER.cache_path = default_cache_path() if cache in ("1", "default") else cache
 
 
 sys.modules[__name__].__class__ = _BackendsModule

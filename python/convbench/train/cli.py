@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
                         "quick: convbench,torch); the backends of one run train interleaved, epoch "
                         "by epoch. numpy trains the convs through the NumPy reference (slow)")
     p.add_argument("--algo", default="auto", help="convbench conv algorithm (auto, direct, im2col, ...)")
+    p.add_argument("--autotune", action="store_true",
+                   help="time convbench's candidate kernels on the first call of each layer shape "
+                        "and keep the fastest (the CPU counterpart of cudnn.benchmark; off by "
+                        "default so seeded runs are bit-identical)")
+    p.add_argument("--autotune-cache", metavar="PATH",
+                   help="with --autotune: keep the choices in this file across runs "
+                        "('default': ~/.cache/convbench/autotune.json)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
     p.add_argument("--seed", type=int, default=0, help="seed: runs are repeatable on CPU")
@@ -112,12 +119,22 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.autotune_cache and not args.autotune:
+        print("error: --autotune-cache needs --autotune", file=sys.stderr)
+        return 2
+    if args.autotune:
+        import convbench
+        convbench.backends.autotune = True
+        if args.autotune_cache:
+            convbench.backends.autotune_cache = (convbench.backends.default_autotune_cache()
+                                                 if args.autotune_cache == "default"
+                                                 else args.autotune_cache)
     busy = busy_note(args.threads)
     if busy:
         print(busy)
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
-                   seed=args.seed, quick=args.quick, algo=args.algo)
+                   seed=args.seed, quick=args.quick, algo=args.algo, autotune=args.autotune)
     if args.lr is not None and exp.sweeps_lr:
         print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
     limit = args.subset or (2000 if args.quick else None)

@@ -19,6 +19,7 @@ class Options:
     seed: int = 0
     quick: bool = False
     algo: str = "auto"
+    autotune: bool = False  # recorded in results; set on convbench.backends by the CLI
 
     QUICK_EPOCHS = 2
 

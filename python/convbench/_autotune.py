@@ -1,0 +1,177 @@
+"""CPU autotuning, the counterpart of ``torch.backends.cudnn.benchmark``.
+
+When ``convbench.backends.autotune`` is on, the first ``algo="auto"`` call
+of each (pass, dtype, shape, CPU ISA variant, thread count) runs every
+candidate kernel (algorithm and engine, see ``_C.conv2d_candidates``) on the
+call's own tensors, times them, and remembers the fastest; later calls with
+that key run it directly. Off by default: the heuristic's choice does not
+depend on timing noise, so seeded runs stay bit-identical.
+
+With a cache file (``convbench.backends.autotune_cache``) the choices also
+persist across processes: it is read once, and rewritten atomically after
+each new choice; a file that cannot be read or parsed is ignored and
+replaced. Entries are scoped by CPU model and convbench version, so a file
+copied from another machine or an older build is not trusted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+from . import _C
+
+Key = Tuple
+Choice = Tuple[int, int]  # (algo id, engine variant)
+
+# Timing per candidate: one warm-up call, then repeats until this much time
+# (at least _MIN_REPEATS); the minimum counts, since noise only adds time.
+_BUDGET_S = 0.02
+_MIN_REPEATS = 3
+_FORMAT = 1
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_cache_path() -> str:
+    """$XDG_CACHE_HOME/convbench/autotune.json (~/.cache/... by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "convbench", "autotune.json")
+
+
+class Tuner:
+    def __init__(self) -> None:
+        self.enabled = False
+        self._path: Optional[str] = None
+        self._choices: Dict[Key, Choice] = {}
+        self._loaded_path: Optional[str] = None
+        self._lock = threading.Lock()
+        self._scope = None
+
+    # ---- settings ------------------------------------------------------
+    @property
+    def cache_path(self) -> Optional[str]:
+        return self._path
+
+    @cache_path.setter
+    def cache_path(self, path: Optional[str]) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"autotune_cache must be a path or None, got {type(path).__name__}")
+        self._path = os.fspath(path) if path is not None else None
+        self._loaded_path = None  # read the new file on next use
+
+    def clear(self) -> None:
+        """Forget the in-memory choices (the cache file is kept)."""
+        with self._lock:
+            self._choices.clear()
+            self._loaded_path = None
+
+    def choices(self) -> Dict[Key, Choice]:
+        """A copy of what has been tuned so far (key -> (algo id, variant))."""
+        with self._lock:
+            return dict(self._choices)
+
+    # ---- the tuning itself ----------------------------------------------
+    def choose(self, pass_: int, dtype: int, shape: tuple, run: Callable[[int, int], None]
+               ) -> Choice:
+        """The fastest (algo, variant) for this call; run(algo, variant) executes one."""
+        key = (pass_, dtype, tuple(shape), _C.cpu_isa(), _C.openmp_max_threads())
+        with self._lock:
+            self._load()
+            hit = self._choices.get(key)
+        if hit is not None:
+            return hit
+        best, best_t = None, float("inf")
+        for algo, variant in _C.conv2d_candidates(pass_, dtype, shape):
+            t = _time(lambda: run(algo, variant))
+            if t < best_t:
+                best, best_t = (algo, variant), t
+        with self._lock:
+            self._choices[key] = best
+            self._save()
+        return best
+
+    # ---- the cache file -------------------------------------------------
+    def _scope_key(self) -> str:
+        if self._scope is None:
+            from . import __version__
+            self._scope = f"{_cpu_model()} | convbench {__version__}"
+        return self._scope
+
+    def _read_raw(self) -> Optional[dict]:
+        """The file's contents if it is a cache file of this format, else None."""
+        try:
+            with open(self._path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(data, dict) and data.get("format") == _FORMAT and isinstance(
+            data.get("entries"), dict)
+        return data if ok else None
+
+    def _entries(self, data: Optional[dict]) -> Dict[Key, Choice]:
+        """This machine's and version's entries; {} where any is malformed."""
+        try:
+            out = {}
+            for k, v in (data or {"entries": {}})["entries"].get(self._scope_key(), {}).items():
+                p, d, shape, isa, threads = json.loads(k)
+                out[(int(p), int(d), tuple(int(s) for s in shape), str(isa), int(threads))] = (
+                    int(v[0]), int(v[1]))
+            return out
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            return {}
+
+    def _load(self) -> None:
+        if self._path is None or self._loaded_path == self._path:
+            return
+        for k, v in self._entries(self._read_raw()).items():
+            self._choices.setdefault(k, v)
+        self._loaded_path = self._path
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        data = self._read_raw() or {"format": _FORMAT, "entries": {}}  # corrupt: start afresh
+        merged = self._entries(data)  # another process may have added entries
+        merged.update(self._choices)
+        data["entries"][self._scope_key()] = {
+            json.dumps([k[0], k[1], list(k[2]), k[3], k[4]]): list(v) for k, v in merged.items()}
+        tmp = f"{self._path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+            with open(tmp, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+            os.replace(tmp, self._path)  # atomic: readers see the old or the new file
+        except OSError:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+
+
+def _time(fn: Callable[[], None]) -> float:
+    fn()  # warm-up: first-touch of workspaces, caches
+    best, total, n = float("inf"), 0.0, 0
+    while n < _MIN_REPEATS or total < _BUDGET_S:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best, total, n = min(best, dt), total + dt, n + 1
+        if n >= 50:
+            break
+    return best
+
+
+TUNER = Tuner()
