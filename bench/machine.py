@@ -9,9 +9,10 @@ import platform
 import numpy as np
 import torch
 
-# Environment variables that change which kernels run (or how many threads).
+# Environment variables that change which kernels run (or how many threads);
+# an autotune cache file makes the autotuned rows reuse earlier choices.
 ISA_ENV = ("CONVBENCH_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS",
-           "OPENBLAS_CORETYPE")
+           "OPENBLAS_CORETYPE", "CONVBENCH_AUTOTUNE_CACHE")
 
 
 def cpu_identity(path: str = "/proc/cpuinfo") -> dict:
