@@ -10,9 +10,11 @@ namespace convbench {
 
 namespace {
 
-constexpr int kDirectFlat = 1, kDirectKvec = 2;
+constexpr int kDirectFlat = 1, kWinogradF2 = 1;
 
-int variants_of(Conv2dAlgo a) { return a == Conv2dAlgo::Direct ? 2 : 1; }
+int variants_of(Conv2dAlgo a) {
+  return a == Conv2dAlgo::Direct || a == Conv2dAlgo::Winograd ? 2 : 1;
+}
 
 void check_dtype(DType dtype) {
   CB_CHECK(dtype == DType::Float32 || dtype == DType::Float64,
@@ -29,8 +31,10 @@ void forward(Conv2dConfig c, const Conv2dShape& s, const void* x, const void* w,
     CB_CPU_DISPATCH(conv2d_forward_direct_flat<T>, s, xp, wp, bp, yp);
   else if (c.algo == Conv2dAlgo::Direct)
     CB_CPU_DISPATCH(conv2d_forward_direct_kvec<T>, s, xp, wp, bp, yp);
-  else if (c.algo == Conv2dAlgo::Winograd)
+  else if (c.algo == Conv2dAlgo::Winograd && c.variant == kWinogradF2)
     CB_CPU_DISPATCH(conv2d_forward_winograd<T>, s, xp, wp, bp, yp);
+  else if (c.algo == Conv2dAlgo::Winograd)
+    CB_CPU_DISPATCH(conv2d_forward_winograd4<T>, s, xp, wp, bp, yp);
   else
     CB_CPU_DISPATCH(conv2d_forward_im2col<T>, s, xp, wp, bp, yp);
 }
@@ -44,8 +48,10 @@ void backward_input(Conv2dConfig c, const Conv2dShape& s, const void* dy, const 
     CB_CPU_DISPATCH(conv2d_backward_input_direct_flat<T>, s, dyp, wp, dxp);
   else if (c.algo == Conv2dAlgo::Direct)
     CB_CPU_DISPATCH(conv2d_backward_input_direct_kvec<T>, s, dyp, wp, dxp);
-  else if (c.algo == Conv2dAlgo::Winograd)
+  else if (c.algo == Conv2dAlgo::Winograd && c.variant == kWinogradF2)
     CB_CPU_DISPATCH(conv2d_backward_input_winograd<T>, s, dyp, wp, dxp);
+  else if (c.algo == Conv2dAlgo::Winograd)
+    CB_CPU_DISPATCH(conv2d_backward_input_winograd4<T>, s, dyp, wp, dxp);
   else
     CB_CPU_DISPATCH(conv2d_backward_input_im2col<T>, s, dyp, wp, dxp);
 }
@@ -103,7 +109,7 @@ std::vector<Conv2dAlgo> conv2d_algos_cpu() {
 const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant) {
   if (variant == 0) return "";
   if (algo == Conv2dAlgo::Direct) return variant == kDirectFlat ? "flat" : "kvec";
-  if (algo == Conv2dAlgo::Winograd) return "f2x2";
+  if (algo == Conv2dAlgo::Winograd) return variant == kWinogradF2 ? "f2x2" : "f4x4";
   return "gemm";
 }
 

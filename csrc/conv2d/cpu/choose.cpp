@@ -83,6 +83,7 @@ bool wgrad_prefers_im2col(const Conv2dShape& s) {
 
 template <typename T>
 int variant_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
+  if (algo == Conv2dAlgo::Winograd) return 2;  // F(4x4, 3x3)
   if (algo != Conv2dAlgo::Direct) return 1;
   return pass == Conv2dPass::BackwardWeight ? direct_wgrad_engine<T>(s)
                                             : direct_engine(problem_of<T>(pass, s));
@@ -127,7 +128,10 @@ std::vector<Conv2dConfig> conv2d_candidate_configs(Conv2dPass pass, DType dtype,
   std::vector<Conv2dConfig> out{{Conv2dAlgo::Direct, kFlat},
                                 {Conv2dAlgo::Direct, kKvec},
                                 {Conv2dAlgo::Im2colGemm, 1}};
-  if (conv2d_winograd_applies(pass, s)) out.push_back({Conv2dAlgo::Winograd, 1});
+  if (conv2d_winograd_applies(pass, s)) {
+    out.push_back({Conv2dAlgo::Winograd, 1});
+    out.push_back({Conv2dAlgo::Winograd, 2});
+  }
   return out;
 }
 

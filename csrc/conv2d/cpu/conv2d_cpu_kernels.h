@@ -15,8 +15,9 @@
 
 // ENGINE = direct_flat (direct.cpp: vectorised along output positions),
 // direct_kvec (direct_kvec.cpp: along output channels), im2col
-// (im2col_gemm.cpp); winograd (winograd.cpp): forward and input gradient of
-// 3x3, stride 1, dilation 1 layers only.
+// (im2col_gemm.cpp); winograd / winograd4 (winograd.cpp: F(2x2,3x3) /
+// F(4x4,3x3)): forward and input gradient of 3x3, stride 1, dilation 1
+// layers only.
 #define CB_DECLARE_CONV2D_CPU_KERNELS(NS)                                                  \
   namespace convbench {                                                                    \
   namespace NS {                                                                           \
@@ -27,6 +28,10 @@
   void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
   void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  template <typename T>                                                                    \
+  void conv2d_forward_winograd4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  template <typename T>                                                                    \
+  void conv2d_backward_input_winograd4(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
   /* choose.cpp: the heuristic (algo Auto: any algorithm) and the autotuner's candidates */ \
   Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,         \
                                     const Conv2dShape& s);                                 \

@@ -24,6 +24,7 @@
 #include "conv2d/cpu/simd.h"
 #include "conv2d/cpu/simd_transpose.h"
 #include "conv2d/cpu/tiles.h"
+#include "conv2d/cpu/transposed_planes.h"
 #include "conv2d/cpu/wgrad_batch.h"
 
 namespace convbench {
@@ -52,30 +53,6 @@ inline void tap_range(int64_t oa, int64_t ob, int64_t st, int64_t dil, int64_t n
   t1 = n - 1;
   while (t0 <= t1 && ob * st + t0 * dil < lo) ++t0;
   while (t1 >= t0 && oa * st + t1 * dil > hi) --t1;
-}
-
-// Input planes of images [n0, n0+nn) -> xt [nl][g][Hp][Wp][Cg], zero-padded
-// (columns of zero-inserted inputs at lw apart). Parallel over padded rows.
-template <typename T>
-void transpose_inputs(const FwdProb<T>& p, const PadGeom& g, int64_t n0, int64_t nn, T* xt) {
-  const int64_t Cg = p.Cg(), rowlen = g.Wp * Cg, gplane = g.plane * Cg;
-  const int64_t rows = nn * p.G * g.Hp;
-  const int64_t wlo = p.pw >= 0 ? 0 : ceil_div64(-p.pw, p.lw);
-#pragma omp for schedule(static)
-  for (int64_t t = 0; t < rows; ++t) {
-    const int64_t ig = t / g.Hp, a = t % g.Hp;
-    const int64_t nl = ig / p.G, gg = ig % p.G;
-    T* d = xt + ig * gplane + a * rowlen;
-    // the plane's spare tail (past Hp*Wp) belongs to the last row
-    const int64_t len = a == g.Hp - 1 ? gplane - a * rowlen : rowlen;
-    std::memset(d, 0, sizeof(T) * len);
-    const int64_t hi = a - p.ph;
-    if (hi < 0 || hi % p.lh != 0 || hi / p.lh >= p.Hi) continue;
-    const int64_t whi = std::min(p.Wi, ceil_div64(g.Wp - p.pw, p.lw));
-    if (whi <= wlo) continue;
-    const T* src = p.x + ((n0 + nl) * p.Ci + gg * Cg) * p.Hi * p.Wi + (hi / p.lh) * p.Wi + wlo;
-    transpose_2d(src, p.Hi * p.Wi, d + ((wlo * p.lw) + p.pw) * Cg, p.lw * Cg, Cg, whi - wlo);
-  }
 }
 
 // Weights of group g, output channels [k0, k0 + wb), input channels

@@ -61,6 +61,9 @@ struct Simd {
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4) return (V)_mm512_maskz_loadu_ps(lane_mask(n), p);
     else return (V)_mm512_maskz_loadu_pd(lane_mask(n), p);
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return (V)_mm256_maskload_ps(p, lane_mask(n));
+    else return (V)_mm256_maskload_pd(p, lane_mask(n));
 #else
     V v = zero();
     for (int i = 0; i < n; ++i) v[i] = p[i];
@@ -86,6 +89,9 @@ struct Simd {
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, lane_mask(n), (__m512)v);
     else _mm512_mask_storeu_pd(p, lane_mask(n), (__m512d)v);
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(p, lane_mask(n), (__m256)v);
+    else _mm256_maskstore_pd(p, lane_mask(n), (__m256d)v);
 #else
     for (int i = 0; i < n; ++i) p[i] = v[i];
 #endif
@@ -112,6 +118,14 @@ struct Simd {
 #if defined(__AVX512F__)
   // Mask of the low n lanes (n <= 16).
   static inline __mmask16 lane_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+#elif defined(__AVX2__)
+  // Lanes i < n all ones (the sign bit selects), as 32- or 64-bit integers.
+  static inline __m256i lane_mask(int n) {
+    if constexpr (sizeof(T) == 4)
+      return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    else
+      return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
 #endif
 };
 

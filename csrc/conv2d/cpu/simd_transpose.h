@@ -117,18 +117,21 @@ inline void transpose_block(const T* src, int64_t lds, T* dst, int64_t ldd) {
 // channel counts below L are common here).
 template <typename T>
 void transpose_2d(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t rows, int64_t cols) {
-  constexpr int64_t L = Simd<T>::L;
+  using S = Simd<T>;
+  constexpr int64_t L = S::L;
   alignas(64) T in[L * L], out[L * L];
   for (int64_t i = 0; i < rows; i += L)
     for (int64_t j = 0; j < cols; j += L) {
-      const int64_t ni = std::min(L, rows - i), nj = std::min(L, cols - j);
+      const int ni = static_cast<int>(std::min(L, rows - i));
+      const int nj = static_cast<int>(std::min(L, cols - j));
       if (ni == L && nj == L) {
         transpose_block(src + i * lds + j, lds, dst + j * ldd + i, ldd);
         continue;
       }
-      for (int64_t a = 0; a < ni; ++a) std::memcpy(in + a * L, src + (i + a) * lds + j, sizeof(T) * nj);
+      // Masked row copies: nothing outside the block is read or written.
+      for (int a = 0; a < ni; ++a) S::store(in + a * L, S::load_n(src + (i + a) * lds + j, nj));
       transpose_block(in, L, out, L);
-      for (int64_t b = 0; b < nj; ++b) std::memcpy(dst + (j + b) * ldd + i, out + b * L, sizeof(T) * ni);
+      for (int b = 0; b < nj; ++b) S::store_n(dst + (j + b) * ldd + i, S::load(out + b * L), ni);
     }
 }
 

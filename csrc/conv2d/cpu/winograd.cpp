@@ -1,13 +1,21 @@
-// Winograd F(2x2, 3x3) for 3x3, stride 1, dilation 1 forward problems (the
-// forward pass and, through conv_common.h, the input gradient of such a
-// layer). Each 2x2 output tile costs 16 products per (k, c) instead of 36:
-//   V = B^T d B (4x4 input tile), U = G g G^T (weights), M = U .* V summed
-//   over c as 16 independent GEMMs, Y = A^T M A.
-// Tiles of all images in a chunk are batched: a task owns a panel of NR
-// tiles, transforms their inputs into 16 packed [Cg][NR] panels, runs the
-// 4 x NR register micro-kernel per transform point and output-channel block,
-// then inverse-transforms. The transforms only add and subtract (and halve,
-// in G), so the error stays at the direct convolution's level.
+// Winograd F(m x m, 3x3), m = 2 or 4, for 3x3, stride 1, dilation 1 forward
+// problems (the forward pass and, through problem.h, the input gradient of
+// such a layer). Per output tile of m x m and (k, c) pair it costs
+// (m+2)^2 products instead of 9 m^2: 2.25x fewer for m = 2, 4x for m = 4
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"):
+//   V = B^T d B ((m+2)^2 input tile), U = G g G^T (weights),
+//   M = sum over c of U .* V, i.e. (m+2)^2 independent GEMMs, Y = A^T M A.
+// Everything is vectorised over channels, as in direct_kvec.cpp: input
+// planes transposed to [Hp][Wp][Cg], the input transform L channels at a
+// time, each GEMM a register tile of MR tiles x NV vectors of output
+// channels, the output transform L output channels at a time, and the
+// outputs transposed back into NCHW. A task owns a block of tiles (across
+// images and rows) and all output channels, so each input tile is
+// transformed once.
+// Accuracy: F(2x2) only adds, subtracts and halves, staying at the direct
+// convolution's level; F(4x4)'s coefficients (up to 5 in B, 8 in A, 1/24 in
+// G) cost about two decimal digits in float32 (measured ~1e-6 relative to
+// the sum of |terms|, against ~1e-7 for direct).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -15,153 +23,249 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
-#include "conv2d/cpu/microkernels.h"
 #include "conv2d/cpu/problem.h"
+#include "conv2d/cpu/simd.h"
+#include "conv2d/cpu/simd_transpose.h"
 #include "conv2d/cpu/tiles.h"
+#include "conv2d/cpu/transposed_planes.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
 
-// U[xi][k][c] = (G g G^T)[xi] packed as [g][xi][k-block of 4][c][mr].
-template <typename T>
-void transform_weights(const FwdProb<T>& p, T* dst) {
-  const int64_t Cg = p.Cg(), Kg = p.Kg();
-  for (int64_t gg = 0; gg < p.G; ++gg)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t c = 0; c < Cg; ++c) {
-        T w[9];
-        for (int i = 0; i < 9; ++i) w[i] = p.w(gg, k, c, i / 3, i % 3);
-        T t[4][3], u[4][4];
-        for (int j = 0; j < 3; ++j) {  // G g: rows
-          t[0][j] = w[j];
-          t[1][j] = T(0.5) * (w[j] + w[3 + j] + w[6 + j]);
-          t[2][j] = T(0.5) * (w[j] - w[3 + j] + w[6 + j]);
-          t[3][j] = w[6 + j];
-        }
-        for (int i = 0; i < 4; ++i) {  // (G g) G^T: columns
-          u[i][0] = t[i][0];
-          u[i][1] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
-          u[i][2] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
-          u[i][3] = t[i][2];
-        }
-        const int64_t k0 = k / 4 * 4, mr = std::min<int64_t>(4, Kg - k0);
-        for (int xi = 0; xi < 16; ++xi)
-          dst[((gg * 16 + xi) * Kg + k0) * Cg + c * mr + (k - k0)] = u[xi / 4][xi % 4];
-      }
+// ---- the transforms, on anything with + - and * by a scalar ------------
+
+// 3 taps -> A = m+2 transformed taps (rows of G).
+template <int M, typename X>
+inline void weight_1d(const X* g, X* u) {
+  if constexpr (M == 2) {
+    u[0] = g[0];
+    u[1] = X(0.5) * (g[0] + g[1] + g[2]);
+    u[2] = X(0.5) * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  } else {
+    u[0] = X(0.25) * g[0];
+    u[1] = X(-1.0 / 6) * (g[0] + g[1] + g[2]);
+    u[2] = X(-1.0 / 6) * (g[0] - g[1] + g[2]);
+    u[3] = X(1.0 / 24) * g[0] + X(1.0 / 12) * g[1] + X(1.0 / 6) * g[2];
+    u[4] = X(1.0 / 24) * g[0] - X(1.0 / 12) * g[1] + X(1.0 / 6) * g[2];
+    u[5] = g[2];
+  }
+}
+
+// A = m+2 inputs -> A transformed (rows of B^T).
+template <int M, typename T, typename V>
+inline void input_1d(const V* d, V* v) {
+  constexpr T T2 = 2, T4 = 4, T5 = 5;
+  if constexpr (M == 2) {
+    v[0] = d[0] - d[2];
+    v[1] = d[1] + d[2];
+    v[2] = d[2] - d[1];
+    v[3] = d[1] - d[3];
+  } else {
+    const V t0 = d[4] - d[2] * T4, t1 = d[3] - d[1] * T4;
+    const V t2 = d[4] - d[2], t3 = (d[3] - d[1]) * T2;
+    v[0] = d[0] * T4 - d[2] * T5 + d[4];
+    v[1] = t0 + t1;
+    v[2] = t0 - t1;
+    v[3] = t2 + t3;
+    v[4] = t2 - t3;
+    v[5] = d[1] * T4 - d[3] * T5 + d[5];
+  }
+}
+
+// A = m+2 products -> m outputs (rows of A^T).
+template <int M, typename T, typename V>
+inline void output_1d(const V* p, V* y) {
+  constexpr T T2 = 2, T4 = 4, T8 = 8;
+  if constexpr (M == 2) {
+    y[0] = p[0] + p[1] + p[2];
+    y[1] = p[1] - p[2] - p[3];
+  } else {
+    const V s = p[1] + p[2], t = p[1] - p[2], u = p[3] + p[4], w = p[3] - p[4];
+    y[0] = p[0] + s + u;
+    y[1] = t + w * T2;
+    y[2] = s + u * T4;
+    y[3] = t + w * T8 + p[5];
+  }
+}
+
+// ---- the per-(k, c) GEMMs ---------------------------------------------
+
+// out[t][v*L + lane] = sum over c < cn of vt[t*ldv + c] * u[c*wb + v*L + lane],
+// t < MR tiles (rows past the block repeat the last).
+template <typename T, int MR, int NV>
+inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T* out) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  V acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
+  for (int64_t c = 0; c < cn; ++c, u += wb) {
+    V uv[NV];
+    for (int v = 0; v < NV; ++v) uv[v] = S::load(u + v * L);
+    for (int m = 0; m < MR; ++m) {
+      const V a = S::bcast(vt[m][c]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, uv[v], acc[m][v]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) S::store(out + m * wb + v * L, acc[m][v]);
+}
+
+// Tiles [0, nt) of one transform point: mb[t][wb] = vb[t][Cg] * ub[Cg][wb].
+template <typename T, int NV>
+void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T* mb) {
+  constexpr int MR = kvec_rows(NV);
+  for (int64_t t0 = 0; t0 < nt; t0 += MR) {
+    const T* vt[MR];
+    for (int m = 0; m < MR; ++m) vt[m] = vb + std::min<int64_t>(t0 + m, nt - 1) * Cg;
+    alignas(64) T tmp[MR * kKvecMaxNV * 16];
+    T* out = t0 + MR <= nt ? mb + t0 * wb : tmp;
+    gemm_tile<T, MR, NV>(vt, ub, Cg, wb, out);
+    if (out == tmp) std::memcpy(mb + t0 * wb, tmp, sizeof(T) * (nt - t0) * wb);
+  }
 }
 
 }  // namespace
 
-template <typename T>
-void winograd_forward_engine(const FwdProb<T>& p) {
+template <typename T, int M>
+void winograd_engine(const FwdProb<T>& p) {
   using S = Simd<T>;
-  constexpr int64_t L = S::L, NR = 3 * L;
+  using V = typename S::V;
+  constexpr int64_t L = S::L, A = M + 2, A2 = A * A;
   const int64_t Cg = p.Cg(), Kg = p.Kg();
-  const int64_t th = ceil_div64(p.Ho, 2), tw = ceil_div64(p.Wo, 2), TI = th * tw;
-  PadGeom g;  // input rows 2*ty .. 2*ty+3 of every tile inside the plane
-  g.Hp = 2 * th + 2;
-  g.Wp = 2 * tw + 2;
+  const int64_t th = ceil_div64(p.Ho, M), tw = ceil_div64(p.Wo, M), TI = th * tw;
+  const int64_t Kp = round_up64(Kg, L), width = std::min<int64_t>(kKvecMaxNV * L, Kp);
+  const int64_t nkb = ceil_div64(Kp, width);
+  PadGeom g;  // input rows M*ty .. M*ty+A-1 of every tile inside the plane
+  g.Hp = M * th + 2;
+  g.Wp = M * tw + 2;
   g.plane = g.Hp * g.Wp;
   g.Wq = g.Wp;
   g.J = 0;
-  Buffer<T> U(p.G * 16 * Kg * Cg);
-  transform_weights(p, U.data());
-  const int64_t nkb = ceil_div64(Kg, 4);
-  const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
-  Buffer<T> xb(nb * p.Ci * g.plane);
+  const int64_t gplane = g.plane * Cg;
+
+  // U [g][kb][xi][c][wb] (zero beyond Kg), bias padded to Kp.
+  Buffer<T> U(p.G * A2 * Cg * Kp), bias(p.G * Kp);
+#pragma omp parallel for schedule(static) if (p.Co * Cg > 4096)
+  for (int64_t t = 0; t < p.G * Kp; ++t) {
+    const int64_t gg = t / Kp, k = t % Kp, kb = k / width, wb = std::min(width, Kp - kb * width);
+    T* ublk = U.data() + (gg * Kp + kb * width) * A2 * Cg;
+    for (int64_t c = 0; c < Cg; ++c) {
+      T u[A][A];
+      if (k < Kg) {
+        T tmp[3][A];
+        for (int r = 0; r < 3; ++r) {
+          const T row[3] = {p.w(gg, k, c, r, 0), p.w(gg, k, c, r, 1), p.w(gg, k, c, r, 2)};
+          weight_1d<M>(row, tmp[r]);
+        }
+        for (int j = 0; j < A; ++j) {
+          const T col[3] = {tmp[0][j], tmp[1][j], tmp[2][j]};
+          T out[A];
+          weight_1d<M>(col, out);
+          for (int i = 0; i < A; ++i) u[i][j] = out[i];
+        }
+      } else {
+        for (int i = 0; i < A; ++i)
+          for (int j = 0; j < A; ++j) u[i][j] = T(0);
+      }
+      for (int xi = 0; xi < A2; ++xi) ublk[(xi * Cg + c) * wb + (k - kb * width)] = u[xi / A][xi % A];
+    }
+  }
+  for (int64_t gg = 0; gg < p.G; ++gg)
+    for (int64_t k = 0; k < Kp; ++k) bias.data()[gg * Kp + k] = p.b && k < Kg ? p.b[gg * Kg + k] : T(0);
+
+  // Tiles per task: the transformed inputs of a task ([xi][tile][Cg]) stay
+  // near 128 KB (L2), at least one register tile of rows, at most 32.
+  const int64_t TB = std::max<int64_t>(
+      kvec_rows(kKvecMaxNV), std::min<int64_t>(32, (128 << 10) / (A2 * Cg * int64_t(sizeof(T)))));
+  const int64_t nb = images_per_chunk(p.N, p.G * gplane * int64_t(sizeof(T)), kChunkBytes);
+  Buffer<T> xb(nb * p.G * gplane);
+  const int64_t cvec = ceil_div64(Cg, L);
 
 #pragma omp parallel
   {
-    Buffer<T> V(16 * Cg * NR);   // [xi][c][NR]
-    Buffer<T> Mb(16 * Kg * NR);  // [xi][k][NR]
+    Buffer<T> Vb(A2 * TB * Cg), Mb(A2 * TB * width), Yb(M * M * TB * width);
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-      const int64_t nn = std::min(nb, p.N - n0), ntile = nn * TI, npan = ceil_div64(ntile, NR);
+      const int64_t nn = std::min(nb, p.N - n0), ntile = nn * TI, nblk = ceil_div64(ntile, TB);
+      transpose_inputs(p, g, n0, nn, xb.data());  // (an omp for: ends with a barrier)
 #pragma omp for schedule(static)
-      for (int64_t i = 0; i < nn * p.Ci; ++i)
-        pad_plane(p, g, p.x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
-#pragma omp for schedule(static)
-      for (int64_t task = 0; task < p.G * npan; ++task) {
-        const int64_t gg = task / npan, t0 = (task % npan) * NR;
-        const int64_t nt = std::min(NR, ntile - t0);
-        // Tile positions, once per panel: input offset (channel 0 of the
-        // group), output offset and whether the tile's second row/column exist.
-        int64_t xoff[NR], yoff[NR];
-        bool has_h1[NR], has_w1[NR];
+      for (int64_t task = 0; task < p.G * nblk; ++task) {
+        const int64_t gg = task / nblk, t0 = (task % nblk) * TB, nt = std::min(TB, ntile - t0);
+        // Input transform: V[xi][t][c], L channels at a time.
         for (int64_t e = 0; e < nt; ++e) {
-          const int64_t t = t0 + e, nl = t / TI, ty = (t % TI) / tw, tx = t % tw;
-          xoff[e] = (nl * p.Ci + gg * Cg) * g.plane + 2 * ty * g.Wp + 2 * tx;
-          yoff[e] = (n0 + nl) * p.Co * p.Ho * p.Wo + 2 * ty * p.Wo + 2 * tx;
-          has_h1[e] = 2 * ty + 1 < p.Ho;
-          has_w1[e] = 2 * tx + 1 < p.Wo;
-        }
-        // Input transform of the panel's tiles (missing tiles: zeros).
-        for (int64_t c = 0; c < Cg; ++c) {
-          for (int64_t e = 0; e < NR; ++e) {
-            T v[16];
-            if (e < nt) {
-              const T* d = xb.data() + xoff[e] + c * g.plane;
-              T r[4][4];
-              for (int j = 0; j < 4; ++j) {  // B^T d
-                const T d0 = d[j], d1 = d[g.Wp + j], d2 = d[2 * g.Wp + j], d3 = d[3 * g.Wp + j];
-                r[0][j] = d0 - d2;
-                r[1][j] = d1 + d2;
-                r[2][j] = d2 - d1;
-                r[3][j] = d1 - d3;
+          const int64_t tt = t0 + e, nl = tt / TI, ty = (tt % TI) / tw, tx = tt % tw;
+          const T* d0 = xb.data() + (nl * p.G + gg) * gplane + (M * ty * g.Wp + M * tx) * Cg;
+          for (int64_t cv = 0; cv < cvec; ++cv) {
+            const int64_t c = cv * L, cl = std::min<int64_t>(L, Cg - c);
+            V d[A][A], r[A][A];
+            for (int i = 0; i < A; ++i)
+              for (int j = 0; j < A; ++j) {
+                const T* src = d0 + (i * g.Wp + j) * Cg + c;
+                d[i][j] = cl == L ? S::load(src) : S::load_n(src, static_cast<int>(cl));
               }
-              for (int i = 0; i < 4; ++i) {  // (B^T d) B
-                v[i * 4 + 0] = r[i][0] - r[i][2];
-                v[i * 4 + 1] = r[i][1] + r[i][2];
-                v[i * 4 + 2] = r[i][2] - r[i][1];
-                v[i * 4 + 3] = r[i][1] - r[i][3];
-              }
-            } else {
-              for (int xi = 0; xi < 16; ++xi) v[xi] = T(0);
+            for (int j = 0; j < A; ++j) {  // B^T d: columns
+              V col[A], out[A];
+              for (int i = 0; i < A; ++i) col[i] = d[i][j];
+              input_1d<M, T>(col, out);
+              for (int i = 0; i < A; ++i) r[i][j] = out[i];
             }
-            for (int xi = 0; xi < 16; ++xi) V.data()[(xi * Cg + c) * NR + e] = v[xi];
-          }
-        }
-        // Transform point outer: its V panel stays in L1 while the weight
-        // blocks stream through once per panel.
-        for (int xi = 0; xi < 16; ++xi) {
-          const T* b = V.data() + xi * Cg * NR;
-          for (int64_t kb = 0; kb < nkb; ++kb) {
-            const int64_t k0 = kb * 4;
-            const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
-            const T* a = U.data() + ((gg * 16 + xi) * Kg + k0) * Cg;
-            T* m = Mb.data() + (xi * Kg + k0) * NR;
-            switch (mr) {
-              case 4: outer_tile<T, 4, 3, false, true>(1, 0, Cg, a, b, nullptr, 1, m); break;
-              case 3: outer_tile<T, 3, 3, false, true>(1, 0, Cg, a, b, nullptr, 1, m); break;
-              case 2: outer_tile<T, 2, 3, false, true>(1, 0, Cg, a, b, nullptr, 1, m); break;
-              default: outer_tile<T, 1, 3, false, true>(1, 0, Cg, a, b, nullptr, 1, m); break;
+            for (int i = 0; i < A; ++i) {  // (B^T d) B: rows
+              V out[A];
+              input_1d<M, T>(r[i], out);
+              for (int j = 0; j < A; ++j) {
+                T* dst = Vb.data() + ((i * A + j) * TB + e) * Cg + c;
+                if (cl == L)
+                  S::store(dst, out[j]);
+                else
+                  S::store_n(dst, out[j], static_cast<int>(cl));
+              }
             }
           }
         }
         for (int64_t kb = 0; kb < nkb; ++kb) {
-          const int64_t k0 = kb * 4;
-          const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
-          // Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1].
-          for (int q = 0; q < mr; ++q) {
-            const int64_t k = gg * Kg + k0 + q;
-            const T bv = p.b ? p.b[k] : T(0);
-            for (int64_t e = 0; e < nt; ++e) {
-              T mm[16];
-              for (int xi = 0; xi < 16; ++xi) mm[xi] = Mb.data()[(xi * Kg + k0 + q) * NR + e];
-              T s0[4], s1[4];
-              for (int j = 0; j < 4; ++j) {
-                s0[j] = mm[j] + mm[4 + j] + mm[8 + j];
-                s1[j] = mm[4 + j] - mm[8 + j] - mm[12 + j];
+          const int64_t k0 = kb * width, wb = std::min(width, Kp - k0);
+          const T* ublk = U.data() + (gg * Kp + k0) * A2 * Cg;
+          for (int64_t xi = 0; xi < A2; ++xi)
+            with_rows<kKvecMaxNV>(wb / L, [&](auto nv) {
+              gemm_point<T, nv()>(Vb.data() + xi * TB * Cg, nt, Cg, ublk + xi * Cg * wb, wb,
+                                  Mb.data() + xi * TB * wb);
+            });
+          // Output transform: Y[i][t][j][wb] = A^T M A + bias, L channels at a time.
+          const T* bv = bias.data() + gg * Kp + k0;
+          for (int64_t e = 0; e < nt; ++e)
+            for (int64_t kv = 0; kv < wb; kv += L) {
+              V mm[A][A], r[M][A];
+              for (int xi = 0; xi < A2; ++xi)
+                mm[xi / A][xi % A] = S::load(Mb.data() + (xi * TB + e) * wb + kv);
+              for (int j = 0; j < A; ++j) {
+                V col[A], out[M];
+                for (int i = 0; i < A; ++i) col[i] = mm[i][j];
+                output_1d<M, T>(col, out);
+                for (int i = 0; i < M; ++i) r[i][j] = out[i];
               }
-              const T y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];
-              const T y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];
-              T* y = p.y + yoff[e] + k * p.Ho * p.Wo;
-              y[0] = y00 + bv;
-              if (has_w1[e]) y[1] = y01 + bv;
-              if (has_h1[e]) y[p.Wo] = y10 + bv;
-              if (has_h1[e] && has_w1[e]) y[p.Wo + 1] = y11 + bv;
+              const V b = S::load(bv + kv);
+              for (int i = 0; i < M; ++i) {
+                V out[M];
+                output_1d<M, T>(r[i], out);
+                for (int j = 0; j < M; ++j)
+                  S::store(Yb.data() + ((i * TB + e) * M + j) * wb + kv, out[j] + b);
+              }
             }
+          // Runs of tiles in one tile row of one image -> output rows, NCHW.
+          const int64_t kn = std::min(wb, Kg - k0);
+          for (int64_t e = 0; e < nt;) {
+            const int64_t tt = t0 + e, nl = tt / TI, ty = (tt % TI) / tw, tx = tt % tw;
+            const int64_t run = std::min(nt - e, tw - tx);
+            const int64_t cols = std::min(run * M, p.Wo - tx * M);
+            T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * p.Ho * p.Wo;
+            for (int64_t i = 0; i < M && ty * M + i < p.Ho; ++i)
+              transpose_2d(Yb.data() + ((i * TB + e) * M) * wb, wb,
+                           y + (ty * M + i) * p.Wo + tx * M, p.Ho * p.Wo, cols, kn);
+            e += run;
           }
         }
       }
@@ -171,17 +275,29 @@ void winograd_forward_engine(const FwdProb<T>& p) {
 
 template <typename T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  winograd_forward_engine(forward_problem(s, x, w, b, y));
+  winograd_engine<T, 2>(forward_problem(s, x, w, b, y));
 }
 
 template <typename T>
 void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  winograd_forward_engine(backward_input_problem(s, dy, w, dx));
+  winograd_engine<T, 2>(backward_input_problem(s, dy, w, dx));
 }
 
-#define CB_INSTANTIATE(T)                                                                      \
-  template void conv2d_forward_winograd<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_winograd<T>(const Conv2dShape&, const T*, const T*, T*);
+template <typename T>
+void conv2d_forward_winograd4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
+  winograd_engine<T, 4>(forward_problem(s, x, w, b, y));
+}
+
+template <typename T>
+void conv2d_backward_input_winograd4(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  winograd_engine<T, 4>(backward_input_problem(s, dy, w, dx));
+}
+
+#define CB_INSTANTIATE(T)                                                                       \
+  template void conv2d_forward_winograd<T>(const Conv2dShape&, const T*, const T*, const T*, T*);  \
+  template void conv2d_backward_input_winograd<T>(const Conv2dShape&, const T*, const T*, T*);  \
+  template void conv2d_forward_winograd4<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_winograd4<T>(const Conv2dShape&, const T*, const T*, T*);
 CB_INSTANTIATE(float)
 CB_INSTANTIATE(double)
 #undef CB_INSTANTIATE
