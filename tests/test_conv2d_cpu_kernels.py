@@ -183,6 +183,9 @@ FIXED = [
     # them chunk by chunk of input channels (uneven last chunk, channel tail).
     Case(1, 256, 5, 5, 160, 3, 3, pad=(1, 1, 1, 1)),
     Case(1, 200, 6, 7, 144, 3, 3, stride=(2, 1), pad=(1, 1, 0, 2), groups=2),
+    # ... and over several images at once; dW past 512 KiB: one weight-
+    # gradient part, parallel inside each chunk of images.
+    Case(3, 256, 4, 4, 144, 3, 3, pad=(1, 1, 1, 1)),
 ]
 
 

@@ -19,11 +19,26 @@ namespace {
 
 constexpr int kFlat = 1, kKvec = 2;
 
+// The phase of one axis with the most work (strided input gradients).
+inline PhaseAxis main_phase(int64_t out, int64_t st, int64_t pad, int64_t dil, int64_t R) {
+  PhaseAxis best = phase_axis(out, st, pad, dil, R, 0);
+  for (int64_t phi = 1; phi < st; ++phi) {
+    const PhaseAxis a = phase_axis(out, st, pad, dil, R, phi);
+    if (a.nt * a.no > best.nt * best.no) best = a;
+  }
+  return best;
+}
+
+// The forward problem an engine solves for this pass (for a strided input
+// gradient, its main phase: see backward_input_by_phases).
 template <typename T>
 FwdProb<T> problem_of(Conv2dPass pass, const Conv2dShape& s) {
-  return pass == Conv2dPass::BackwardInput
-             ? backward_input_problem<T>(s, nullptr, nullptr, nullptr)
-             : forward_problem<T>(s, nullptr, nullptr, nullptr, nullptr);
+  if (pass != Conv2dPass::BackwardInput)
+    return forward_problem<T>(s, nullptr, nullptr, nullptr, nullptr);
+  if (s.stride_h == 1 && s.stride_w == 1) return backward_input_problem<T>(s, nullptr, nullptr, nullptr);
+  const PhaseAxis ah = main_phase(s.H, s.stride_h, s.pad_h, s.dil_h, s.R);
+  const PhaseAxis aw = main_phase(s.W, s.stride_w, s.pad_w, s.dil_w, s.S);
+  return backward_input_phase_problem<T>(s, ah, aw, nullptr, nullptr, nullptr);
 }
 
 // Positions the flat engine computes per useful one: padding columns of the
@@ -35,36 +50,82 @@ double flat_waste(const FwdProb<T>& p) {
   return static_cast<double>(ceil_div64(g.J, W) * W) / static_cast<double>(p.Ho * p.Wo);
 }
 
-// Direct's engine for a forward problem (forward pass or input gradient).
-// Flat wins while its flattened grid wastes little: its tiles need no
-// transposes. Past ~15% waste (small outputs, strides) the channel-
-// vectorised engine wins when its channel vectors are mostly full
-// (measured: 7x7..15x15 outputs with 16..128 channels, 1.1-1.6x).
+// Output positions a Winograd F(m x m) engine computes per useful one
+// (whole tiles cover the output).
+template <typename T>
+double tile_waste(const FwdProb<T>& p, int64_t m) {
+  return static_cast<double>(round_up64(p.Ho, m) * round_up64(p.Wo, m)) /
+         static_cast<double>(p.Ho * p.Wo);
+}
+
+// The rules below were fitted to side-by-side runs of every engine on the
+// 35 homework layers, each pass, on Zen 4 with AVX-512 and with AVX2 (the
+// 2 cores of bench/results/cpu-2026-11-30*): auto reaches 95% of the best
+// engine in 100 / 105 passes (AVX-512) and 101 / 105 (AVX2).
+constexpr bool kRegs32 = kVecRegs == 32;
+
+// Forward problems (forward pass, input gradient), 3x3 stride 1: Winograd
+// once both channel counts reach 16 (below, its transforms cost more than
+// the products saved; 16 -> 16 only on larger images) and the batch has
+// enough tiles to amortise transforming the weights (each (k, c) pair is
+// transformed once per call, whatever the batch: ResNet's 256 channels at
+// 14x14, batch 1, run at 0.5x of direct). F(4x4) where its whole tiles
+// waste no more than F(2x2)'s (7x7 outputs, the full-padding input
+// gradients) or with 64+ channels on both sides; F(2x2) otherwise (13x13
+// outputs: F(4x4) computes 16x16).
+constexpr int64_t kWinogradMinTiles = 160;
+
+template <typename T>
+int64_t batch_tiles(const FwdProb<T>& p, int64_t m) {
+  return p.N * ceil_div64(p.Ho, m) * ceil_div64(p.Wo, m);
+}
+
+template <typename T>
+bool winograd_pays(const FwdProb<T>& p) {
+  const int64_t Cg = p.Cg(), Kg = p.Kg();
+  return Cg >= 16 && Kg >= 16 && (Cg * Kg >= 512 || p.Ho * p.Wo >= 196) &&
+         batch_tiles(p, 2) >= kWinogradMinTiles;
+}
+
+template <typename T>
+int winograd_engine(const FwdProb<T>& p) {
+  const bool f4 = batch_tiles(p, 4) >= kWinogradMinTiles &&
+                  (tile_waste(p, 4) <= 1.05 * tile_waste(p, 2) || (p.Cg() >= 64 && p.Kg() >= 64));
+  return f4 ? 2 : 1;
+}
+
+// Direct's engine for a forward problem. Flat wins while its flattened grid
+// wastes little: its tiles need no transposes. Channel-vectorised (kvec)
+// wins past ~15% waste (small outputs) with two or more vectors of output
+// channels; with a single vector only on 32 registers (tiles of 14
+// positions) and past 20% waste; and on strided problems.
 template <typename T>
 int direct_engine(const FwdProb<T>& p) {
   constexpr int64_t L = Simd<T>::L;
   const int64_t Kg = p.Kg();
-  const bool full = Kg % L == 0 || Kg >= 2 * L;
-  return Kg >= L && full && (flat_waste(p) >= 1.15 || p.sw != 1) ? kKvec : kFlat;
+  const double waste = flat_waste(p);
+  if (Kg >= 2 * L && waste >= 1.15) return kKvec;
+  if (Kg >= L && Kg % L == 0 && kRegs32 && waste >= 1.2) return kKvec;
+  if (p.sw != 1 && Kg >= L) return kKvec;
+  return kFlat;
 }
 
-// Direct's engine for the weight gradient: the kvec engine needs >= 8 input
-// channels (tiles hold (r, s, c) rows; measured 1.05-2x over the flattened
-// engine there). A single vector of output channels pays off later: 16->8
-// 7x7 at 26x26 (waste 1.32) 0.65 -> 0.77x of torch, 5x5 at 26x26 / 30x30
-// (1.17-1.19) no better.
+// Direct's engine for the weight gradient. On 32 registers kvec's outer
+// products win from one vector of output channels up (3+ input channels);
+// on 16, from two vectors with 8+ input channels, or one vector on small
+// outputs (waste >= 1.25).
 template <typename T>
 int direct_wgrad_engine(const Conv2dShape& s) {
   constexpr int64_t L = Simd<T>::L;
   const FwdProb<T> p = forward_problem<T>(s, nullptr, nullptr, nullptr, nullptr);
-  const int64_t Kg = p.Kg();
-  const double min_waste = Kg >= 2 * L ? 1.15 : 1.25;
-  return Kg >= L && Kg % L == 0 && p.Cg() >= 8 && (flat_waste(p) >= min_waste || p.sw != 1)
-             ? kKvec
-             : kFlat;
+  const int64_t Kg = p.Kg(), Cg = p.Cg();
+  if (kRegs32) return Kg >= L && Cg >= 3 ? kKvec : kFlat;
+  if (Kg >= 2 * L && Cg >= 8) return kKvec;
+  return Kg >= L && Kg % L == 0 && Cg >= 8 && flat_waste(p) >= 1.25 ? kKvec : kFlat;
 }
 
-// Im2colGemm wins the weight gradient where Direct is structurally weak:
+// Im2colGemm wins the weight gradient where Direct's flat engine is
+// structurally weak:
 //  * column stride > 1: Direct gathers lane by lane, im2col pays the
 //    strided access once;
 //  * when one image's padded planes plus dy exceed Direct's L2 chunk:
@@ -83,7 +144,7 @@ bool wgrad_prefers_im2col(const Conv2dShape& s) {
 
 template <typename T>
 int variant_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
-  if (algo == Conv2dAlgo::Winograd) return 2;  // F(4x4, 3x3)
+  if (algo == Conv2dAlgo::Winograd) return winograd_engine(problem_of<T>(pass, s));
   if (algo != Conv2dAlgo::Direct) return 1;
   return pass == Conv2dPass::BackwardWeight ? direct_wgrad_engine<T>(s)
                                             : direct_engine(problem_of<T>(pass, s));
@@ -91,19 +152,13 @@ int variant_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
 
 template <typename T>
 Conv2dAlgo algo_for(Conv2dPass pass, const Conv2dShape& s) {
-  switch (pass) {
-    case Conv2dPass::Forward:
-      // Winograd's 2.25x fewer products beat its transforms only with many
-      // channels on both sides (64->128 at 15x15: 1.14-1.38x over Direct;
-      // 32->64: a tie; below that Direct wins).
-      if (conv2d_winograd_applies(pass, s) && s.c_per_group() >= 64 && s.k_per_group() >= 64)
-        return Conv2dAlgo::Winograd;
-      return s.stride_w == 1 ? Conv2dAlgo::Direct : Conv2dAlgo::Im2colGemm;
-    case Conv2dPass::BackwardInput:  // stride-1 problem over zero-inserted dy
-      return Conv2dAlgo::Direct;
-    default:
-      return wgrad_prefers_im2col<T>(s) ? Conv2dAlgo::Im2colGemm : Conv2dAlgo::Direct;
-  }
+  if (pass == Conv2dPass::BackwardWeight)  // (kvec has no per-image chunking limit)
+    return direct_wgrad_engine<T>(s) == kFlat && wgrad_prefers_im2col<T>(s)
+               ? Conv2dAlgo::Im2colGemm
+               : Conv2dAlgo::Direct;
+  if (conv2d_winograd_applies(pass, s) && winograd_pays(problem_of<T>(pass, s)))
+    return Conv2dAlgo::Winograd;
+  return Conv2dAlgo::Direct;
 }
 
 template <typename T>

@@ -157,7 +157,7 @@ void conv2d_forward_direct_flat(const Conv2dShape& s, const T* x, const T* w, co
 
 template <typename T>
 void conv2d_backward_input_direct_flat(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  direct_forward_engine(backward_input_problem(s, dy, w, dx));
+  backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { direct_forward_engine(p); });
 }
 
 template <typename T>
@@ -177,7 +177,7 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
   const int64_t slack = p.sw * L + L;
   const int64_t xsize = nb * p.Ci * g.plane + slack, dsize = nb * p.Co * Jr;
   const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
-  const int64_t slots = wgrad_parts(p.N, slot_bytes);
+  const int64_t slots = wgrad_parts(p.N, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
   const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;

@@ -164,7 +164,7 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
 
 template <typename T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  gemm_forward_engine(backward_input_problem(s, dy, w, dx));
+  backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { gemm_forward_engine(p); });
 }
 
 template <typename T>
@@ -182,7 +182,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const int64_t Lmax = round_up64(nb * M, L);
   const int64_t xsize = nb * p.Ci * g.plane, csize = p.G * CRS * Lmax, dsize = p.Co * Lmax;
   const int64_t slot_bytes = (xsize + csize + dsize) * int64_t(sizeof(T));
-  const int64_t slots = wgrad_parts(p.N, slot_bytes);
+  const int64_t slots = wgrad_parts(p.N, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), cols(slots * csize), dyks(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
   const int64_t ntiles = p.G * nkb * ncb;

@@ -81,6 +81,81 @@ FwdProb<T> backward_input_problem(const Conv2dShape& s, const T* dy, const T* w,
                     dx};
 }
 
+// The input gradient of a strided layer, one output phase at a time. dx rows
+// h with (h + ph) % sh == phi only receive taps r with r*dh % sh == phi
+// (every sh / gcd(dh, sh)-th tap), read from consecutive dy rows: a
+// stride-1 forward problem over dy itself (no zero-inserted rows, whose
+// products are all zero: 3/4 of the work at stride 2) with a sub-kernel of
+// those taps, flipped. Likewise for columns. PhaseAxis describes one
+// dimension of one phase.
+struct PhaseAxis {
+  int64_t o0, no;      // outputs o0, o0 + st, ... (no of them)
+  int64_t t0, step, nt;  // taps t0, t0 + step, ... (nt of them; 0: no gradient)
+  int64_t dil, pad;    // the sub-problem's dilation and (possibly negative) padding
+};
+
+inline PhaseAxis phase_axis(int64_t out, int64_t st, int64_t pad, int64_t dil, int64_t R,
+                            int64_t phi) {
+  PhaseAxis a{};
+  a.o0 = ((phi - pad) % st + st) % st;
+  a.no = a.o0 < out ? (out - 1 - a.o0) / st + 1 : 0;
+  int64_t g = st, d = dil;  // step = st / gcd(dil, st)
+  while (d) { const int64_t t = g % d; g = d; d = t; }
+  a.step = st / g;
+  a.t0 = -1;
+  for (int64_t r = 0; r < std::min(R, a.step); ++r)
+    if ((r * dil) % st == phi) { a.t0 = r; break; }
+  a.nt = a.t0 < 0 ? 0 : (R - 1 - a.t0) / a.step + 1;
+  if (a.nt == 0) return a;
+  a.dil = a.step * dil / st;
+  const int64_t base = (a.o0 + pad - a.t0 * dil) / st;  // dy row of output o0, tap t0
+  a.pad = (a.nt - 1) * a.dil - base;
+  return a;
+}
+
+// The stride-1 forward problem of phase (ah, aw): dy as input, its output
+// the phase's [no_h][no_w] planes (dense, in y), taps flipped and k, c swapped.
+template <typename T>
+FwdProb<T> backward_input_phase_problem(const Conv2dShape& s, const PhaseAxis& ah,
+                                        const PhaseAxis& aw, const T* dy, const T* w, T* y) {
+  const int64_t RS = s.R * s.S, Cg = s.c_per_group(), Kg = s.k_per_group();
+  // w'(g, k'=c, c'=k, t, u) = w[g*Kg + k][c][t0 + (nt-1-t)*step][...]
+  const T* last = w + (ah.t0 + (ah.nt - 1) * ah.step) * s.S + aw.t0 + (aw.nt - 1) * aw.step;
+  const WeightView<T> wv{last, Kg * Cg * RS, RS, Cg * RS, -ah.step * s.S, -aw.step};
+  return FwdProb<T>{s.N,   s.K,    s.P,    s.Q,    s.C,    ah.nt,  aw.nt, ah.no, aw.no, 1,
+                    1,     ah.pad, aw.pad, ah.dil, aw.dil, 1,      1,     s.groups, dy,  wv,
+                    nullptr, y};
+}
+
+// dx by phases, each solved by run(FwdProb) into a dense buffer, then
+// scattered into its rows and columns of dx; outputs no tap reaches get 0.
+template <typename T, typename Run>
+void backward_input_by_phases(const Conv2dShape& s, const T* dy, const T* w, T* dx,
+                              const Run& run) {
+  if (s.stride_h == 1 && s.stride_w == 1) {
+    run(backward_input_problem(s, dy, w, dx));
+    return;
+  }
+  Buffer<T> tmp(s.N * s.C * s.H * s.W);
+  for (int64_t ph = 0; ph < s.stride_h; ++ph)
+    for (int64_t pw = 0; pw < s.stride_w; ++pw) {
+      const PhaseAxis ah = phase_axis(s.H, s.stride_h, s.pad_h, s.dil_h, s.R, ph);
+      const PhaseAxis aw = phase_axis(s.W, s.stride_w, s.pad_w, s.dil_w, s.S, pw);
+      if (ah.no == 0 || aw.no == 0) continue;
+      const bool taps = ah.nt > 0 && aw.nt > 0 && s.P > 0 && s.Q > 0;
+      if (taps) run(backward_input_phase_problem(s, ah, aw, dy, w, tmp.data()));
+      const int64_t plane = ah.no * aw.no;
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < s.N * s.C; ++i) {
+        const T* src = tmp.data() + i * plane;
+        T* d = dx + i * s.H * s.W + ah.o0 * s.W + aw.o0;
+        for (int64_t a = 0; a < ah.no; ++a)
+          for (int64_t b = 0; b < aw.no; ++b)
+            d[a * s.stride_h * s.W + b * s.stride_w] = taps ? src[a * aw.no + b] : T(0);
+      }
+    }
+}
+
 // Geometry of the padded input planes. Padded row a / column b hold
 // xu[a - ph, b - pw]; every output reads rows a = ho*sh + r*dh and columns
 // wo*sw + s*dw, all inside the plane. Wp is a multiple of sw so that output

@@ -52,6 +52,7 @@ constexpr int64_t kChunkBytes = int64_t(1) << 20;     // padded input planes per
 constexpr int64_t kWgradChunkBytes = 384 << 10;       // weight gradient: about one L2
 constexpr int64_t kWgradDyChunkBytes = 256 << 10;     // im2col weight gradient: dy rows in L2
 constexpr int64_t kWgradPartialsBytes = int64_t(256) << 20;  // all partial dW of a batch
+constexpr int64_t kWgradPartWeightBytes = 512 << 10;  // larger dW: one part, parallel inside
 constexpr int64_t kL2WeightBytes = 512 << 10;         // a weight block re-read from L2
 
 }  // namespace CB_CPU_NS

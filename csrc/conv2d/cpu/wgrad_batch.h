@@ -15,20 +15,28 @@ namespace convbench {
 namespace CB_CPU_NS {
 
 // chunk(slot, n0, nn, out, parallel) adds images [n0, n0+nn) into out;
-// slot < wgrad_parts(N, slot_bytes) names the caller's workspace (of
-// slot_bytes each; fewer parts when they are big).
-inline int64_t wgrad_parts(int64_t N, int64_t slot_bytes) {
-  const int64_t cap = std::max<int64_t>(1, kWgradPartialsBytes / std::max<int64_t>(1, slot_bytes));
+// slot < wgrad_parts(N, slot_bytes, weight_bytes) names the caller's
+// workspace (of slot_bytes each). Fewer parts when workspaces are big, and
+// a single part (the work inside each chunk parallel) once dW outgrows L2:
+// a partial dW per part, zeroed and summed, would cost more memory traffic
+// than the gradient itself (512 -> 512 3x3: 9.4 MB per part).
+inline int64_t wgrad_parts(int64_t N, int64_t slot_bytes, int64_t weight_bytes) {
+  if (weight_bytes > kWgradPartWeightBytes) return 1;
+  const int64_t cap = std::max<int64_t>(
+      1, kWgradPartialsBytes / std::max<int64_t>(1, slot_bytes + weight_bytes));
   return std::max<int64_t>(1, std::min<int64_t>({N, 8, cap}));
 }
 
-template <typename T, typename ChunkFn>
+// finish(slot, out, parallel) runs after the last chunk of each part (an
+// engine that accumulates in its own layout writes out there).
+template <typename T, typename ChunkFn, typename FinishFn>
 void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
-                   const ChunkFn& chunk) {
-  const int64_t parts = wgrad_parts(N, slot_bytes);
+                   const ChunkFn& chunk, const FinishFn& finish) {
+  const int64_t parts = wgrad_parts(N, slot_bytes, wn * int64_t(sizeof(T)));
   if (parts == 1) {
     std::fill(dw, dw + wn, T(0));
     for (int64_t n0 = 0; n0 < N; n0 += nb) chunk(0, n0, std::min(nb, N - n0), dw, true);
+    finish(0, dw, true);
     return;
   }
   Buffer<T> partial(parts * wn);
@@ -38,6 +46,7 @@ void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
     std::fill(out, out + wn, T(0));
     const int64_t a = N * i / parts, b = N * (i + 1) / parts;
     for (int64_t n0 = a; n0 < b; n0 += nb) chunk(i, n0, std::min(nb, b - n0), out, false);
+    finish(i, out, false);
   }
   const T* pp = partial.data();
 #pragma omp parallel for schedule(static) if (wn > 8192)
@@ -46,6 +55,12 @@ void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
     for (int64_t i = 1; i < parts; ++i) sum += pp[i * wn + e];
     dw[e] = sum;
   }
+}
+
+template <typename T, typename ChunkFn>
+void wgrad_batched(int64_t N, int64_t nb, int64_t slot_bytes, int64_t wn, T* dw,
+                   const ChunkFn& chunk) {
+  wgrad_batched(N, nb, slot_bytes, wn, dw, chunk, [](int64_t, T*, bool) {});
 }
 
 }  // namespace CB_CPU_NS
