@@ -1,8 +1,9 @@
 """How every row is timed (shared by all suites).
 
 - Warm-up is outside the timed rounds: the first call (checked against the
-  float64 oracle; on CPU it also gives the cost estimate) and on CUDA three
-  more (the first runs cuDNN's autotuning with cudnn.benchmark on).
+  float64 oracle; it also runs cuDNN's and convbench's autotuning where a
+  row turns them on) and two more, whose best time is the cost estimate
+  that sets the number of rounds; on CUDA two more again.
 - Inputs rotate through a pool of several input sets (see impls.pool_size),
   so small layers are not timed re-reading warm caches only.
 - CUDA rows: the clock synchronises the device before it is read, so a round
@@ -45,11 +46,14 @@ def run(benchmark, fn, pool, *, device: str, check, settings, extra_info: dict):
     est = time.perf_counter() - t0
     check(first)
     sets = itertools.cycle(pool[1:] + pool[:1])
-    if device == "cuda":  # the first call autotuned: estimate from a second one
+    # The first call may have autotuned (cuDNN, convbench's autotuned rows)
+    # or first-touched workspaces: estimate from the best of a few more, so a
+    # slow first call does not cut a row to --cb-min-rounds noisy rounds.
+    for _ in range(2):
         t0 = time.perf_counter()
         fn(*next(sets))
         sync(device)
-        est = time.perf_counter() - t0
+        est = min(est, time.perf_counter() - t0)
     est = max(est, 1e-7)
 
     iterations = max(1, math.ceil(_MIN_ROUND_S[device] / est))
