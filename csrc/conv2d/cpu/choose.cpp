@@ -50,6 +50,23 @@ double flat_waste(const FwdProb<T>& p) {
   return static_cast<double>(ceil_div64(g.J, W) * W) / static_cast<double>(p.Ho * p.Wo);
 }
 
+// Column taps the flat engine multiplies per one that reads data: it skips
+// kernel rows that read only padding, never columns, while kvec skips both.
+// Heavily padded problems (the full padding of input gradients: 12x12 from
+// 8x8 by 5x5 reads data in 40 of its 60 column taps) favour kvec even where
+// the flattened grid itself wastes nothing.
+template <typename T>
+double column_waste(const FwdProb<T>& p) {
+  const int64_t lo = p.pw, hi = p.pw + (p.Wi - 1) * p.lw;
+  int64_t valid = 0;
+  for (int64_t wo = 0; wo < p.Wo; ++wo)
+    for (int64_t s = 0; s < p.S; ++s) {
+      const int64_t b = wo * p.sw + s * p.dw;
+      valid += b >= lo && b <= hi && (b - lo) % p.lw == 0;
+    }
+  return valid > 0 ? static_cast<double>(p.Wo * p.S) / static_cast<double>(valid) : 1.0;
+}
+
 // Output positions a Winograd F(m x m) engine computes per useful one
 // (whole tiles cover the output).
 template <typename T>
@@ -59,9 +76,10 @@ double tile_waste(const FwdProb<T>& p, int64_t m) {
 }
 
 // The rules below were fitted to side-by-side runs of every engine on the
-// 35 homework layers, each pass, on Zen 4 with AVX-512 and with AVX2 (the
-// 2 cores of bench/results/cpu-2026-11-30*): auto reaches 95% of the best
-// engine in 100 / 105 passes (AVX-512) and 101 / 105 (AVX2).
+// 35 homework layers, each pass, on Zen 4 (2 cores) with AVX-512 and with
+// AVX2 (tools/cpu_engine_sweep.py; bench/results/cpu-2026-11-30-*/
+// engines.json): auto reaches 95% of the fastest engine in 103 / 105 passes
+// (AVX-512) and 102 / 105 (AVX2).
 constexpr bool kRegs32 = kVecRegs == 32;
 
 // Forward problems (forward pass, input gradient), 3x3 stride 1: Winograd
@@ -94,16 +112,20 @@ int winograd_engine(const FwdProb<T>& p) {
   return f4 ? 2 : 1;
 }
 
-// Direct's engine for a forward problem. Flat wins while its flattened grid
-// wastes little: its tiles need no transposes. Channel-vectorised (kvec)
-// wins past ~15% waste (small outputs) with two or more vectors of output
-// channels; with a single vector only on 32 registers (tiles of 14
-// positions) and past 20% waste; and on strided problems.
+// Direct's engine for a forward problem. Flat wins while it wastes little
+// (its flattened grid and its padding column taps): its tiles need no
+// transposes. Channel-vectorised (kvec) wins past ~15% waste (small
+// outputs, heavy padding) with two or more vectors of output channels; with
+// a single vector only on 32 registers (tiles of 14 positions) and past 20%
+// waste; and on strided problems.
 template <typename T>
 int direct_engine(const FwdProb<T>& p) {
   constexpr int64_t L = Simd<T>::L;
   const int64_t Kg = p.Kg();
-  const double waste = flat_waste(p);
+  // (kvec steps over the taps it keeps one by one, then over the channels:
+  // with few input channels those steps are short, and flat's single run
+  // over (c, r, s) wins despite the padding it multiplies.)
+  const double waste = flat_waste(p) * (p.Cg() >= 16 ? column_waste(p) : 1.0);
   if (Kg >= 2 * L && waste >= 1.15) return kKvec;
   if (Kg >= L && Kg % L == 0 && kRegs32 && waste >= 1.2) return kKvec;
   if (p.sw != 1 && Kg >= L) return kKvec;
