@@ -177,13 +177,14 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
   const int64_t slack = p.sw * L + L;
   const int64_t xsize = nb * p.Ci * g.plane + slack, dsize = nb * p.Co * Jr;
   const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
-  const int64_t slots = wgrad_parts(p.N, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
+  const int64_t slots =
+      wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
   const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;
   const bool unit = p.sw == 1;
 
-  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
+  wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw,
                 [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
     T* xb = xbs.data() + slot * xsize;
     T* db = dbs.data() + slot * dsize;

@@ -353,10 +353,17 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   const ChannelBlocks cb(Kg, L);
   const int64_t gplane = g.plane * Cg, dplane = M * cb.Kp;
   const int64_t per_image = p.G * (gplane + dplane) * int64_t(sizeof(T));
-  const int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
+  // Chunks sized so the chunk's planes stay near L2 -- but with a dW too big
+  // for partial sums (one part), each chunk re-runs every tile: give those
+  // tiles >= ~1024 positions to reduce over (512 -> 512 at 4x4: 3 images of
+  // 16 positions per chunk made the per-tile overhead rival the products).
+  int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
+  if (s.weight_numel() * int64_t(sizeof(T)) > kWgradPartWeightBytes)
+    nb = std::min(p.N, std::max(nb, ceil_div64(1024, M)));
   const int64_t xsize = nb * p.G * gplane, dsize = nb * p.G * dplane;
   const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
-  const int64_t slots = wgrad_parts(p.N, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
+  const int64_t slots =
+      wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
   // Tile rows: (r, s, c) triples, as offsets into [Hp][Wp][Cg].
   std::vector<int64_t> off(CRS);
@@ -419,29 +426,35 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
       }
     }
   };
-  // dW^T [g][(r, s, c)][Kp] -> out [g*Kg + k][c][r][s].
+  // dW^T [g][(r, s, c)][Kp] -> out [g*Kg + k][c][r][s], by blocks of L
+  // output channels: a block's rows of out (L x C*R*S) stay in cache while
+  // each tap (r, s) scatters into them (a pass per tap over all of dW would
+  // write every line of a 9 MB dW nine times).
+  const int64_t kblocks = ceil_div64(Kg, L);
   auto finish = [&](int64_t slot, T* out, bool par) {
     const T* dwt = dwts.data() + slot * tsize;
     fresh[slot] = 1;
 #pragma omp parallel if (par)
     {
-      Buffer<T> kc(RS > 1 ? Kg * Cg : 0);
+      Buffer<T> kc(L * Cg);
 #pragma omp for schedule(static)
-      for (int64_t t = 0; t < p.G * RS; ++t) {
-        const int64_t gg = t / RS, rs = t % RS;
-        const T* src = dwt + (gg * CRS + rs * Cg) * cb.Kp;  // rows c, columns k
-        T* dst = out + gg * Kg * CRS;
-        if (RS == 1) {
-          transpose_2d(src, cb.Kp, dst, CRS, Cg, Kg);
-          continue;
+      for (int64_t t = 0; t < p.G * kblocks; ++t) {
+        const int64_t gg = t / kblocks, k0 = (t % kblocks) * L, kn = std::min(L, Kg - k0);
+        T* dst = out + (gg * Kg + k0) * CRS;
+        for (int64_t rs = 0; rs < RS; ++rs) {
+          const T* src = dwt + (gg * CRS + rs * Cg) * cb.Kp + k0;  // rows c, columns k
+          if (RS == 1) {
+            transpose_2d(src, cb.Kp, dst, CRS, Cg, kn);
+            continue;
+          }
+          transpose_2d(src, cb.Kp, kc.data(), Cg, Cg, kn);
+          for (int64_t k = 0; k < kn; ++k)
+            for (int64_t c = 0; c < Cg; ++c) dst[k * CRS + c * RS + rs] = kc.data()[k * Cg + c];
         }
-        transpose_2d(src, cb.Kp, kc.data(), Cg, Cg, Kg);
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t c = 0; c < Cg; ++c) dst[k * CRS + c * RS + rs] = kc.data()[k * Cg + c];
       }
     }
   };
-  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw, chunk, finish);
+  wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw, chunk, finish);
 }
 
 #define CB_INSTANTIATE(T)                                                                         \

@@ -182,12 +182,13 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const int64_t Lmax = round_up64(nb * M, L);
   const int64_t xsize = nb * p.Ci * g.plane, csize = p.G * CRS * Lmax, dsize = p.Co * Lmax;
   const int64_t slot_bytes = (xsize + csize + dsize) * int64_t(sizeof(T));
-  const int64_t slots = wgrad_parts(p.N, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
+  const int64_t slots =
+      wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), cols(slots * csize), dyks(slots * dsize);
   const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
   const int64_t ntiles = p.G * nkb * ncb;
 
-  wgrad_batched(p.N, nb, slot_bytes, s.weight_numel(), dw,
+  wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw,
                 [&](int64_t slot, int64_t n0, int64_t nn, T* out, bool par) {
     T* xb = xbs.data() + slot * xsize;
     T* col = cols.data() + slot * csize;
