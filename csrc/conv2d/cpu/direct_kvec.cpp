@@ -20,6 +20,7 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/microkernels.h"
 #include "conv2d/cpu/problem.h"
 #include "conv2d/cpu/simd.h"
 #include "conv2d/cpu/simd_transpose.h"
@@ -121,20 +122,11 @@ inline void kvec_tile(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t S_
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = ck.first ? S::zero() : S::load(out + m * wb + v * L);
   const T* xm[MR];
-  const int64_t cn = ck.cn;
   for (int64_t r = r0; r <= r1; ++r)
     for (int64_t sx = s0; sx <= s1; ++sx) {
       const int64_t rs = r * S_ + sx;
       for (int m = 0; m < MR; ++m) xm[m] = xp[m] + offrs[rs] + ck.c0;
-      const T* wr = ck.w + rs * cn * wb;
-      for (int64_t c = 0; c < cn; ++c, wr += wb) {
-        V wv[NV];
-        for (int v = 0; v < NV; ++v) wv[v] = S::load(wr + v * L);
-        for (int m = 0; m < MR; ++m) {
-          const V a = S::bcast(xm[m][c]);
-          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, wv[v], acc[m][v]);
-        }
-      }
+      broadcast_rows<T, MR, NV>(xm, ck.w + rs * ck.cn * wb, ck.cn, wb, acc);
     }
   for (int v = 0; v < NV; ++v) {
     const V bv = ck.bias ? S::load(ck.bias + v * L) : S::zero();

@@ -43,6 +43,25 @@ inline void outer_tile(int64_t nseg, int64_t seg, int64_t n, const T* a, const T
     for (int v = 0; v < NV; ++v) S::store(out + m * ldo + v * L, acc[m][v]);
 }
 
+// Outer-product steps of the channel-vectorised engines: acc[m][v] +=
+// a[m][c] * b[c*ldb + v*L + lane] for c < n: each step broadcasts one value
+// of each of the MR rows a[m] and loads NV vectors of b.
+template <typename T, int MR, int NV>
+inline void broadcast_rows(const T* const* a, const T* b, int64_t n, int64_t ldb,
+                           typename Simd<T>::V (&acc)[MR][NV]) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  for (int64_t c = 0; c < n; ++c, b += ldb) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+    for (int m = 0; m < MR; ++m) {
+      const V am = S::bcast(a[m][c]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(am, bv[v], acc[m][v]);
+    }
+  }
+}
+
 // Inner-product tile: acc[i][j] += <A_i, B_j> over nvec vectors, A_i rows
 // contiguous, B_j rows contiguous (UNIT) or with stride st. Vectorised along
 // the reduction, which suits weight gradients: both dims (out x in channels)

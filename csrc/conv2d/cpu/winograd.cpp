@@ -23,6 +23,7 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/microkernels.h"
 #include "conv2d/cpu/problem.h"
 #include "conv2d/cpu/simd.h"
 #include "conv2d/cpu/simd_transpose.h"
@@ -93,24 +94,16 @@ inline void output_1d(const V* p, V* y) {
 
 // ---- the per-(k, c) GEMMs ---------------------------------------------
 
-// out[t][v*L + lane] = sum over c < cn of vt[t*ldv + c] * u[c*wb + v*L + lane],
+// out[t][v*L + lane] = sum over c < cn of vt[t][c] * u[c*wb + v*L + lane],
 // t < MR tiles (rows past the block repeat the last).
 template <typename T, int MR, int NV>
 inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T* out) {
   using S = Simd<T>;
-  using V = typename S::V;
   constexpr int L = S::L;
-  V acc[MR][NV];
+  typename S::V acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
-  for (int64_t c = 0; c < cn; ++c, u += wb) {
-    V uv[NV];
-    for (int v = 0; v < NV; ++v) uv[v] = S::load(u + v * L);
-    for (int m = 0; m < MR; ++m) {
-      const V a = S::bcast(vt[m][c]);
-      for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, uv[v], acc[m][v]);
-    }
-  }
+  broadcast_rows<T, MR, NV>(vt, u, cn, wb, acc);
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) S::store(out + m * wb + v * L, acc[m][v]);
 }
