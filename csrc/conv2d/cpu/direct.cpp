@@ -1,13 +1,14 @@
-// Direct convolution on zero-padded input planes, no im2col.
-// Forward (and input gradient, run as a forward problem, see conv_common.h):
+// Direct convolution on zero-padded input planes, no im2col: the "flat"
+// engine of Direct (direct_kvec.cpp holds the channel-vectorised one;
+// choose.cpp picks between them).
+// Forward (and input gradient, run as forward problems, see problem.h):
 // output positions are flattened across rows (j = ho*Wq + wo), so one
-// register tile is 4 output channels x 24 consecutive positions (float)
-// whatever the image width, fed by unaligned loads at offsets c*plane +
-// r*dh*Wp + s*dw. Weight gradient: inner products along the flattened
-// positions between dy rows and shifted input rows, 4 out x 3 kernel columns
-// per tile, summed over the batch in a fixed order (deterministic).
-// (The "flat" engine of Direct; direct_kvec.cpp holds the channel-vectorised
-// one. conv2d_cpu.cpp chooses between them.)
+// register tile is kFlatMR output channels x flat_nv vectors of consecutive
+// positions (tiles.h: 8 x 48 floats on AVX-512, 4 x 24 on AVX2) whatever
+// the image width, fed by unaligned loads at offsets c*plane + r*dh*Wp +
+// s*dw. Weight gradient: inner products along the flattened positions
+// between dy rows and shifted input rows, 4 out x 3 kernel columns per
+// tile, summed over the batch in a fixed order (deterministic).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>

@@ -4,7 +4,9 @@
 // of kNP panels of NR = 3 vectors; for each KC slice of CRS the im2col of a
 // block is written straight into the packed panel layout [panel][kc][NR]
 // (read from zero-padded planes, so no bounds checks), then the 4 x NR
-// register micro-kernel runs over the 4-row weight panels.
+// register micro-kernel runs over the 4-row weight panels. (Kept at 4 x 3
+// vectors on every ISA: im2col is the comparison algorithm, rarely auto's
+// pick; see choose.cpp.)
 // Weight gradient: dW[Kg x CRS] = dY[Kg x L] * col[CRS x L]^T with the
 // batch folded into L; im2col rows and repacked dy rows of a batch chunk,
 // then 4 x 3 inner-product tiles vectorised along L. Chunks are reduced in
