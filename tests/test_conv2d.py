@@ -3,11 +3,13 @@ forward and both gradients, on randomly drawn shapes and arguments."""
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-import convbench
-from _helpers import RTOL, assert_close
+pytest.importorskip("hypothesis")  # an optional extra (the GPU machine lacks it)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import convbench  # noqa: E402
+from _helpers import RTOL, assert_close  # noqa: E402
 
 # Every test here runs once per CPU kernel variant this machine can run.
 pytestmark = pytest.mark.usefixtures("cpu_isa")

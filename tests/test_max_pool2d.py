@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
-import convbench
+pytest.importorskip("hypothesis")  # an optional extra (the GPU machine lacks it)
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import convbench  # noqa: E402
 
 # Every test here runs once per CPU kernel variant this machine can run.
 pytestmark = pytest.mark.usefixtures("cpu_isa")

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 import convbench
-from convbench.train import cli, runner
-from convbench.train.experiments import REGISTRY
-from convbench.train.results import write_json_atomic
+
+pytest.importorskip("matplotlib")  # convbench.train draws figures; not on the GPU machine
+from convbench.train import cli, runner  # noqa: E402
+from convbench.train.experiments import REGISTRY  # noqa: E402
+from convbench.train.results import write_json_atomic  # noqa: E402
 
 
 
