@@ -6,7 +6,10 @@ Implementation names (the `impl` of a row, used by convbench.report):
   convbench:autotuned  convbench:auto inside convbench.backends.flags(autotune=True)
   torch             PyTorch on CPU (oneDNN / its native kernels)
   cudnn             PyTorch on CUDA, cudnn.benchmark on, TF32 off (the fp32 peer)
-  cudnn_tf32        the same with TF32 allowed (a faster, less exact peer)
+  cudnn_tf32        the same with TF32 allowed (a faster, less exact peer; its
+                    rows are marked math="tf32" and kept off the fp32 roof)
+  aten              PyTorch's own CUDA max-pool kernel (ATen's; cuDNN has no
+                    part in F.max_pool2d on CUDA), the CUDA pool peer
   numpy             convbench.reference vectorised (NumPy, float64 accumulation)
   numpy_loops       convbench.reference plain loops (tiny shapes only)
 Every row's first result is compared with PyTorch in float64 on the same
@@ -80,7 +83,7 @@ def algo_of(impl: str) -> str:
 def pool_impls(device: str, tiny: bool = False) -> list:
     if device == "cpu":
         return ["convbench", "torch", "numpy"] + (["numpy_loops"] if tiny else [])
-    return ["convbench", "cudnn"]
+    return ["convbench", rowinfo.POOL_REFERENCE_IMPL["cuda"]]  # ATen's kernel, not cuDNN
 
 
 def skip_reason(device: str, impl: str):
@@ -140,12 +143,44 @@ def rel_error(got, want: torch.Tensor) -> float:
 # ---- inputs -------------------------------------------------------------------
 
 
-def pool_size(bytes_per_set: int, device: str) -> int:
-    """Input sets to rotate so a round does not just reread the caches: enough
-    sets to exceed twice the last-level cache (32 MiB L3 here, 50 MiB L2 on an
-    H100), at least 2, at most 16."""
-    target = (64 if device == "cpu" else 128) * 2**20
-    return int(min(16, max(2, math.ceil(target / max(bytes_per_set, 1)))))
+# The cache an input pool has to overflow so that a round does not just reread
+# it: the CPU's last-level cache (the 32 MiB L3 of the machines the CPU results
+# come from; not measured) and the GPU's L2 as the driver reports it (50 MiB on
+# an H100). A pool is sized by bytes to twice that cache, between 2 and
+# MAX_SETS sets: the CPU cap of 16 sets keeps the set-up of the slow CPU rows
+# bounded, so CPU layers under 4 MiB per set are timed partly from cache; the
+# CUDA cap of 256 sets lets every homework layer overflow the L2 (only the
+# synthetic tiny shapes stay cache-resident). Each row records which
+# (pool_info: pool_bytes, cache_bytes, pool_over_2x_cache).
+CPU_LLC_BYTES = 32 * 2**20
+CUDA_L2_FALLBACK_BYTES = 50 * 2**20
+MAX_SETS = {"cpu": 16, "cuda": 256}
+
+
+def cache_bytes(device: str) -> int:
+    if device != "cuda":
+        return CPU_LLC_BYTES
+    try:
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        return int(getattr(props, "L2_cache_size", 0)) or CUDA_L2_FALLBACK_BYTES
+    except (RuntimeError, AssertionError):  # no usable GPU: only collection runs here
+        return CUDA_L2_FALLBACK_BYTES
+
+
+def pool_size(bytes_per_set: int, device: str, cache: "int | None" = None) -> int:
+    """Input sets to rotate: enough to exceed twice the cache, at least 2, at
+    most MAX_SETS[device]."""
+    cache = cache_bytes(device) if cache is None else cache
+    want = math.ceil(2 * cache / max(bytes_per_set, 1))
+    return int(min(MAX_SETS[device], max(2, want)))
+
+
+def pool_info(bytes_per_set: int, sets: int, device: str, cache: "int | None" = None) -> dict:
+    """What a row records about its input pool (bench/README.md)."""
+    cache = cache_bytes(device) if cache is None else cache
+    total = sets * bytes_per_set
+    return {"pool_sets": sets, "pool_bytes": total, "cache_bytes": cache,
+            "pool_over_2x_cache": total >= 2 * cache}
 
 
 def _randn(shape, gen):
@@ -299,7 +334,7 @@ def pool_row(layer, pass_: str, impl: str):
     """(prepare, fn) as for conv_row; prepare(x, dy, idx) runs once per input set."""
     k, s, p, d, c = list(layer.kernel), list(layer.stride), list(layer.padding), \
         list(layer.dilation), layer.ceil_mode
-    if impl in ("convbench", "torch", "cudnn"):
+    if impl in ("convbench", "torch", "aten"):
         pool = convbench.max_pool2d if impl == "convbench" else F.max_pool2d
 
         def forward(x):

@@ -183,17 +183,19 @@ def _numpy_dgemm_gflops(n=1024):
     return 2 * n**3 / _best(lambda: a @ b, "cpu", repeats=5) / 1e9
 
 
-def measure(with_cuda: bool) -> dict:
-    threads = torch.get_num_threads()
-    cands, failed, arch = cpu_sgemm_candidates(threads)
-    out = {"cpu": {
-        **_roof(cands, failed),
-        "threads": threads,
-        "openblas_kernel_unset_coretype": arch,
-        "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-        "memcpy_gbps": _copy_gbps("cpu"),
-        "dgemm_numpy_gflops": _numpy_dgemm_gflops(),
-    }}
+def measure(with_cuda: bool, cpu: bool = True) -> dict:
+    out = {}
+    if cpu:
+        threads = torch.get_num_threads()
+        cands, failed, arch = cpu_sgemm_candidates(threads)
+        out["cpu"] = {
+            **_roof(cands, failed),
+            "threads": threads,
+            "openblas_kernel_unset_coretype": arch,
+            "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+            "memcpy_gbps": _copy_gbps("cpu"),
+            "dgemm_numpy_gflops": _numpy_dgemm_gflops(),
+        }
     if with_cuda:
         old = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False

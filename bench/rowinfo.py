@@ -19,6 +19,9 @@ from __future__ import annotations
 
 SUITES = ("homework", "synthetic", "beyond")
 REFERENCE_IMPL = {"cpu": "torch", "cuda": "cudnn"}
+# F.max_pool2d on CUDA runs ATen's own kernel (cuDNN is not involved): its row is "aten".
+POOL_REFERENCE_IMPL = {"cpu": "torch", "cuda": "aten"}
+TF32_IMPLS = ("cudnn_tf32",)
 
 # Multiplies of direct 3x3 convolution / those of Winograd F(2x2,3x3).
 WINOGRAD_SAVING = 2.25
@@ -40,10 +43,13 @@ def _common(kind, layer, used_by, suite, pass_, impl, device, dtype, flops, byte
             max_flop_saving=1.0, **extra) -> dict:
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
-    return {**extra, "kind": kind, "layer": layer, "used_by": list(used_by), "suite": suite,
+    info = {**extra, "kind": kind, "layer": layer, "used_by": list(used_by), "suite": suite,
             "pass": pass_, "impl": impl, "device": device, "dtype": dtype, "flops": flops,
             "bytes": bytes_, "reference": REFERENCE_IMPL[device],
             "max_flop_saving": max_flop_saving}
+    if impl in TF32_IMPLS:
+        info["math"] = "tf32"
+    return info
 
 
 def _saving(impl: str, layers) -> "float | None":
@@ -61,8 +67,10 @@ def conv(layer, pass_: str, impl: str, device: str, dtype: str, itemsize: int, *
 
 
 def pool(layer, pass_: str, impl: str, device: str, dtype: str, itemsize: int) -> dict:
-    return _common("pool", layer.id, layer.used_by, layer.suite, pass_, impl, device, dtype,
+    info = _common("pool", layer.id, layer.used_by, layer.suite, pass_, impl, device, dtype,
                    layer.flops(pass_), layer.min_bytes(pass_, itemsize))
+    info["reference"] = POOL_REFERENCE_IMPL[device]
+    return info
 
 
 def model(kind: str, name: str, suite: str, impl: str, device: str, conv_layers,

@@ -75,8 +75,6 @@ def test_overhead(benchmark, settings, device, op, mode, row):
     args = [a.to(device).requires_grad_(grad) for a in args]
     fn = _autograd(fn) if grad else fn
     peer = (_conv_rows() if op == "conv2d" else _pool_rows())["torch"]
-    want = _autograd(peer)(*args) if grad else peer(*args)
-    want = tuple(t.detach().double().cpu() for t in (want if isinstance(want, tuple) else (want,)))
 
     def check(results):
         results = results if isinstance(results, tuple) else (results,)
@@ -86,5 +84,11 @@ def test_overhead(benchmark, settings, device, op, mode, row):
     benchmark.group = f"overhead {op} {mode} {device}"
     info = rowinfo.overhead(op, L.id if op == "conv2d" else PL.id, mode, row, device)
     with impls.backend_flags("cudnn", device):
+        # The expected result inside the same backend flags as the timed call
+        # (TF32 off), and from torch's op in float64 on the CPU: no backend
+        # setting of the timed device can move it.
+        args64 = [a.detach().to("cpu", torch.float64).requires_grad_(grad) for a in args]
+        want = _autograd(peer)(*args64) if grad else peer(*args64)
+        want = tuple(t.detach() for t in (want if isinstance(want, tuple) else (want,)))
         timing.run(benchmark, fn, [tuple(args)], device=device, check=check,
                    settings=settings, extra_info=info)
