@@ -4,9 +4,13 @@ measured too low), never a fast kernel, and the report says so.
 
 - The compute roof of each device with FLOP-counted rows is in the JSON.
 - No row computes faster than the roof: GFLOP/s (FLOPs of direct
-  convolution / time) <= roof x the row's max_flop_saving (1 for direct and
-  GEMM kernels, 2.25 where convbench may run Winograd F(2x2,3x3); rows whose
-  algorithm is unknown, cuDNN's, cannot be checked and are counted as such).
+  convolution / time; on CUDA the GPU-only time where the row has one, the
+  stricter) <= roof x the row's max_flop_saving (1 for direct and GEMM
+  kernels, 2.25 where convbench may run Winograd F(2x2,3x3); rows whose
+  algorithm is unknown, cuDNN's, and TF32 rows, whose products are not
+  float32 ones, cannot be checked and are counted as such).
+- CUDA rows were timed with bench/timing.py's synchronising clock
+  (pytest-benchmark's options.timer): another clock would time launches only.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from .load import Row, Run
 _ROOF_KEY = {"float32": "sgemm_gflops", "float16": "hgemm_gflops",
              "bfloat16": "bf16gemm_gflops"}
 _FLOP_KINDS = ("conv", "train", "infer")  # pool "FLOPs" are comparisons, not FMAs
+CUDA_TIMER_NAME = "cuda_sync_clock"  # bench/timing.py's SyncClock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,17 +56,19 @@ def above_roof(run: Run) -> Tuple[List[Tuple[Row, float, float]], int, int, Opti
     bad, checked, unknown, top = [], 0, 0, None
     for r in _flop_rows(run):
         roof, saving = roof_of(run, r), max_flop_saving(r)
-        if saving is None:
+        if saving is None or r.tf32:
             unknown += 1
             continue
         if not roof:
             continue  # reported by the roof-present check
         checked += 1
         limit = roof * saving
-        if top is None or r.gflops / limit > top[1]:
-            top = (r, r.gflops / limit)
-        if r.gflops > limit:
-            bad.append((r, r.gflops, limit))
+        seconds = min(r.seconds, r.gpu_seconds or r.seconds)
+        gflops = r.flops / seconds / 1e9
+        if top is None or gflops / limit > top[1]:
+            top = (r, gflops / limit)
+        if gflops > limit:
+            bad.append((r, gflops, limit))
     return sorted(bad, key=lambda b: -b[1] / b[2]), checked, unknown, top
 
 
@@ -79,7 +86,8 @@ def checks(run: Run) -> List[Check]:
                          if missing else ", ".join(f"{d}: {v:.1f} GFLOP/s"
                                                    for d, v in sorted(roofs.items()))))
     bad, checked, unknown, top = above_roof(run)
-    skipped = f"; {unknown} not checkable (cuDNN may run Winograd/FFT)" if unknown else ""
+    skipped = (f"; {unknown} not checkable (cuDNN may run Winograd/FFT; TF32 is not float32)"
+               if unknown else "")
     if bad:
         shown = "; ".join(f"{_name(r)}: {g:.1f} GFLOP/s > limit {lim:.1f}"
                           for r, g, lim in bad[:10])
@@ -92,6 +100,15 @@ def checks(run: Run) -> List[Check]:
     else:
         details = f"no row could be checked{skipped}"
     out.append(Check("No conv/network row above the compute roof", not bad, details))
+    cuda = [r for r in run.rows if r.device == "cuda"]
+    if cuda:
+        wrong = [r for r in cuda if r.timer != CUDA_TIMER_NAME]
+        names = sorted({str(r.timer) for r in wrong})
+        out.append(Check(
+            "CUDA rows timed with the synchronising clock", not wrong,
+            f"all {len(cuda)} by `{CUDA_TIMER_NAME}`" if not wrong else
+            f"**measurement error**: {len(wrong)} of {len(cuda)} CUDA rows timed by "
+            f"{', '.join(names)} (launch time only, not the kernels)"))
     return out
 
 

@@ -5,13 +5,14 @@ from typing import List
 
 from .beyond import beyond_section
 from .checks import check_lines
+from .gpu import gpu_timing_lines
 from .header import header
 from .load import Run
 from .tables import sections, table, targets
 
 
 def markdown(run: Run, source: str, plots: List[str] = ()) -> str:
-    lines = header(run, source) + targets(run) + check_lines(run)
+    lines = header(run, source) + targets(run) + check_lines(run) + gpu_timing_lines(run)
     for key, rows in sections(run).items():
         lines += table(key, rows)
     lines += beyond_section(run)

@@ -28,6 +28,27 @@ class Row:
     # homework (in the means), synthetic (tiny/overhead shapes: shown, not in
     # the means) or beyond (ResNet-18/VGG: their own section); recorded by the bench.
     suite: str = "homework"
+    # The clock pytest-benchmark timed the rounds with (its options.timer):
+    # CUDA rows must name bench/timing.py's synchronising clock.
+    timer: Optional[str] = None
+
+    @property
+    def gpu_seconds(self) -> Optional[float]:
+        """CUDA rows: GPU time per call from CUDA-graph replay (no host launch
+        cost), where the calls could be captured."""
+        v = self.extra.get("gpu_s")
+        return float(v) if v else None
+
+    @property
+    def host_bound(self) -> bool:
+        """CUDA rows whose end-to-end time is the host's: its last call of a
+        round was enqueued after >= 90% of the round (bench/timing.py)."""
+        return bool(self.extra.get("host_bound"))
+
+    @property
+    def tf32(self) -> bool:
+        """Rows computed with TF32 products (cudnn_tf32): not float32 arithmetic."""
+        return self.extra.get("math") == "tf32" or self.impl == "cudnn_tf32"
 
     @property
     def gflops(self) -> Optional[float]:
@@ -95,11 +116,41 @@ def load(path: str, stat: str = "min") -> Run:
             pass_=info["pass"], impl=info["impl"], device=info["device"], dtype=info["dtype"],
             reference=info.get("reference", ""), seconds=seconds,
             rounds=int(b["stats"].get("rounds", 0)), flops=info.get("flops"),
-            bytes=info.get("bytes"), extra=info, suite=_suite(info)))
+            bytes=info.get("bytes"), extra=info, suite=_suite(info),
+            timer=(b.get("options") or {}).get("timer")))
     if not rows:
         raise ValueError(f"{path}: no convbench benchmark rows (extra_info['kind']) found")
     return Run(rows, data.get("machine_info", {}), data.get("commit_info", {}),
                data.get("datetime", ""), stat)
+
+
+def merge(datas: List[dict]) -> dict:
+    """One pytest-benchmark JSON from several of one run (a GPU check writes one
+    per stage): the benchmarks of all, in order; the machine info of the first
+    that measured ceilings (else the first); the first's commit and date."""
+    if not datas:
+        raise ValueError("nothing to merge")
+    for i, d in enumerate(datas):
+        if not isinstance(d, dict) or "benchmarks" not in d:
+            raise ValueError(f"JSON #{i + 1}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+    with_roof = [d for d in datas
+                 if ((d.get("machine_info") or {}).get("convbench") or {}).get("roofline")]
+    out = dict(datas[0])
+    out["machine_info"] = (with_roof or datas)[0].get("machine_info", {})
+    out["benchmarks"] = [b for d in datas for b in d["benchmarks"]]
+    return out
+
+
+def merge_files(paths: List[str], out_path: str) -> dict:
+    """merge() the JSON files at paths and write the result to out_path."""
+    datas = []
+    for p in paths:
+        with open(p) as f:
+            datas.append(json.load(f))
+    merged = merge(datas)
+    with open(out_path, "w") as f:
+        json.dump(merged, f)
+    return merged
 
 
 def geomean(values) -> Optional[float]:

@@ -1,7 +1,7 @@
 """PNG plots of a run: per-layer speedup of each convbench algorithm over the
 reference, and achieved GFLOP/s of the homework layers against this
 machine's measured roofline (the best float32 GEMM and memcpy bandwidth from
-the same run)."""
+the same run; TF32 rows are left off the float32 roofline)."""
 from __future__ import annotations
 
 import os
@@ -46,7 +46,8 @@ def _speedup(run: Run, plt, kind, device, dtype, passes, path) -> bool:
             ax.bar(xs, [rs[l] for l in layers if l in rs], width, label=impl)
         ax.axhline(1.0, color="k", lw=0.8)
         for t in TARGETS:
-            if (t.kind, t.device, t.pass_, t.peer) == (kind, device, pass_, reference):
+            if (t.kind, t.device, t.pass_, t.peer, t.metric) == (kind, device, pass_, reference,
+                                                                 "wall"):
                 ax.axhline(t.bar, color="r", ls="--", lw=0.8, label=f"target {t.bar}×")
         ax.set_yscale("log")
         ax.set_ylabel(f"× {reference} speed")
@@ -60,9 +61,16 @@ def _speedup(run: Run, plt, kind, device, dtype, passes, path) -> bool:
     return True
 
 
+def roofline_rows(run: Run, device: str, dtype: str) -> list:
+    """The points of a roofline plot: homework conv rows with FLOPs and bytes.
+    TF32 rows (cudnn_tf32) run TF32 products, not float32 FMAs: they are not
+    points under the float32 roof."""
+    return [r for r in run.rows if r.kind == "conv" and r.device == device and r.dtype == dtype
+            and r.suite == "homework" and r.flops and r.bytes and not r.tf32]
+
+
 def _roofline(run: Run, plt, device, dtype, path) -> bool:
-    rows = [r for r in run.rows if r.kind == "conv" and r.device == device and r.dtype == dtype
-            and r.suite == "homework" and r.flops and r.bytes]
+    rows = roofline_rows(run, device, dtype)
     if not rows:
         return False
     peak, bw = _ceilings(run, device, dtype)

@@ -29,6 +29,9 @@ class Target:
     bar: float
     suite: str = "homework"
     layer: Optional[str] = None  # one model's ratio instead of a mean over layers
+    # wall: the rows' own times, end to end (host included); gpu: their GPU-only
+    # times (CUDA-graph replay, bench/timing.py), kernels without launch cost.
+    metric: str = "wall"
 
     @property
     def impls(self) -> Tuple[str, str]:
@@ -42,8 +45,13 @@ TARGETS = (
     Target("CPU training step vs PyTorch CPU", "train", "cpu", "step", "torch", 1.15),
     Target("GPU conv2d fwd+bwd vs cuDNN (TF32 off)", "conv", "cuda", "fwd_bwd", "cudnn", 1.0),
     Target("GPU conv2d fwd+bwd vs cuDNN, next bar", "conv", "cuda", "fwd_bwd", "cudnn", 1.3),
+    Target("GPU conv2d fwd+bwd vs cuDNN (TF32 off), kernels only", "conv", "cuda", "fwd_bwd",
+           "cudnn", 1.0, metric="gpu"),
     Target("GPU training step vs PyTorch+cuDNN", "train", "cuda", "step", "cudnn", 1.0),
+    Target("GPU training step vs PyTorch+cuDNN, kernels only", "train", "cuda", "step", "cudnn",
+           1.0, metric="gpu"),
 )
+TIMED = {"wall": "end to end", "gpu": "GPU only (CUDA graph)"}
 BEYOND_BAR = 0.9
 BEYOND_TARGETS = tuple(
     Target(f"{label} {what} vs PyTorch CPU", kind, "cpu", pass_, "torch", BEYOND_BAR,
@@ -81,12 +89,23 @@ def sections(run: Run, beyond: bool = False) -> Dict[Key, List[Row]]:
     return out
 
 
-def ratios(rows: List[Row], impl: str, peer: str) -> Dict[str, float]:
-    """Per layer: peer time / impl time (> 1: impl is faster), homework layers only."""
+def row_time(r: Row, metric: str = "wall") -> Optional[float]:
+    """A row's time per call: its own (end to end) or its GPU-only time."""
+    return r.seconds if metric == "wall" else r.gpu_seconds
+
+
+def ratios(rows: List[Row], impl: str, peer: str, metric: str = "wall") -> Dict[str, float]:
+    """Per layer: peer time / impl time (> 1: impl is faster), homework layers
+    only; metric 'gpu': GPU-only times, layers where both rows have one."""
     by = {(r.layer, r.impl): r for r in rows}
-    return {layer: by[(layer, peer)].seconds / r.seconds
-            for (layer, i), r in by.items()
-            if i == impl and (layer, peer) in by and not r.tiny}
+    out = {}
+    for (layer, i), r in by.items():
+        if i != impl or (layer, peer) not in by or r.tiny:
+            continue
+        mine, theirs = row_time(r, metric), row_time(by[(layer, peer)], metric)
+        if mine and theirs:
+            out[layer] = theirs / mine
+    return out
 
 
 def target_results(run: Run, targets=TARGETS):
@@ -98,7 +117,7 @@ def target_results(run: Run, targets=TARGETS):
         if t.layer is not None:
             rows = [r for r in rows if r.layer == t.layer]
         for impl in t.impls:
-            rs = ratios(rows, impl, t.peer)
+            rs = ratios(rows, impl, t.peer, t.metric)
             yield t, impl, geomean(rs.values()), len(rs)
 
 
@@ -129,11 +148,12 @@ def verdict(g: Optional[float], bar: float) -> str:
 
 
 def target_lines(run: Run, targets_=TARGETS, over: bool = True) -> List[str]:
-    """One line per target and convbench row (auto, then autotuned)."""
-    lines = ["| target | convbench row | measured | bar | verdict |",
-             "| --- | --- | --- | --- | --- |"]
+    """One line per target and convbench row (auto, then autotuned); `timed`
+    says which times: end to end (as a user's call takes) or GPU only."""
+    lines = ["| target | convbench row | timed | measured | bar | verdict |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for t, impl, g, n in target_results(run, targets_):
-        lines.append(f"| {t.what} | `{impl}` | {_fmt_ratio(g)}"
+        lines.append(f"| {t.what} | `{impl}` | {TIMED[t.metric]} | {_fmt_ratio(g)}"
                      + (f" over {n}" if n and over else "")
                      + f" | ≥ {fmt_bar(t.bar)}× | {verdict(g, t.bar)} |")
     return lines
@@ -144,7 +164,9 @@ def targets(run: Run) -> List[str]:
             "Ratio = reference time / convbench time (geometric mean over the homework layers "
             "or networks; > 1 means convbench is faster). Each target is shown for `auto` and "
             "for the `autotuned` row (the same calls inside "
-            "`convbench.backends.flags(autotune=True)`).", ""] + target_lines(run) + [""]
+            "`convbench.backends.flags(autotune=True)`). *End to end*: the rows' own times, "
+            "host (Python, dispatch, launches) included; *GPU only*: the same calls replayed "
+            "from a CUDA graph, the kernels alone.", ""] + target_lines(run) + [""]
 
 
 def _layer_label(r: Row) -> str:
@@ -167,8 +189,13 @@ def table(key: Key, rows: List[Row], level: str = "##", prefix: str = "") -> Lis
     if kind not in ("train", "infer"):
         title += f" {PASS_NAMES.get(pass_, pass_)}"
     title += f" — {device}, {dtype}"
-    lines = [title, "",
-             f"Each cell: time · {rate}ratio to `{reference}` (its time / this time).", "",
+    gpu_rows = any(r.gpu_seconds or r.host_bound for r in rows)
+    cell = f"Each cell: time · {rate}ratio to `{reference}` (its time / this time)"
+    if gpu_rows:
+        cell += ("; end to end, then `GPU` time (CUDA-graph replay, kernels only) and its ratio; "
+                 "**host-bound**: the host's enqueueing took >= 90% of the row's rounds, so its "
+                 "end-to-end time is the Python/dispatch path, not the kernels")
+    lines = [title, "", cell + ".", "",
              "| layer | " + " | ".join(f"`{i}`" for i in impls) + " |",
              "| --- |" + " --- |" * len(impls)]
     for layer in layers:
@@ -185,7 +212,14 @@ def table(key: Key, rows: List[Row], level: str = "##", prefix: str = "") -> Lis
             else:
                 speed_s = f"{speed:.1f}" if speed is not None else ""
             ratio = _fmt_ratio(ref.seconds / r.seconds) if ref and i != reference else ""
-            cells.append(" · ".join(s for s in (_fmt_time(r.seconds), speed_s, ratio) if s))
+            parts = [_fmt_time(r.seconds), speed_s, ratio]
+            if r.gpu_seconds:
+                gpu_ratio = (f" {_fmt_ratio(ref.gpu_seconds / r.gpu_seconds)}"
+                             if ref and ref.gpu_seconds and i != reference else "")
+                parts.append(f"GPU {_fmt_time(r.gpu_seconds)}{gpu_ratio}")
+            if r.host_bound:
+                parts.append("**host-bound**")
+            cells.append(" · ".join(s for s in parts if s))
         lines.append(f"| {_layer_label(by[(layer, next(i for i in impls if (layer, i) in by))])}"
                      f" | " + " | ".join(cells) + " |")
     means = []
@@ -194,6 +228,13 @@ def table(key: Key, rows: List[Row], level: str = "##", prefix: str = "") -> Lis
         means.append(_fmt_ratio(geomean(rs.values())) if rs and i != reference else "")
     if any(means):
         lines.append("| **geometric mean ratio** | " + " | ".join(means) + " |")
+    if gpu_rows:
+        gmeans = []
+        for i in impls:
+            rs = ratios(rows, i, reference, "gpu")
+            gmeans.append(_fmt_ratio(geomean(rs.values())) if rs and i != reference else "")
+        if any(gmeans):
+            lines.append("| **geometric mean ratio, GPU only** | " + " | ".join(gmeans) + " |")
     if kind == "conv":
         best = _best_algo_mean(rows, reference)
         if best:
