@@ -187,7 +187,8 @@ if [ "$dry" = 1 ]; then
   run_stage bench-plan 300 "$outdir/logs/bench-plan.log" "^benchmark stages" \
     "${gcpy[@]}" bench-plan "$outdir"
 else
-  run_stage cuda-tests "$(pct 25)" "$outdir/logs/cuda-tests.log" "(passed|failed|error)" "${pytest_cuda[@]}"
+  run_stage cuda-tests "$(pct 25)" "$outdir/logs/cuda-tests.log" "(passed|failed|error|skipped)" \
+    "${pytest_cuda[@]}"
 
   lim=$(limit "$(pct 20)")
   run_stage layer-table "$lim" "$outdir/logs/layer-table.log" "geometric mean cuDNN / auto" \
@@ -216,17 +217,18 @@ else
   # that runs measures the GPU's ceilings for all of them.
   roof=cuda
   for s in $("$python" bench/gpu_stages.py); do
-    run_stage "bench-$s" "$budget" "$outdir/logs/bench-$s.log" "(passed|failed|error)" \
+    run_stage "bench-$s" "$budget" "$outdir/logs/bench-$s.log" "(passed|failed|error|skipped)" \
       "$python" -m pytest bench/ --benchmark-only -q -p no:cacheprovider --cb-stage "$s" \
       --cb-budget "${CONVBENCH_BENCH_ROW_BUDGET:-0.05}" --cb-roofline "$roof" \
       --benchmark-json="$outdir/bench/BENCH_$s.json"
     rc=$?
     [ "$rc" = 99 ] && break
-    [ -f "$outdir/bench/BENCH_$s.json" ] && roof=none
+    # (pytest-benchmark creates the file up front: only a non-empty one has rows)
+    [ -s "$outdir/bench/BENCH_$s.json" ] && roof=none
   done
   jsons=()
   for j in "$outdir"/bench/BENCH_*.json; do
-    [ -f "$j" ] && [ "$(basename "$j")" != BENCH_merged.json ] && jsons+=("$j")
+    [ -s "$j" ] && [ "$(basename "$j")" != BENCH_merged.json ] && jsons+=("$j")
   done
   if [ "${#jsons[@]}" -gt 0 ]; then
     step "benchmark report"

@@ -190,8 +190,9 @@ def time_us(fn, torch):
     return best, graphed
 
 
-def _calls(layer, torch, F):
-    """{impl: fn(pass) -> callable} and the float64 answers, for one layer."""
+def _calls(layer, torch, F, device="cuda"):
+    """(ours(pass, algo), aten(pass), exact): callables of one layer's calls on
+    `device` and the float64 answers (the tests run them on the CPU)."""
     import convbench  # noqa: F401 - registers torch.ops.convbench
 
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -203,8 +204,7 @@ def _calls(layer, torch, F):
     dy = torch.randn(layer.N, layer.K, P, Q, generator=g)
     st, pd, dl, gr = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
     pad4 = [pd[0], pd[0], pd[1], pd[1]]
-    cuda = [t.cuda() if t is not None else None for t in (x, w, b, dy)]
-    x, w, b, dy = cuda
+    x, w, b, dy = (t.to(device) if t is not None else None for t in (x, w, b, dy))
     ops = torch.ops.convbench
     conv_bwd = torch.ops.aten.convolution_backward
 

@@ -14,9 +14,10 @@ inputs. Run it with PYTORCH_NO_CUDA_MEMORY_CACHING=1 so every tensor is its
 own allocation (with PyTorch's cache, a small overrun lands inside another
 cached tensor and memcheck sees nothing).
 
-Cases run float32 first (every family and pass), then float16, bfloat16,
-float64; --budget S stops starting new cases after S seconds from start
-(imports included), so a sanitizer still ends with its summary.
+Cases run on the small shapes first (float32, then float16, bfloat16,
+float64: every family and pass), the larger float32 shapes last; --budget S
+stops starting new cases after S seconds from start (imports included), so
+a sanitizer still ends with its summary.
 
 usage: python tools/gpu_sanitize_cases.py [--budget S] [--list]
 """
@@ -59,21 +60,23 @@ class Case:
 
 
 def cases(algos):
-    """Every case, in run order: float32 first, then the other dtypes."""
+    """Every case, in run order: the small edge shape for every family, pass
+    and dtype (float32 first, with the first-layer shape), then the larger
+    homework shapes in float32, the slowest under racecheck, last."""
     out = []
     for dtype in DTYPES:
-        shapes = [("edge", EDGE)]
-        if dtype == "float32":
-            shapes += [("homework", HOMEWORK), ("first-layer", FIRST)]
+        shapes = [("edge", EDGE)] + ([("first-layer", FIRST)] if dtype == "float32" else [])
         for name, shape in shapes:
             for algo in algos:
                 for p in CONV_PASSES:
                     out.append(Case("conv", algo, p, dtype, shape, name))
-        pools = [("edge", POOL_EDGE)] + ([("homework", POOL_HOMEWORK)]
-                                         if dtype == "float32" else [])
-        for name, shape in pools:
-            for p in POOL_PASSES:
-                out.append(Case("pool", "max_pool2d", p, dtype, shape, name))
+        for p in POOL_PASSES:
+            out.append(Case("pool", "max_pool2d", p, dtype, POOL_EDGE, "edge"))
+    for algo in algos:
+        for p in CONV_PASSES:
+            out.append(Case("conv", algo, p, "float32", HOMEWORK, "homework"))
+    for p in POOL_PASSES:
+        out.append(Case("pool", "max_pool2d", p, "float32", POOL_HOMEWORK, "homework"))
     return out
 
 
