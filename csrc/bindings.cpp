@@ -81,9 +81,8 @@ void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, i
     conv2d_forward_cpu({a, variant}, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y));
     return;
   }
-  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
-  conv2d_forward_cuda(a, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y),
+  conv2d_forward_cuda({a, variant}, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y),
                       device_index, stream_ptr(stream));
 #else
   (void)device_index, (void)stream;
@@ -102,9 +101,8 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
     conv2d_backward_input_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx));
     return;
   }
-  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
-  conv2d_backward_input_cuda(a, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx),
+  conv2d_backward_input_cuda({a, variant}, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx),
                              device_index, stream_ptr(stream));
 #else
   (void)device_index, (void)stream;
@@ -112,9 +110,11 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
 #endif
 }
 
+// workspace: CUDA only, conv2d_workspace_size bytes the caller allocated
+// (from PyTorch's allocator, on this stream); 0 with 0 bytes where none.
 void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
                             const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw,
-                            int variant) {
+                            int variant, uintptr_t workspace, size_t workspace_bytes) {
   check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
   const auto a = static_cast<Conv2dAlgo>(algo);
@@ -123,12 +123,12 @@ void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int 
     conv2d_backward_weight_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw));
     return;
   }
-  CB_CHECK(variant == 0, "conv2d: CUDA algorithms have a single engine (variant 0)");
 #ifdef CONVBENCH_WITH_CUDA
-  conv2d_backward_weight_cuda(a, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
-                              device_index, stream_ptr(stream));
+  conv2d_backward_weight_cuda({a, variant}, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
+                              mptr<void>(workspace), workspace_bytes, device_index,
+                              stream_ptr(stream));
 #else
-  (void)device_index, (void)stream;
+  (void)device_index, (void)stream, (void)workspace, (void)workspace_bytes;
   no_cuda();
 #endif
 }
@@ -146,13 +146,51 @@ int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& sha
 #endif
 }
 
-// (algo, variant) pairs the CPU autotuner times for this pass and shape.
-std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const ConvShapeArgs& shape) {
+// (algo, variant) pairs the autotuner times for this pass and shape.
+std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const ConvShapeArgs& shape,
+                                                   int device) {
+  check_device(device);
+  const auto p = static_cast<Conv2dPass>(pass);
+  const auto t = static_cast<DType>(dtype);
+  const Conv2dShape s = to_conv_shape(shape);
+  std::vector<Conv2dConfig> configs;
+  if (device == kCPU) {
+    configs = conv2d_candidates_cpu(p, t, s);
+  } else {
+#ifdef CONVBENCH_WITH_CUDA
+    configs = conv2d_candidates_cuda(p, t, s);
+#else
+    no_cuda();
+#endif
+  }
   std::vector<std::pair<int, int>> out;
-  for (const Conv2dConfig& c : conv2d_candidates_cpu(static_cast<Conv2dPass>(pass),
-                                                     static_cast<DType>(dtype), to_conv_shape(shape)))
-    out.emplace_back(static_cast<int>(c.algo), c.variant);
+  for (const Conv2dConfig& c : configs) out.emplace_back(static_cast<int>(c.algo), c.variant);
   return out;
+}
+
+// Bytes of CUDA workspace a grad-weight call with these arguments needs.
+size_t conv2d_workspace_size(int pass, int dtype, int algo, int variant,
+                             const ConvShapeArgs& shape) {
+#ifdef CONVBENCH_WITH_CUDA
+  return conv2d_workspace_size_cuda({static_cast<Conv2dAlgo>(algo), variant},
+                                    static_cast<Conv2dPass>(pass), static_cast<DType>(dtype),
+                                    to_conv_shape(shape));
+#else
+  (void)pass, (void)dtype, (void)algo, (void)variant, (void)shape;
+  no_cuda();
+#endif
+}
+
+std::string conv2d_variant_name(int algo, int variant, int device, int pass) {
+  check_device(device);
+  const auto a = static_cast<Conv2dAlgo>(algo);
+  if (device == kCPU) return conv2d_variant_name_cpu(a, variant);
+#ifdef CONVBENCH_WITH_CUDA
+  return conv2d_variant_name_cuda(a, static_cast<Conv2dPass>(pass), variant);
+#else
+  (void)pass;
+  no_cuda();
+#endif
 }
 
 // The (algo, variant) a CPU request resolves to on the variant in use.
@@ -258,15 +296,20 @@ PYBIND11_MODULE(_C, m) {
         py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"), py::arg("variant") = 0);
   m.def("conv2d_backward_weight", &conv2d_backward_weight, nogil, py::arg("device"),
         py::arg("device_index"), py::arg("stream"), py::arg("dtype"), py::arg("algo"),
-        py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"), py::arg("variant") = 0);
+        py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"), py::arg("variant") = 0,
+        py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
   m.def("conv2d_candidates", &conv2d_candidates, py::arg("pass_"), py::arg("dtype"),
-        py::arg("shape"), "CPU (algo, variant) pairs the autotuner times for a pass and shape");
+        py::arg("shape"), py::arg("device") = 0,
+        "(algo, variant) pairs the autotuner times for a pass and shape on a device");
+  m.def("conv2d_workspace_size", &conv2d_workspace_size, py::arg("pass_"), py::arg("dtype"),
+        py::arg("algo"), py::arg("variant"), py::arg("shape"),
+        "Bytes of CUDA workspace a conv2d call needs (0: none)");
   m.def("conv2d_resolve", &conv2d_resolve, py::arg("pass_"), py::arg("dtype"), py::arg("algo"),
         py::arg("variant"), py::arg("shape"),
         "The CPU (algo, variant) a request resolves to on the ISA variant in use");
-  m.def("conv2d_variant_name", [](int algo, int variant) {
-          return std::string(conv2d_variant_name_cpu(static_cast<Conv2dAlgo>(algo), variant));
-        }, py::arg("algo"), py::arg("variant"), "Name of a CPU engine ('flat', 'kvec', ...)");
+  m.def("conv2d_variant_name", &conv2d_variant_name, py::arg("algo"), py::arg("variant"),
+        py::arg("device") = 0, py::arg("pass_") = 0,
+        "Name of an engine or tiling ('flat', 'kvec', 'bm64', 'split16', 'ch4', ...)");
   m.def("conv2d_choose_algo", &conv2d_choose_algo);
   m.def("conv2d_algos", &conv2d_algos);
   m.def("max_pool2d_forward", &max_pool2d_forward, nogil);

@@ -125,7 +125,7 @@ def test_cache_file_persists_choices(tmp_path, monkeypatch):
     assert data["format"] == 1 and len(next(iter(data["entries"].values()))) == len(first)
     # A fresh process state: the choice comes from the file, no timing at all.
     backends.clear_autotune()
-    monkeypatch.setattr(_autotune, "_time", lambda *a, **k: pytest.fail("timed despite the cache"))
+    monkeypatch.setattr(_autotune, "_timed_call", lambda *a, **k: pytest.fail("timed despite the cache"))
     with backends.flags(autotune_cache=str(path)):
         y = convbench.conv2d(x, w, b)
     assert backends.autotune_choices() == first
@@ -181,3 +181,43 @@ def test_environment_variable_bad_value_fails_clearly():
     out = subprocess.run([sys.executable, "-c", "import convbench"], env=env, capture_output=True,
                          text=True)
     assert out.returncode != 0 and "CONVBENCH_AUTOTUNE=maybe" in out.stderr
+
+
+def test_cuda_tuning_times_synchronised_batches_per_gpu_model(monkeypatch):
+    # The CUDA path without a GPU: kernels are asynchronous, so a candidate's
+    # time must span a device synchronisation. Here "launching" only queues
+    # work that the fake synchronisation then performs (sleeps): a tuner that
+    # timed launches alone would see every candidate as equally fast.
+    cost = {(1, 0): 400e-6, (3, 1): 300e-6, (3, 2): 60e-6, (5, 1): 200e-6,
+            (5, 0): 250e-6}  # (the heuristic's algorithm with its own tiling)
+    queued = []
+    syncs = []
+
+    def sync():
+        syncs.append(1)
+        time.sleep(sum(queued))
+        queued.clear()
+
+    monkeypatch.setattr(_autotune._C, "conv2d_candidates",
+                        lambda p, d, s, device=0: [c for c in cost if c != (5, 0)]
+                        if device == 1 else [])
+    monkeypatch.setattr(_autotune._C, "conv2d_choose_algo", lambda dev, p, d, s: 5)
+    monkeypatch.setattr(_autotune, "_gpu_model", lambda index: f"Fake GPU {index}")
+    monkeypatch.setattr(_autotune, "_cuda_sync", lambda index: sync)
+    shape = (2, 3, 8, 8, 4, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1, 1)
+    tuner = _autotune.Tuner()
+    tuner.enabled = True
+    ran = []
+
+    def run(a, v):
+        ran.append((a, v))
+        queued.append(cost[(a, v)])
+
+    assert tuner.choose(0, 0, shape, run, device=1, device_index=1) == (3, 2)
+    assert syncs and set(ran) == set(cost)  # the heuristic's own choice timed too
+    assert list(tuner.choices()) == [(0, 0, shape, "cuda:Fake GPU 1", 0)]
+    # Keyed by GPU model: another GPU tunes again, the same one does not.
+    ran.clear()
+    assert tuner.choose(0, 0, shape, run, device=1, device_index=1) == (3, 2) and not ran
+    tuner.choose(0, 0, shape, run, device=1, device_index=2)
+    assert ran and len(tuner.choices()) == 2

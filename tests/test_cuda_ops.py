@@ -87,8 +87,11 @@ def raw_backward_weight(dy, x, w_shape, stride, padding, dilation, groups, algo)
     w = torch.empty(w_shape, device=dy.device, dtype=dy.dtype)
     s = conv_shape16(x, w, stride, padding, dilation, groups, dy.shape[2], dy.shape[3])
     dw = torch.full(w_shape, float("nan"), device=dy.device, dtype=dy.dtype)
-    _C.conv2d_backward_weight(*_ids(dy, algo), s, dy.contiguous().data_ptr(), x.data_ptr(),
-                              dw.data_ptr())
+    ids = _ids(dy, algo)
+    n = _C.conv2d_workspace_size(2, ids[3], ids[4], 0, s)  # split-K partial sums
+    ws = torch.full((n,), 255, dtype=torch.uint8, device=dy.device) if n else None
+    _C.conv2d_backward_weight(*ids, s, dy.contiguous().data_ptr(), x.data_ptr(),
+                              dw.data_ptr(), 0, ws.data_ptr() if n else 0, n)
     return dw
 
 
@@ -453,3 +456,76 @@ def test_homework_layers_auto(layer):
     assert rel_err(dx, ref_dx) <= 1e-5
     assert rel_err(dw, ref_dw) <= 1e-5
     assert math.isfinite(dw.sum().item())
+
+
+# ---------------------------------------------------------------- workspace, tilings, autotuning
+
+
+def test_grad_weight_workspace_comes_from_torchs_allocator():
+    # The split-K partial sums are a tensor of PyTorch's caching allocator
+    # (visible to torch.cuda.memory_*), not memory the kernels allocate.
+    x, w, _, cfg = _make((128, 8, 28, 28, 16, 3, 3, 1, 1, 1, 1, False))
+    x.requires_grad_()
+    w.requires_grad_()
+    s = conv_shape16(x, w, 1, 1, 1, 1)
+    n = _C.conv2d_workspace_size(2, _C.DTYPE_IDS["float32"], _C.CONV2D_ALGO_IDS["implicit_gemm"],
+                                 0, s)
+    assert n > 0
+    y = conv(x, w, algo="implicit_gemm", **cfg)
+    dy = torch.randn_like(y)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    (dw,) = torch.autograd.grad(y, (w,), dy, retain_graph=True)
+    torch.cuda.synchronize()
+    assert torch.cuda.max_memory_allocated() - base >= n  # the workspace was torch's
+    xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+    (ref,) = torch.autograd.grad(F.conv2d(xr, wr, **cfg), (wr,), dy)
+    assert rel_err(dw, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("pass_", [0, 1, 2])
+def test_every_tuning_variant_matches_torch(pass_):
+    # What the autotuner and tools/gpu_tuning_sweep.py time: every candidate
+    # (algorithm, forced tiling) of the pass.
+    from convbench import _launch
+
+    x, w, b, cfg = _make((6, 12, 15, 13, 20, 3, 3, 1, 1, 1, 2, True))
+    st, pd, dl, g = pair(cfg["stride"]), pair(cfg["padding"]), pair(cfg["dilation"]), cfg["groups"]
+    pad4 = (pd[0], pd[0], pd[1], pd[1])
+    xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+    y = F.conv2d(xr, wr, b, **cfg)
+    dy = torch.randn_like(y)
+    dx_ref, dw_ref = torch.autograd.grad(y, (xr, wr), dy)
+    s = conv_shape16(x, w, st, pd, dl, g)
+    names = {v: k for k, v in _C.CONV2D_ALGO_IDS.items()}
+    cands = _C.conv2d_candidates(pass_, _C.DTYPE_IDS["float32"], s, _C.DEVICE_CUDA)
+    assert len(cands) >= 3
+    for a, v in cands:
+        algo = names[a]
+        if pass_ == 0:
+            got, ref = _launch.conv2d_forward(x, w, b, y.shape[2:], st, pad4, dl, g, algo, v), y
+        elif pass_ == 1:
+            got, ref = _launch.conv2d_backward_input(dy, w, x.shape, st, pad4, dl, g, algo, v), dx_ref
+        else:
+            got, ref = _launch.conv2d_backward_weight(dy, x, w.shape, st, pad4, dl, g, algo, v), dw_ref
+        assert rel_err(got, ref) <= 1e-5, (algo, v)
+
+
+def test_autotuned_cuda_conv_matches_torch_and_is_keyed_by_gpu():
+    x, w, b, cfg = _make(CASES[1])
+    x.requires_grad_()
+    w.requires_grad_()
+    convbench.backends.clear_autotune()
+    try:
+        with convbench.backends.flags(autotune=True, autotune_cache=None):
+            y = conv(x, w, b, **cfg)
+            dx, dw = torch.autograd.grad(y, (x, w), torch.ones_like(y))
+            keys = list(convbench.backends.autotune_choices())
+    finally:
+        convbench.backends.clear_autotune()
+    xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+    ref = F.conv2d(xr, wr, b, **cfg)
+    rdx, rdw = torch.autograd.grad(ref, (xr, wr), torch.ones_like(ref))
+    assert rel_err(y, ref) <= 1e-5 and rel_err(dx, rdx) <= 1e-5 and rel_err(dw, rdw) <= 1e-5
+    assert len(keys) == 3 and all(k[3] == "cuda:" + torch.cuda.get_device_name() for k in keys)

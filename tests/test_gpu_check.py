@@ -534,3 +534,46 @@ def test_layer_table_calls_compute_each_pass_of_a_catalogue_layer():
         assert exact[p].dtype == torch.float64
         assert t._rel_err(ours(p, "direct")(), exact[p]) <= t.TOLERANCE
         assert t._rel_err(aten(p)(), exact[p]) <= t.TOLERANCE
+
+
+# ---------------------------------------------------------------- tuning sweep
+
+
+def test_tuning_sweep_judges_auto_against_the_fastest_correct_configuration():
+    import gpu_tuning_sweep as sw
+
+    row = {"layer": "L1", "pass": "fwd", "wrong": ["fused:ch8"], "graphed": {},
+           "us": {"direct": 10.0, "implicit_gemm:bm128": 4.0, "fused:ch8": 3.0, "auto": 5.0}}
+    assert sw.best_of(row) == "implicit_gemm:bm128"  # a wrong output is never the fastest
+    text = sw.markdown([row], {"device": "G"})
+    assert "| L1 | fwd | 5.0 | implicit_gemm:bm128 4.0 | 1.25 |" in text
+    assert "WRONG: fused:ch8" in text and "within 5% of the fastest: 0/1" in text
+
+
+def test_tuning_sweep_runs_each_pass_of_a_catalogue_layer_against_float64():
+    import torch
+
+    import gpu_tuning_sweep as sw
+
+    t = _table()
+    layer = next(c for c in t.homework_layers() if c.padding != (0, 0))
+    layer = layers.ConvLayer(2, layer.C, layer.H, layer.W, layer.K, layer.R, layer.S,
+                             layer.stride, layer.padding, layer.dilation, layer.groups,
+                             layer.bias)
+    run, exact = sw._runner(layer, torch, device="cpu")
+    for p in t.PASSES:  # (the CPU's engines: the call path, not the CUDA tilings)
+        assert t._rel_err(run(p, "direct", 0)(), exact[p]) <= t.TOLERANCE
+
+
+def test_tuning_sweep_candidates_are_the_cuda_builds():
+    import convbench
+
+    if not convbench.has_cuda():
+        pytest.skip("convbench built without CUDA (the candidates are its host code; no GPU needed)")
+    import gpu_tuning_sweep as sw
+
+    layer = _table().homework_layers()[0]
+    names = [[c[0] for c in sw.candidates(layer, i)] for i in range(3)]
+    assert names[0][0] == "direct" and {"implicit_gemm:bm128", "implicit_gemm:bm32"} <= set(names[0])
+    assert any(n.startswith("fused:ch") for n in names[1])
+    assert "implicit_gemm:split1" in names[2] and not any(n.startswith("fused") for n in names[2])

@@ -43,9 +43,9 @@ BUILD_COMMAND = "CONVBENCH_CUDA=ON CUDAARCHS={archs} pip install --no-build-isol
 
 # The stages gpu_check.sh runs, in order (bench stages are added by name).
 GPU_STAGES = ("preflight", "build", "installed", "cuda-tests", "layer-table") + tuple(
-    f"sanitizer-{t}" for t in SANITIZER_TOOLS)
+    f"sanitizer-{t}" for t in SANITIZER_TOOLS) + ("tuning-sweep",)
 DRY_STAGES = ("preflight", "build", "installed", "collect-cuda-tests", "cuda-tests",
-              "layer-table-plan", "sanitizer-cases-plan", "bench-plan")
+              "layer-table-plan", "sanitizer-cases-plan", "tuning-sweep-plan", "bench-plan")
 
 
 # ---------------------------------------------------------------- small helpers
@@ -438,6 +438,8 @@ def gather(outdir, dry_run: bool) -> dict:
     table = out / "layers.md"
     data["layers_md"] = table.read_text() if table.exists() else None
     data["layers"] = _read_json(out / "layers.json")
+    tuning = out / "tuning.md"
+    data["tuning_md"] = tuning.read_text() if tuning.exists() else None
     for j in sorted((out / "bench").glob("BENCH_*.json")) if (out / "bench").is_dir() else []:
         if j.name == "BENCH_merged.json":
             continue
@@ -587,6 +589,17 @@ def render(data: dict) -> str:
     else:
         lp = by.get("layer-table-plan")
         lines += [("Plan: " + lp["detail"]) if lp else "Not written (layer-table stage not "
+                  "reached or failed before its first layer).", ""]
+
+    lines += ["## Tuning sweep: every CUDA kernel configuration", ""]
+    if data.get("tuning_md"):
+        notes = [l for l in data["tuning_md"].splitlines()
+                 if l.startswith("- ") or l.startswith("**Stopped")]
+        lines += notes + ["", "Every layer and configuration: [tuning.md](tuning.md) "
+                          "(and tuning.json).", ""]
+    else:
+        tp = by.get("tuning-sweep-plan")
+        lines += [("Plan: " + tp["detail"]) if tp else "Not written (tuning-sweep stage not "
                   "reached or failed before its first layer).", ""]
 
     lines += ["## Benchmarks (budgeted selection, one JSON per stage)", ""]

@@ -20,6 +20,9 @@
 #   sanitizer-*  compute-sanitizer memcheck, racecheck, synccheck, initcheck with
 #                PYTORCH_NO_CUDA_MEMORY_CACHING=1 on tools/gpu_sanitize_cases.py (one
 #                case per kernel family, pass and dtype); full logs sanitizer_<tool>.log
+#   tuning-sweep tools/gpu_tuning_sweep.py: every CUDA kernel configuration (tile
+#                heights, split-K counts, fused channel chunks) on every homework
+#                layer and pass, outputs checked (tuning.md/.json, written per layer)
 #   bench-*      the CUDA benchmark rows in stages (bench/gpu_stages.py: float32
 #                fwd+bwd and training steps first), one pytest and one JSON each
 #                (bench/BENCH_<stage>.json), until the budget is spent; then
@@ -147,10 +150,11 @@ gc run-info "$outdir" --set "budget=$budget" "archs=$CUDAARCHS" "commit=$git_rev
   "command=tools/gpu_check.sh $*" "cuda_test_files=[${files_json%,}]"
 stages=(preflight build installed)
 if [ "$dry" = 1 ]; then
-  stages+=(collect-cuda-tests cuda-tests layer-table-plan sanitizer-cases-plan bench-plan)
+  stages+=(collect-cuda-tests cuda-tests layer-table-plan sanitizer-cases-plan tuning-sweep-plan
+           bench-plan)
 else
   stages+=(cuda-tests layer-table sanitizer-memcheck sanitizer-racecheck sanitizer-synccheck
-           sanitizer-initcheck)
+           sanitizer-initcheck tuning-sweep)
 fi
 planned=$(printf '"%s",' "${stages[@]}")
 gc run-info "$outdir" --set "planned=[${planned%,}]"
@@ -184,6 +188,8 @@ if [ "$dry" = 1 ]; then
     "$python" tools/gpu_layer_table.py --list
   run_stage sanitizer-cases-plan 120 "$outdir/logs/sanitizer-cases-plan.log" "cases:" \
     "$python" tools/gpu_sanitize_cases.py --list
+  run_stage tuning-sweep-plan 120 "$outdir/logs/tuning-sweep-plan.log" "^gpu_tuning_sweep plan" \
+    "$python" tools/gpu_tuning_sweep.py --list
   run_stage bench-plan 300 "$outdir/logs/bench-plan.log" "^benchmark stages" \
     "${gcpy[@]}" bench-plan "$outdir"
 else
@@ -213,6 +219,10 @@ else
       "$python" tools/gpu_sanitize_cases.py --budget $((lim > 30 ? lim - 20 : 10))
   done
 
+  lim=$(limit "$(pct 12)")
+  run_stage tuning-sweep "$lim" "$outdir/logs/tuning-sweep.log" "geometric mean auto / fastest" \
+    "$python" tools/gpu_tuning_sweep.py "$outdir" --budget $((lim > 30 ? lim - 15 : 10))
+
   # Benchmarks: stage after stage until the budget is spent; the first stage
   # that runs measures the GPU's ceilings for all of them.
   roof=cuda
@@ -241,7 +251,11 @@ else
 fi
 
 gc run-info "$outdir" --set "elapsed=$SECONDS"
-summary
+# The last summary must work (the ones after each stage keep quiet about errors).
+if ! gc summary "$outdir" $([ "$dry" = 1 ] && echo --dry-run) || [ ! -s "$outdir/SUMMARY.md" ]; then
+  echo "gpu_check: the SUMMARY writer failed (results in $outdir)"
+  exit 1
+fi
 echo
 cat "$outdir/SUMMARY.md"
 # Failed stages fail the check; a benchmark stage cut by the budget does not.

@@ -190,11 +190,8 @@ def time_us(fn, torch):
     return best, graphed
 
 
-def _calls(layer, torch, F, device="cuda"):
-    """(ours(pass, algo), aten(pass), exact): callables of one layer's calls on
-    `device` and the float64 answers (the tests run them on the CPU)."""
-    import convbench  # noqa: F401 - registers torch.ops.convbench
-
+def inputs(layer, torch, device="cuda"):
+    """(x, w, b, dy) of one layer on `device`: seeded, weights scaled by fan-in."""
     g = torch.Generator(device="cpu").manual_seed(0)
     P, Q = layer.out_hw
     fan_in = layer.C // layer.groups * layer.R * layer.S
@@ -202,9 +199,17 @@ def _calls(layer, torch, F, device="cuda"):
     w = torch.randn(layer.K, layer.C // layer.groups, layer.R, layer.S, generator=g) / fan_in ** .5
     b = torch.randn(layer.K, generator=g) if layer.bias else None
     dy = torch.randn(layer.N, layer.K, P, Q, generator=g)
+    return tuple(t.to(device) if t is not None else None for t in (x, w, b, dy))
+
+
+def _calls(layer, torch, F, device="cuda"):
+    """(ours(pass, algo), aten(pass), exact): callables of one layer's calls on
+    `device` and the float64 answers (the tests run them on the CPU)."""
+    import convbench  # noqa: F401 - registers torch.ops.convbench
+
+    x, w, b, dy = inputs(layer, torch, device)
     st, pd, dl, gr = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
     pad4 = [pd[0], pd[0], pd[1], pd[1]]
-    x, w, b, dy = (t.to(device) if t is not None else None for t in (x, w, b, dy))
     ops = torch.ops.convbench
     conv_bwd = torch.ops.aten.convolution_backward
 

@@ -46,16 +46,34 @@ const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant);
 #ifdef CONVBENCH_WITH_CUDA
 // ---- CUDA (float32, float64, float16, bfloat16 with float32 accumulation) ----
 // Runs on `stream` of `device`; asynchronous; every launch checked.
-void conv2d_forward_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s, const void* x,
+// cfg.variant 0 lets the algorithm pick its tiles by shape; 1, 2, ... force
+// one tiling (conv2d_variant_name_cuda names them): the tuning sweep and the
+// autotuner time them, the results are the same up to summation order.
+void conv2d_forward_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                          const void* w, const void* bias, void* y, int device, void* stream);
-void conv2d_backward_input_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
+void conv2d_backward_input_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* w, void* dx, int device,
                                 void* stream);
-void conv2d_backward_weight_cuda(Conv2dAlgo algo, DType dtype, const Conv2dShape& s,
-                                 const void* dy, const void* x, void* dw, int device,
-                                 void* stream);
+// workspace: device memory of at least conv2d_workspace_size_cuda(...) bytes
+// for this call (the caller allocates it, on `stream`; the kernels never
+// allocate). nullptr with 0 bytes is allowed: the implicit GEMM then reduces
+// unsplit (same result, slower on large N*P*Q).
+void conv2d_backward_weight_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
+                                 const void* dy, const void* x, void* dw, void* workspace,
+                                 size_t workspace_bytes, int device, void* stream);
+// Bytes of workspace the call with these arguments uses (0 for passes and
+// algorithms that need none); throws where the call would (unknown algorithm).
+size_t conv2d_workspace_size_cuda(Conv2dConfig cfg, Conv2dPass pass, DType dtype,
+                                  const Conv2dShape& s);
 Conv2dAlgo conv2d_choose_algo_cuda(Conv2dPass pass, DType dtype, const Conv2dShape& s);
 std::vector<Conv2dAlgo> conv2d_algos_cuda();
+// Every (algorithm, forced tiling) that can run this pass and shape, each
+// kernel configuration once: what the tuning sweep and the autotuner time.
+std::vector<Conv2dConfig> conv2d_candidates_cuda(Conv2dPass pass, DType dtype,
+                                                 const Conv2dShape& s);
+// Name of a forced tiling ("bm64", "split16", "oct4", ...; "" for variant 0);
+// throws for a variant the algorithm and pass do not have.
+std::string conv2d_variant_name_cuda(Conv2dAlgo algo, Conv2dPass pass, int variant);
 #endif
 
 }  // namespace convbench

@@ -1,11 +1,13 @@
-"""CPU autotuning, the counterpart of ``torch.backends.cudnn.benchmark``.
+"""Autotuning, the counterpart of ``torch.backends.cudnn.benchmark``.
 
 When ``convbench.backends.autotune`` is on, the first ``algo="auto"`` call
-of each (pass, dtype, shape, CPU ISA variant, thread count) runs every
-candidate kernel (algorithm and engine, see ``_C.conv2d_candidates``) on the
-call's own tensors, times them, and remembers the fastest; later calls with
-that key run it directly. Off by default: the heuristic's choice does not
-depend on timing noise, so seeded runs stay bit-identical.
+of each (pass, dtype, shape, CPU ISA variant and thread count, or GPU model)
+runs every candidate kernel (algorithm and engine on the CPU, algorithm and
+forced tiling on CUDA; see ``_C.conv2d_candidates``) on the call's own
+tensors, times them, and remembers the fastest; later calls with that key
+run it directly. CUDA candidates are timed between device synchronisations,
+several calls per sample for short kernels. Off by default: the heuristic's
+choice does not depend on timing noise, so seeded runs stay bit-identical.
 
 With a cache file (``convbench.backends.autotune_cache``) the choices also
 persist across processes: it is read once, and rewritten atomically after
@@ -87,17 +89,25 @@ class Tuner:
             return dict(self._choices)
 
     # ---- the tuning itself ----------------------------------------------
-    def choose(self, pass_: int, dtype: int, shape: tuple, run: Callable[[int, int], None]
-               ) -> Choice:
-        """The fastest (algo, variant) for this call; run(algo, variant) executes one."""
-        key = (pass_, dtype, tuple(shape), _C.cpu_isa(), _C.openmp_max_threads())
+    def choose(self, pass_: int, dtype: int, shape: tuple, run: Callable[[int, int], None],
+               device: int = 0, device_index: int = 0) -> Choice:
+        """The fastest (algo, variant) for this call; run(algo, variant) executes one.
+        device: 0 CPU, 1 CUDA (device_index: which GPU)."""
+        if device == 0:
+            key = (pass_, dtype, tuple(shape), _C.cpu_isa(), _C.openmp_max_threads())
+        else:
+            key = (pass_, dtype, tuple(shape), "cuda:" + _gpu_model(device_index), 0)
         with self._lock:
             self._load()
             hit = self._choices.get(key)
         if hit is not None:
             return hit
-        best = _fastest(_C.conv2d_candidates(pass_, dtype, shape),
-                        tuple(_C.conv2d_resolve(pass_, dtype, 0, 0, shape)), run)
+        if device == 0:
+            heuristic, sync = tuple(_C.conv2d_resolve(pass_, dtype, 0, 0, shape)), None
+        else:  # CUDA's variant 0 is the shape rule's own tiling
+            heuristic = (_C.conv2d_choose_algo(device, pass_, dtype, shape), 0)
+            sync = _cuda_sync(device_index)
+        best = _fastest(_C.conv2d_candidates(pass_, dtype, shape, device), heuristic, run, sync)
         with self._lock:
             self._choices[key] = best
             self._save()
@@ -161,20 +171,38 @@ class Tuner:
                 pass
 
 
-def _fastest(candidates, heuristic: Choice, run: Callable[[int, int], None]) -> Choice:
+def _gpu_model(index: int) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(index)
+
+
+def _cuda_sync(index: int) -> Callable[[], None]:
+    import torch
+
+    return lambda: torch.cuda.synchronize(index)
+
+
+def _fastest(candidates, heuristic: Choice, run: Callable[[int, int], None],
+             sync: Optional[Callable[[], None]] = None) -> Choice:
     """The candidate with the least time; round-robin rounds (each candidate
     once per round, the minimum per candidate kept), so a slow spell of a
     shared machine hits all of them alike. The heuristic's own choice stays
     unless another is clearly faster: a near-tie is noise, and the heuristic
-    was fitted on many runs."""
+    was fitted on many runs. sync: the device's synchronisation, for
+    asynchronous (CUDA) kernels."""
     cands = [tuple(c) for c in candidates]
     if heuristic not in cands:
         cands.insert(0, heuristic)
-    best = {c: _time(lambda c=c: run(*c), rounds=1) for c in cands}  # (warm-up inside)
+    if sync is None:
+        sample = {c: _timed_call(lambda c=c: run(*c)) for c in cands}
+    else:
+        sample = {c: _timed_batch(lambda c=c: run(*c), sync) for c in cands}
+    best = {c: sample[c](warm=True) for c in cands}
     spent, rounds = sum(best.values()), 1
     while rounds < _MIN_REPEATS or (spent < _BUDGET_S * len(cands) and rounds < 20):
         for c in cands:
-            t = _time(lambda c=c: run(*c), rounds=1, warm=False)
+            t = sample[c]()
             best[c] = min(best[c], t)
             spent += t
         rounds += 1
@@ -182,16 +210,47 @@ def _fastest(candidates, heuristic: Choice, run: Callable[[int, int], None]) -> 
     return heuristic if best[heuristic] <= _KEEP_HEURISTIC * best[winner] else winner
 
 
-def _time(fn: Callable[[], None], rounds: int = 1, warm: bool = True) -> float:
-    """Best of `rounds` timed calls (after one untimed call if warm)."""
-    if warm:
-        fn()  # first-touch of workspaces, caches
-    best = float("inf")
-    for _ in range(rounds):
+def _timed_call(fn: Callable[[], None]) -> Callable[..., float]:
+    """sample(warm=False) -> seconds of one call (after an untimed one if warm)."""
+    def sample(warm: bool = False) -> float:
+        if warm:
+            fn()  # first-touch of workspaces, caches
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        return time.perf_counter() - t0
+
+    return sample
+
+
+# A CUDA sample is enough back-to-back calls to last about this long, so the
+# host's launch latency and the synchronisations are a small part of it.
+_CUDA_SAMPLE_S = 1e-3
+
+
+def _timed_batch(fn: Callable[[], None], sync: Callable[[], None]) -> Callable[..., float]:
+    """sample(warm=False) -> seconds per call of a batch of calls between two
+    synchronisations. The batch size is fixed on the warm call (from one
+    synchronised call), so every sample of a candidate does the same work."""
+    calls = [1]
+
+    def sample(warm: bool = False) -> float:
+        if warm:
+            sync()
+            fn()  # first touch: workspace, module load
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            one = time.perf_counter() - t0
+            calls[0] = max(1, min(50, int(_CUDA_SAMPLE_S / max(one, 1e-7))))
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(calls[0]):
+            fn()
+        sync()
+        return (time.perf_counter() - t0) / calls[0]
+
+    return sample
 
 
 TUNER = Tuner()

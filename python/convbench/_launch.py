@@ -98,12 +98,12 @@ def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, gr
     return next(n for n, j in ALGO_IDS.items() if j == i)
 
 
-def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, dtype: int, shape: tuple,
-              device_type: str) -> None:
+def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, index: int, dtype: int,
+              shape: tuple, device_type: str) -> None:
     """run(algo id, variant) with the algorithm asked for, or the autotuned one
-    (algo 'auto' on the CPU with convbench.backends.autotune on)."""
-    if algo == "auto" and dev == 0 and TUNER.enabled:
-        run(*TUNER.choose(pass_, dtype, shape, run))
+    (algo 'auto' with convbench.backends.autotune on, CPU or CUDA)."""
+    if algo == "auto" and TUNER.enabled:
+        run(*TUNER.choose(pass_, dtype, shape, run, device=dev, device_index=index))
     else:
         run(algo_id(algo, device_type), variant)
 
@@ -121,7 +121,7 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     def run(a, v):
         _C.conv2d_forward(dev, index, stream, dt, a, shape, *ptrs, v)
 
-    _run_conv(run, _FORWARD, algo, variant, dev, dt, shape, x.device.type)
+    _run_conv(run, _FORWARD, algo, variant, dev, index, dt, shape, x.device.type)
     return y
 
 
@@ -137,7 +137,7 @@ def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
     def run(a, v):
         _C.conv2d_backward_input(dev, index, stream, dt, a, shape, *ptrs, v)
 
-    _run_conv(run, _BACKWARD_INPUT, algo, variant, dev, dt, shape, dy.device.type)
+    _run_conv(run, _BACKWARD_INPUT, algo, variant, dev, index, dt, shape, dy.device.type)
     return dx
 
 
@@ -151,9 +151,15 @@ def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, group
     ptrs = (dy.data_ptr(), x.data_ptr(), dw.data_ptr())
 
     def run(a, v):
-        _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v)
+        # CUDA split-K partial sums: scratch from PyTorch's caching allocator on
+        # this stream (counted by torch.cuda.memory_*, reused by later calls);
+        # freed here, it is reused only by work queued after this kernel.
+        n = _C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape) if dev == 1 else 0
+        ws = torch.empty(n, dtype=torch.uint8, device=dy.device) if n else None
+        _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
+                                  ws.data_ptr() if n else 0, n)
 
-    _run_conv(run, _BACKWARD_WEIGHT, algo, variant, dev, dt, shape, dy.device.type)
+    _run_conv(run, _BACKWARD_WEIGHT, algo, variant, dev, index, dt, shape, dy.device.type)
     return dw
 
 

@@ -86,8 +86,10 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// One block per weight element; its threads stride over N*P*Q and a fixed
-// shared-memory tree adds their partial sums: same bits on every run.
+// Blocks loop over the weight elements (grid-stride: a weight larger than the
+// grid cap is still covered); for each, the block's threads stride over
+// N*P*Q and a fixed shared-memory tree adds their partial sums: same bits on
+// every run, whatever the grid.
 template <typename T>
 __global__ void __launch_bounds__(kBlock)
     direct_backward_weight_kernel(Conv2dShape s, const T* __restrict__ dy,
@@ -95,32 +97,36 @@ __global__ void __launch_bounds__(kBlock)
   using A = acc_t<T>;
   __shared__ A partial[kBlock];
   const int64_t Cg = s.C / s.groups, Kg = s.K / s.groups;
-  const int64_t e = blockIdx.x;  // flat index into dw [K, Cg, R, S]
-  const int64_t u = e % s.S;
-  int64_t t = e / s.S;
-  const int64_t r = t % s.R;
-  t /= s.R;
-  const int64_t c = t % Cg;
-  const int64_t k = t / Cg;
-  const int64_t g = k / Kg;
   const int64_t pq = s.P * s.Q, npq = s.N * pq;
-  A acc = 0;
-  for (int64_t j = threadIdx.x; j < npq; j += kBlock) {
-    const int64_t n = j / pq, rem = j % pq;
-    const int64_t p = rem / s.Q, q = rem % s.Q;
-    const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-    const int64_t ww = q * s.stride_w - s.pad_w + u * s.dil_w;
-    if (h < 0 || h >= s.H || ww < 0 || ww >= s.W) continue;
-    acc += to_acc<T>(dy[(n * s.K + k) * pq + rem]) *
-           to_acc<T>(x[((n * s.C + g * Cg + c) * s.H + h) * s.W + ww]);
-  }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = kBlock / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+  const int64_t numel = s.K * Cg * s.R * s.S;
+  for (int64_t e = blockIdx.x; e < numel; e += gridDim.x) {  // flat index into dw [K, Cg, R, S]
+    const int64_t u = e % s.S;
+    int64_t t = e / s.S;
+    const int64_t r = t % s.R;
+    t /= s.R;
+    const int64_t c = t % Cg;
+    const int64_t k = t / Cg;
+    const int64_t g = k / Kg;
+    A acc = 0;
+    for (int64_t j = threadIdx.x; j < npq; j += kBlock) {
+      const int64_t n = j / pq, rem = j % pq;
+      const int64_t p = rem / s.Q, q = rem % s.Q;
+      const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+      const int64_t ww = q * s.stride_w - s.pad_w + u * s.dil_w;
+      if (h < 0 || h >= s.H || ww < 0 || ww >= s.W) continue;
+      acc += to_acc<T>(dy[(n * s.K + k) * pq + rem]) *
+             to_acc<T>(x[((n * s.C + g * Cg + c) * s.H + h) * s.W + ww]);
+    }
+    partial[threadIdx.x] = acc;
     __syncthreads();
+    for (int half = kBlock / 2; half > 0; half /= 2) {
+      if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+      __syncthreads();
+    }
+    // Only thread 0 reads partial[0] here and only it stores there next: the
+    // tree's last barrier suffices before the next element.
+    if (threadIdx.x == 0) dw[e] = from_acc<T>(partial[0]);
   }
-  if (threadIdx.x == 0) dw[e] = from_acc<T>(partial[0]);
 }
 
 }  // namespace
@@ -129,24 +135,27 @@ template <typename T>
 void direct_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y,
                     cudaStream_t st) {
   const int64_t n = s.output_numel();
-  direct_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, x, w, b, y);
-  CB_CUDA_CHECK_LAUNCH("direct_forward_kernel");
+  launch_checked("direct_forward_kernel", [&] {
+    direct_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, x, w, b, y);
+  });
 }
 
 template <typename T>
 void direct_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx,
                            cudaStream_t st) {
   const int64_t n = s.input_numel();
-  direct_backward_input_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, dy, w, dx);
-  CB_CUDA_CHECK_LAUNCH("direct_backward_input_kernel");
+  launch_checked("direct_backward_input_kernel", [&] {
+    direct_backward_input_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(s, dy, w, dx);
+  });
 }
 
 template <typename T>
 void direct_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
                             cudaStream_t st) {
-  const int64_t n = s.weight_numel();  // < 2^31 blocks: checked by the dispatcher
-  direct_backward_weight_kernel<T><<<static_cast<unsigned>(n), kBlock, 0, st>>>(s, dy, x, dw);
-  CB_CUDA_CHECK_LAUNCH("direct_backward_weight_kernel");
+  const int64_t n = s.weight_numel();  // one block per element, up to the grid cap
+  launch_checked("direct_backward_weight_kernel", [&] {
+    direct_backward_weight_kernel<T><<<grid_for(n, 1), kBlock, 0, st>>>(s, dy, x, dw);
+  });
 }
 
 #define CB_INSTANTIATE(T)                                                                   \

@@ -266,117 +266,158 @@ __global__ void __launch_bounds__(256)
   dw[e] = from_acc<T>(s);
 }
 
-// Stream-ordered workspace (no device-wide sync, no cudaMalloc): freed on the
-// stream after the kernels that use it, also when a launch check throws.
-class StreamBuffer {
- public:
-  explicit StreamBuffer(cudaStream_t st) : st_(st) {}
-  ~StreamBuffer() {
-    if (p_) cudaFreeAsync(p_, st_);
-  }
-  StreamBuffer(const StreamBuffer&) = delete;
-  StreamBuffer& operator=(const StreamBuffer&) = delete;
-  void* allocate(size_t bytes) {
-    CB_CUDA_CHECK(cudaMallocAsync(&p_, bytes, st_));
-    return p_;
-  }
-  void release() {
-    void* p = p_;
-    p_ = nullptr;
-    CB_CUDA_CHECK(cudaFreeAsync(p, st_));
-  }
-
- private:
-  cudaStream_t st_;
-  void* p_ = nullptr;
-};
-
 template <typename T, int BM, int BN, int BK, int TM, int TN, class Prob>
 void launch(const Prob& pb, int groups, int splits, int tiles_per_split, cudaStream_t st,
             const char* name) {
   constexpr int threads = (BM / TM) * (BN / TN);
   const dim3 grid(ceil_div(pb.M, BM), ceil_div(pb.NC, BN), groups * splits);
-  igemm_kernel<T, Prob, BM, BN, BK, TM, TN><<<grid, threads, 0, st>>>(pb, splits, tiles_per_split);
-  CB_CUDA_CHECK_LAUNCH(name);
+  launch_checked(name, [&] {
+    igemm_kernel<T, Prob, BM, BN, BK, TM, TN><<<grid, threads, 0, st>>>(pb, splits,
+                                                                        tiles_per_split);
+  });
 }
 
-// Forward and grad-input: BM = 128 output pixels, BN sized to the channel
-// count (the homework has 1-32 channels, so a fixed 64 wastes most lanes).
+// Forward and grad-input: BN sized to the channel count (the homework has
+// 1-32 channels, so a fixed 64 wastes most lanes), BM = 128 output pixels, or
+// 64 or 32 where 128 leaves fewer than kFillBlocks blocks (the 7x7 and 13x13
+// layers). Each thread keeps a (BM/32) x TN register block. tile_rows
+// forces BM (the tuning sweep's variants).
+template <typename T, int BN, int TN, class Prob>
+void launch_pixels(const Prob& pb, int groups, int tile_rows, cudaStream_t st, const char* name) {
+  const int64_t col_blocks = int64_t(ceil_div(pb.NC, BN)) * groups;
+  auto blocks = [&](int bm) { return int64_t(ceil_div(pb.M, bm)) * col_blocks; };
+  int bm = tile_rows;
+  if (bm == 0) bm = blocks(128) >= kFillBlocks ? 128 : blocks(64) >= kFillBlocks ? 64 : 32;
+  CB_CHECK(bm == 128 || bm == 64 || bm == 32, "conv2d: implicit GEMM tile of ", bm,
+           " rows does not exist (128, 64 or 32)");
+  if (bm == 128) launch<T, 128, BN, 8, 4, TN>(pb, groups, 1, 1 << 30, st, name);
+  else if (bm == 64) launch<T, 64, BN, 8, 2, TN>(pb, groups, 1, 1 << 30, st, name);
+  else launch<T, 32, BN, 8, 1, TN>(pb, groups, 1, 1 << 30, st, name);
+}
+
 template <typename T, class Prob>
-void launch_pixels_by_channels(const Prob& pb, int groups, cudaStream_t st, const char* name) {
-  if (pb.NC <= 16) {
-    launch<T, 128, 16, 8, 4, 4>(pb, groups, 1, 1 << 30, st, name);
-  } else if (pb.NC <= 32) {
-    launch<T, 128, 32, 8, 4, 4>(pb, groups, 1, 1 << 30, st, name);
-  } else {
-    launch<T, 128, 64, 8, 4, 8>(pb, groups, 1, 1 << 30, st, name);
+void launch_pixels_by_channels(const Prob& pb, int groups, int tile_rows, cudaStream_t st,
+                               const char* name) {
+  if (pb.NC <= 16) launch_pixels<T, 16, 4>(pb, groups, tile_rows, st, name);
+  else if (pb.NC <= 32) launch_pixels<T, 32, 4>(pb, groups, tile_rows, st, name);
+  else launch_pixels<T, 64, 8>(pb, groups, tile_rows, st, name);
+}
+
+// Grad-weight tiles: BM = 64 rows (c, r, s), BN by the channel count, BK
+// slices of the N*P*Q reduction, split-K in `splits` slices of
+// tiles_per_split k-tiles each, slice i's partial sums at
+// workspace[i][K][Cg*R*S] when splits > 1.
+template <typename T>
+struct WgradPlan {
+  static constexpr int BM = 64;
+  static constexpr int BK = sizeof(acc_t<T>) == 8 ? 16 : 32;  // double buffers fit 48 KB
+  int bn = 16, splits = 1, tiles_per_split = 1;
+  size_t workspace_bytes = 0;
+};
+
+// The split depends on the shape only (never on the device or on the
+// workspace given): the same bits on every GPU and every run. forced_splits
+// > 0 asks for that many slices instead (a tuning variant; at most one per
+// k-tile and 65535 / groups in all).
+template <typename T>
+WgradPlan<T> wgrad_plan(const Conv2dShape& s, int forced_splits) {
+  using P = WgradPlan<T>;
+  WgradPlan<T> plan;
+  const int64_t M = s.c_per_group() * s.R * s.S, NC = s.k_per_group(), KR = s.N * s.P * s.Q;
+  plan.bn = NC <= 16 ? 16 : NC <= 32 ? 32 : 64;
+  const int64_t tiles_mn = ceil_div<int64_t>(M, P::BM) * ceil_div<int64_t>(NC, plan.bn) * s.groups;
+  const int64_t ktiles = std::max<int64_t>(1, ceil_div<int64_t>(KR, P::BK));
+  constexpr int64_t kTargetBlocks = 1024;  // a few waves on an A100/H100
+  constexpr int64_t kMinTilesPerSplit = 8;  // keeps the serial reduce short...
+  const int64_t max_splits = 65535 / s.groups;  // grid.z = groups * splits
+  const int64_t want = std::min<int64_t>({std::max<int64_t>(1, kTargetBlocks / tiles_mn),
+                                          std::max<int64_t>(1, ktiles / kMinTilesPerSplit),
+                                          max_splits});
+  int64_t tps = ceil_div<int64_t>(ktiles, want);
+  // ...unless the grid would then not fill the SMs: then as many slices as
+  // that takes, down to one k-tile each.
+  if (tiles_mn * ceil_div<int64_t>(ktiles, tps) < kFillBlocks) {
+    const int64_t fill = std::min<int64_t>(ceil_div<int64_t>(kFillBlocks, tiles_mn), max_splits);
+    tps = std::max<int64_t>(1, ktiles / fill);  // ceil(ktiles / tps) >= fill
   }
+  if (forced_splits > 0)
+    tps = ceil_div<int64_t>(ktiles, std::min<int64_t>({forced_splits, ktiles, max_splits}));
+  plan.tiles_per_split = int(tps);
+  plan.splits = int(ceil_div<int64_t>(ktiles, tps));
+  if (plan.splits > 1)
+    plan.workspace_bytes = size_t(plan.splits) * size_t(s.weight_numel()) * sizeof(acc_t<T>);
+  return plan;
 }
 
 }  // namespace
 
 template <typename T>
 void igemm_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y,
-                   cudaStream_t st) {
+                   int tile_rows, cudaStream_t st) {
   const Dims d = make_dims(s);
   Forward<T> pb{d, x, w, b, y, d.N * d.PQ, d.Kg, d.Cg * d.RS};
-  launch_pixels_by_channels<T>(pb, d.G, st, "igemm_kernel<Forward>");
+  launch_pixels_by_channels<T>(pb, d.G, tile_rows, st, "igemm_kernel<Forward>");
 }
 
 template <typename T>
 void igemm_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx,
-                          cudaStream_t st) {
+                          int tile_rows, cudaStream_t st) {
   const Dims d = make_dims(s);
   BackwardInput<T> pb{d, dy, w, dx, d.N * d.HW, d.Cg, d.Kg * d.RS};
-  launch_pixels_by_channels<T>(pb, d.G, st, "igemm_kernel<BackwardInput>");
+  launch_pixels_by_channels<T>(pb, d.G, tile_rows, st, "igemm_kernel<BackwardInput>");
 }
 
 // Split-K over N*P*Q into a fixed number of chunks that depends on the shape
 // only (never on the device), each written to its own workspace slice, then a
 // fixed-order reduce: deterministic, and no float atomics.
 template <typename T>
-void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
-                           cudaStream_t st) {
-  constexpr int BM = 64;
-  constexpr int BK = sizeof(acc_t<T>) == 8 ? 16 : 32;  // double buffers fit 48 KB
+size_t igemm_backward_weight_workspace(const Conv2dShape& s, int splits) {
+  return wgrad_plan<T>(s, splits).workspace_bytes;
+}
+
+template <typename T>
+int igemm_backward_weight_splits(const Conv2dShape& s, int splits) {
+  return wgrad_plan<T>(s, splits).splits;
+}
+
+template <typename T>
+void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw, void* workspace,
+                           size_t workspace_bytes, int splits_asked, cudaStream_t st) {
+  using P = WgradPlan<T>;
+  WgradPlan<T> plan = wgrad_plan<T>(s, splits_asked);
+  if (workspace == nullptr) {  // no workspace: one unsplit pass straight into dw
+    plan.splits = 1;
+    plan.tiles_per_split = 1 << 30;
+  } else {
+    CB_CHECK(workspace_bytes >= plan.workspace_bytes, "conv2d: the implicit GEMM's grad-weight "
+             "workspace holds ", workspace_bytes, " bytes; this shape needs ",
+             plan.workspace_bytes, " (conv2d_workspace_size)");
+  }
   const Dims d = make_dims(s);
   BackwardWeight<T> pb{d, dy, x, dw, nullptr, d.Cg * d.RS, d.Kg, d.N * d.PQ};
-  const int bn = d.Kg <= 16 ? 16 : d.Kg <= 32 ? 32 : 64;
-  const int64_t tiles_mn = int64_t(ceil_div(pb.M, BM)) * ceil_div(pb.NC, bn) * d.G;
-  const int ktiles = ceil_div(pb.KR, BK);
-  constexpr int64_t kTargetBlocks = 1024;  // a few waves on an A100/H100
-  constexpr int kMinTilesPerSplit = 8;      // keeps the serial reduce short
-  int64_t want = std::max<int64_t>(1, kTargetBlocks / tiles_mn);
-  want = std::min<int64_t>({want, std::max(1, ktiles / kMinTilesPerSplit), 65535 / d.G});
-  const int tiles_per_split = ceil_div<int>(ktiles, int(want));
-  const int splits = ceil_div(ktiles, tiles_per_split);
-
-  StreamBuffer workspace(st);
-  acc_t<T>* partial = nullptr;
-  if (splits > 1) {
-    const size_t bytes = size_t(splits) * size_t(s.weight_numel()) * sizeof(acc_t<T>);
-    partial = static_cast<acc_t<T>*>(workspace.allocate(bytes));
-    pb.partial = partial;
-  }
+  if (plan.splits > 1) pb.partial = static_cast<acc_t<T>*>(workspace);
   const char* name = "igemm_kernel<BackwardWeight>";
-  if (bn == 16) launch<T, BM, 16, BK, 2, 4>(pb, d.G, splits, tiles_per_split, st, name);
-  else if (bn == 32) launch<T, BM, 32, BK, 2, 4>(pb, d.G, splits, tiles_per_split, st, name);
-  else launch<T, BM, 64, BK, 2, 8>(pb, d.G, splits, tiles_per_split, st, name);
-  if (partial) {
+  const int splits = plan.splits, tps = plan.tiles_per_split;
+  if (plan.bn == 16) launch<T, P::BM, 16, P::BK, 2, 4>(pb, d.G, splits, tps, st, name);
+  else if (plan.bn == 32) launch<T, P::BM, 32, P::BK, 2, 4>(pb, d.G, splits, tps, st, name);
+  else launch<T, P::BM, 64, P::BK, 2, 8>(pb, d.G, splits, tps, st, name);
+  if (pb.partial) {
     const int n = int(s.weight_numel());
-    reduce_splits_kernel<T><<<ceil_div(n, 256), 256, 0, st>>>(partial, splits, n, dw);
-    CB_CUDA_CHECK_LAUNCH("reduce_splits_kernel");
-    workspace.release();
+    launch_checked("reduce_splits_kernel", [&] {
+      reduce_splits_kernel<T><<<ceil_div(n, 256), 256, 0, st>>>(pb.partial, splits, n, dw);
+    });
   }
 }
 
-#define CB_INSTANTIATE(T)                                                                  \
-  template void igemm_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*,     \
-                                 cudaStream_t);                                            \
-  template void igemm_backward_input<T>(const Conv2dShape&, const T*, const T*, T*,        \
-                                        cudaStream_t);                                     \
-  template void igemm_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*,       \
-                                         cudaStream_t);
+#define CB_INSTANTIATE(T)                                                                   \
+  template void igemm_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*, int, \
+                                 cudaStream_t);                                             \
+  template void igemm_backward_input<T>(const Conv2dShape&, const T*, const T*, T*, int,    \
+                                        cudaStream_t);                                      \
+  template size_t igemm_backward_weight_workspace<T>(const Conv2dShape&, int);              \
+  template int igemm_backward_weight_splits<T>(const Conv2dShape&, int);                    \
+  template void igemm_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, void*,  \
+                                         size_t, int, cudaStream_t);
 CB_INSTANTIATE(float)
 CB_INSTANTIATE(double)
 CB_INSTANTIATE(__half)

@@ -79,10 +79,17 @@ __global__ void __launch_bounds__(kBlock)
     const int64_t* ip = indices + plane * pq;
     const T* dyp = dy + plane * pq;
     A acc = 0;
+    // pool_window_holds(s, p, q, hw), with what the ranges above already
+    // guarantee left out: for p in [p_lo, p_hi], h's offset in window p,
+    // hn - p*sh, lies in [0, span_h], so only its place on the dilation grid
+    // is left to test (likewise for q). (The full test's divisions kept 64-bit
+    // values live and made ptxas spill.)
     for (int64_t p = p_lo; p <= p_hi; ++p) {
+      if ((hn - p * s.stride_h) % s.dil_h != 0) continue;
+      const int64_t* ipr = ip + p * s.Q;
+      const T* dyr = dyp + p * s.Q;
       for (int64_t q = q_lo; q <= q_hi; ++q) {
-        if (ip[p * s.Q + q] == hw && pool_window_holds(s, p, q, hw))
-          acc += to_acc<T>(dyp[p * s.Q + q]);
+        if (ipr[q] == hw && (wn - q * s.stride_w) % s.dil_w == 0) acc += to_acc<T>(dyr[q]);
       }
     }
     dx[i] = from_acc<T>(acc);
@@ -101,9 +108,10 @@ void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, v
   dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = s.output_numel();
-    max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
-        s, static_cast<const T*>(x), static_cast<T*>(y), indices);
-    CB_CUDA_CHECK_LAUNCH("max_pool2d_forward_kernel");
+    launch_checked("max_pool2d_forward_kernel", [&] {
+      max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+          s, static_cast<const T*>(x), static_cast<T*>(y), indices);
+    });
   });
 }
 
@@ -116,9 +124,10 @@ void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
   dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = s.input_numel();
-    max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
-        s, static_cast<const T*>(dy), indices, static_cast<T*>(dx));
-    CB_CUDA_CHECK_LAUNCH("max_pool2d_backward_kernel");
+    launch_checked("max_pool2d_backward_kernel", [&] {
+      max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+          s, static_cast<const T*>(dy), indices, static_cast<T*>(dx));
+    });
   });
 }
 

@@ -14,8 +14,8 @@ void cuda_axpy(float a, const float* x, float* y, int64_t n, int device, void* s
   if (n <= 0) return;
   CudaDeviceGuard guard(device);
   constexpr int kBlock = 256;
-  axpy_kernel<<<grid_for(n, kBlock), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(a, x, y, n);
-  CB_CUDA_CHECK_LAUNCH("axpy_kernel");
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  launch_checked("axpy_kernel", [&] { axpy_kernel<<<grid_for(n, kBlock), kBlock, 0, st>>>(a, x, y, n); });
 }
 
 }  // namespace convbench
