@@ -1,11 +1,16 @@
 // The one pybind11 module, convbench._C. Thin on purpose: it turns Python ints
 // (data pointers, sizes, a stream handle) into the kernels' plain arguments,
-// picks the device, and releases the GIL while kernels run. Validation with
-// friendly messages lives in Python (convbench/_checks.py).
+// routes each call to the CPU or the CUDA entry point (on_device), and
+// releases the GIL while kernels run. Validation with friendly messages lives
+// in Python (convbench/_args.py); the checks here only keep bad raw calls
+// from reaching a kernel. The module also exports the ABI Python builds its
+// calls from: shape field order, pass, device, dtype and algorithm ids
+// (python/convbench/_C.pyi lists all of it).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <array>
+#include <tuple>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -30,8 +35,19 @@ namespace {
 
 enum Device : int { kCPU = 0, kCUDA = 1 };
 
-using ConvShapeArgs = std::array<int64_t, 16>;
-using PoolShapeArgs = std::array<int64_t, 14>;
+// The order of the numbers a shape is passed as: Conv2dShape's and
+// Pool2dShape's fields, in declaration order (aggregate initialisation below).
+constexpr std::array<const char*, 16> kConvShapeFields = {
+    "N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_h", "pad_w",
+    "dil_h", "dil_w", "groups"};
+constexpr std::array<const char*, 14> kPoolShapeFields = {
+    "N", "C", "H", "W", "P", "Q", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h",
+    "pad_w", "dil_h", "dil_w"};
+static_assert(sizeof(Conv2dShape) == kConvShapeFields.size() * sizeof(int64_t));
+static_assert(sizeof(Pool2dShape) == kPoolShapeFields.size() * sizeof(int64_t));
+
+using ConvShapeArgs = std::array<int64_t, kConvShapeFields.size()>;
+using PoolShapeArgs = std::array<int64_t, kPoolShapeFields.size()>;
 
 Conv2dShape to_conv_shape(const ConvShapeArgs& a) {
   Conv2dShape s{a[0], a[1], a[2],  a[3],  a[4],  a[5],  a[6],  a[7],
@@ -66,48 +82,44 @@ T* mptr(uintptr_t p) { return reinterpret_cast<T*>(p); }
   throw std::runtime_error("convbench was built without CUDA support");
 }
 
-void check_device(int device) {
+// on_device(device, cpu, cuda): runs cpu() or cuda(); the CUDA branch is
+// written inside CB_CUDA(...), which without CUDA compiles to "not built".
+template <class Cpu, class Cuda>
+auto on_device(int device, Cpu&& cpu, Cuda&& cuda) {
   CB_CHECK(device == kCPU || device == kCUDA, "unknown device code ", device);
+  return device == kCPU ? cpu() : cuda();
 }
+#ifdef CONVBENCH_WITH_CUDA
+#define CB_CUDA(...) __VA_ARGS__
+#else
+#define CB_CUDA(...) no_cuda()
+#endif
+
+Conv2dConfig config(int algo, int variant) { return {static_cast<Conv2dAlgo>(algo), variant}; }
 
 void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, int algo,
                     const ConvShapeArgs& shape, uintptr_t x, uintptr_t w, uintptr_t b,
                     uintptr_t y, int variant) {
-  check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
-  const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) {
-    conv2d_forward_cpu({a, variant}, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y));
-    return;
-  }
-#ifdef CONVBENCH_WITH_CUDA
-  conv2d_forward_cuda({a, variant}, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y),
-                      device_index, stream_ptr(stream));
-#else
-  (void)device_index, (void)stream;
-  no_cuda();
-#endif
+  const Conv2dConfig c = config(algo, variant);
+  on_device(device,
+            [&] { conv2d_forward_cpu(c, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y)); },
+            [&] { CB_CUDA(conv2d_forward_cuda(c, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b),
+                                              mptr<void>(y), device_index, stream_ptr(stream))); });
 }
 
 void conv2d_backward_input(int device, int device_index, uintptr_t stream, int dtype, int algo,
                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx,
                            int variant) {
-  check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
-  const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) {
-    conv2d_backward_input_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx));
-    return;
-  }
-#ifdef CONVBENCH_WITH_CUDA
-  conv2d_backward_input_cuda({a, variant}, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx),
-                             device_index, stream_ptr(stream));
-#else
-  (void)device_index, (void)stream;
-  no_cuda();
-#endif
+  const Conv2dConfig c = config(algo, variant);
+  on_device(device,
+            [&] { conv2d_backward_input_cpu(c, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx)); },
+            [&] { CB_CUDA(conv2d_backward_input_cuda(c, t, s, cptr<void>(dy), cptr<void>(w),
+                                                     mptr<void>(dx), device_index,
+                                                     stream_ptr(stream))); });
 }
 
 // workspace: CUDA only, conv2d_workspace_size bytes the caller allocated
@@ -115,54 +127,35 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
 void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
                             const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw,
                             int variant, uintptr_t workspace, size_t workspace_bytes) {
-  check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
-  const auto a = static_cast<Conv2dAlgo>(algo);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) {
-    conv2d_backward_weight_cpu({a, variant}, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw));
-    return;
-  }
-#ifdef CONVBENCH_WITH_CUDA
-  conv2d_backward_weight_cuda({a, variant}, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
-                              mptr<void>(workspace), workspace_bytes, device_index,
-                              stream_ptr(stream));
-#else
-  (void)device_index, (void)stream, (void)workspace, (void)workspace_bytes;
-  no_cuda();
-#endif
+  const Conv2dConfig c = config(algo, variant);
+  on_device(device,
+            [&] { conv2d_backward_weight_cpu(c, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw)); },
+            [&] { CB_CUDA(conv2d_backward_weight_cuda(c, t, s, cptr<void>(dy), cptr<void>(x),
+                                                      mptr<void>(dw), mptr<void>(workspace),
+                                                      workspace_bytes, device_index,
+                                                      stream_ptr(stream))); });
 }
 
 int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& shape) {
-  check_device(device);
   const Conv2dShape s = to_conv_shape(shape);
   const auto p = static_cast<Conv2dPass>(pass);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) return static_cast<int>(conv2d_choose_algo_cpu(p, t, s));
-#ifdef CONVBENCH_WITH_CUDA
-  return static_cast<int>(conv2d_choose_algo_cuda(p, t, s));
-#else
-  no_cuda();
-#endif
+  const Conv2dAlgo a = on_device(device, [&] { return conv2d_choose_algo_cpu(p, t, s); },
+                                 [&]() -> Conv2dAlgo { CB_CUDA(return conv2d_choose_algo_cuda(p, t, s)); });
+  return static_cast<int>(a);
 }
 
 // (algo, variant) pairs the autotuner times for this pass and shape.
 std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const ConvShapeArgs& shape,
                                                    int device) {
-  check_device(device);
   const auto p = static_cast<Conv2dPass>(pass);
   const auto t = static_cast<DType>(dtype);
   const Conv2dShape s = to_conv_shape(shape);
-  std::vector<Conv2dConfig> configs;
-  if (device == kCPU) {
-    configs = conv2d_candidates_cpu(p, t, s);
-  } else {
-#ifdef CONVBENCH_WITH_CUDA
-    configs = conv2d_candidates_cuda(p, t, s);
-#else
-    no_cuda();
-#endif
-  }
+  const std::vector<Conv2dConfig> configs = on_device(
+      device, [&] { return conv2d_candidates_cpu(p, t, s); },
+      [&]() -> std::vector<Conv2dConfig> { CB_CUDA(return conv2d_candidates_cuda(p, t, s)); });
   std::vector<std::pair<int, int>> out;
   for (const Conv2dConfig& c : configs) out.emplace_back(static_cast<int>(c.algo), c.variant);
   return out;
@@ -171,47 +164,39 @@ std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const Co
 // Bytes of CUDA workspace a grad-weight call with these arguments needs.
 size_t conv2d_workspace_size(int pass, int dtype, int algo, int variant,
                              const ConvShapeArgs& shape) {
-#ifdef CONVBENCH_WITH_CUDA
-  return conv2d_workspace_size_cuda({static_cast<Conv2dAlgo>(algo), variant},
-                                    static_cast<Conv2dPass>(pass), static_cast<DType>(dtype),
-                                    to_conv_shape(shape));
-#else
-  (void)pass, (void)dtype, (void)algo, (void)variant, (void)shape;
-  no_cuda();
-#endif
+  return on_device(kCUDA, [] { return size_t{0}; }, [&]() -> size_t {
+    CB_CUDA(return conv2d_workspace_size_cuda(config(algo, variant), static_cast<Conv2dPass>(pass),
+                                              static_cast<DType>(dtype), to_conv_shape(shape)));
+  });
 }
 
 std::string conv2d_variant_name(int algo, int variant, int device, int pass) {
-  check_device(device);
   const auto a = static_cast<Conv2dAlgo>(algo);
-  if (device == kCPU) return conv2d_variant_name_cpu(a, variant);
-#ifdef CONVBENCH_WITH_CUDA
-  return conv2d_variant_name_cuda(a, static_cast<Conv2dPass>(pass), variant);
-#else
-  (void)pass;
-  no_cuda();
-#endif
+  return on_device(device, [&] { return std::string(conv2d_variant_name_cpu(a, variant)); },
+                   [&]() -> std::string {
+                     CB_CUDA(return conv2d_variant_name_cuda(a, static_cast<Conv2dPass>(pass),
+                                                             variant));
+                   });
 }
 
 // The (algo, variant) a CPU request resolves to on the variant in use.
 std::pair<int, int> conv2d_resolve(int pass, int dtype, int algo, int variant,
                                    const ConvShapeArgs& shape) {
-  const Conv2dConfig c =
-      conv2d_resolve_cpu({static_cast<Conv2dAlgo>(algo), variant}, static_cast<Conv2dPass>(pass),
-                         static_cast<DType>(dtype), to_conv_shape(shape));
+  const Conv2dConfig c = conv2d_resolve_cpu(config(algo, variant), static_cast<Conv2dPass>(pass),
+                                            static_cast<DType>(dtype), to_conv_shape(shape));
   return {static_cast<int>(c.algo), c.variant};
 }
 
 std::vector<int> conv2d_algos(int device) {
-  check_device(device);
-  std::vector<Conv2dAlgo> algos;
-  if (device == kCPU) {
-    algos = conv2d_algos_cpu();
-  } else {
+  const std::vector<Conv2dAlgo> algos = on_device(
+      device, [] { return conv2d_algos_cpu(); },
+      [] {
 #ifdef CONVBENCH_WITH_CUDA
-    algos = conv2d_algos_cuda();
+        return conv2d_algos_cuda();
+#else
+        return std::vector<Conv2dAlgo>{};  // a CPU-only build has no CUDA algorithm
 #endif
-  }
+      });
   std::vector<int> out;
   for (auto a : algos) out.push_back(static_cast<int>(a));
   return out;
@@ -219,47 +204,30 @@ std::vector<int> conv2d_algos(int device) {
 
 void max_pool2d_forward(int device, int device_index, uintptr_t stream, int dtype,
                         const PoolShapeArgs& shape, uintptr_t x, uintptr_t y, uintptr_t idx) {
-  check_device(device);
   const Pool2dShape s = to_pool_shape(shape);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) {
-    max_pool2d_forward_cpu(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx));
-    return;
-  }
-#ifdef CONVBENCH_WITH_CUDA
-  max_pool2d_forward_cuda(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx), device_index,
-                          stream_ptr(stream));
-#else
-  (void)device_index, (void)stream;
-  no_cuda();
-#endif
+  on_device(device,
+            [&] { max_pool2d_forward_cpu(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx)); },
+            [&] { CB_CUDA(max_pool2d_forward_cuda(t, s, cptr<void>(x), mptr<void>(y),
+                                                  mptr<int64_t>(idx), device_index,
+                                                  stream_ptr(stream))); });
 }
 
 void max_pool2d_backward(int device, int device_index, uintptr_t stream, int dtype,
                          const PoolShapeArgs& shape, uintptr_t dy, uintptr_t idx, uintptr_t dx) {
-  check_device(device);
   const Pool2dShape s = to_pool_shape(shape);
   const auto t = static_cast<DType>(dtype);
-  if (device == kCPU) {
-    max_pool2d_backward_cpu(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx));
-    return;
-  }
-#ifdef CONVBENCH_WITH_CUDA
-  max_pool2d_backward_cuda(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx),
-                           device_index, stream_ptr(stream));
-#else
-  (void)device_index, (void)stream;
-  no_cuda();
-#endif
+  on_device(device,
+            [&] { max_pool2d_backward_cpu(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx)); },
+            [&] { CB_CUDA(max_pool2d_backward_cuda(t, s, cptr<void>(dy), cptr<int64_t>(idx),
+                                                   mptr<void>(dx), device_index,
+                                                   stream_ptr(stream))); });
 }
 
 void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, uintptr_t stream) {
-#ifdef CONVBENCH_WITH_CUDA
-  cuda_axpy(a, cptr<float>(x), mptr<float>(y), n, device_index, stream_ptr(stream));
-#else
-  (void)a, (void)x, (void)y, (void)n, (void)device_index, (void)stream;
-  no_cuda();
-#endif
+  on_device(kCUDA, [] {}, [&] {
+    CB_CUDA(cuda_axpy(a, cptr<float>(x), mptr<float>(y), n, device_index, stream_ptr(stream)));
+  });
 }
 
 std::vector<std::string> isa_names(const std::vector<CpuIsa>& isas) {
@@ -287,17 +255,37 @@ int openmp_max_threads() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convbench's compiled kernels (raw pointers in, no torch dependency)";
   const auto nogil = py::call_guard<py::gil_scoped_release>();
+  // Every kernel call starts with where it runs and what it computes.
+  auto call = [](auto... rest) {
+    return std::make_tuple(py::arg("device"), py::arg("device_index"), py::arg("stream"),
+                           py::arg("dtype"), rest...);
+  };
+  auto def = [&](const char* name, auto fn, const char* doc, auto args) {
+    std::apply([&](auto... a) { m.def(name, fn, nogil, doc, a...); }, args);
+  };
 
-  m.def("conv2d_forward", &conv2d_forward, nogil, py::arg("device"), py::arg("device_index"),
-        py::arg("stream"), py::arg("dtype"), py::arg("algo"), py::arg("shape"), py::arg("x"),
-        py::arg("w"), py::arg("b"), py::arg("y"), py::arg("variant") = 0);
-  m.def("conv2d_backward_input", &conv2d_backward_input, nogil, py::arg("device"),
-        py::arg("device_index"), py::arg("stream"), py::arg("dtype"), py::arg("algo"),
-        py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"), py::arg("variant") = 0);
-  m.def("conv2d_backward_weight", &conv2d_backward_weight, nogil, py::arg("device"),
-        py::arg("device_index"), py::arg("stream"), py::arg("dtype"), py::arg("algo"),
-        py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"), py::arg("variant") = 0,
-        py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
+  def("conv2d_forward", &conv2d_forward, "y = conv2d(x, w, b) into y (b may be 0)",
+      call(py::arg("algo"), py::arg("shape"), py::arg("x"), py::arg("w"), py::arg("b"),
+           py::arg("y"), py::arg("variant") = 0));
+  def("conv2d_backward_input", &conv2d_backward_input, "dx from dy and w",
+      call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"),
+           py::arg("variant") = 0));
+  def("conv2d_backward_weight", &conv2d_backward_weight,
+      "dw from dy and x (CUDA: workspace of conv2d_workspace_size bytes)",
+      call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"),
+           py::arg("variant") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0));
+  def("max_pool2d_forward", &max_pool2d_forward, "y and argmax indices of max_pool2d(x)",
+      call(py::arg("shape"), py::arg("x"), py::arg("y"), py::arg("indices")));
+  def("max_pool2d_backward", &max_pool2d_backward, "dx from dy and the forward's indices",
+      call(py::arg("shape"), py::arg("dy"), py::arg("indices"), py::arg("dx")));
+  m.def("axpy_cuda", &axpy_cuda, nogil, "y <- a * x + y on a GPU (the smallest real kernel)",
+        py::arg("a"), py::arg("x"), py::arg("y"), py::arg("n"), py::arg("device_index"),
+        py::arg("stream"));
+
+  m.def("conv2d_choose_algo", &conv2d_choose_algo, "The algorithm id 'auto' resolves to",
+        py::arg("device"), py::arg("pass_"), py::arg("dtype"), py::arg("shape"));
+  m.def("conv2d_algos", &conv2d_algos, "Algorithm ids a device implements (besides auto)",
+        py::arg("device"));
   m.def("conv2d_candidates", &conv2d_candidates, py::arg("pass_"), py::arg("dtype"),
         py::arg("shape"), py::arg("device") = 0,
         "(algo, variant) pairs the autotuner times for a pass and shape on a device");
@@ -310,17 +298,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv2d_variant_name", &conv2d_variant_name, py::arg("algo"), py::arg("variant"),
         py::arg("device") = 0, py::arg("pass_") = 0,
         "Name of an engine or tiling ('flat', 'kvec', 'bm64', 'split16', 'ch4', ...)");
-  m.def("conv2d_choose_algo", &conv2d_choose_algo);
-  m.def("conv2d_algos", &conv2d_algos);
-  m.def("max_pool2d_forward", &max_pool2d_forward, nogil);
-  m.def("max_pool2d_backward", &max_pool2d_backward, nogil);
-  m.def("axpy_cuda", &axpy_cuda, nogil);
 
-  m.def("cuda_compiled", &cuda_compiled);
-  m.def("cuda_device_count", &cuda_device_count);
-  m.def("cuda_runtime_version", &cuda_runtime_version);
-  m.def("cuda_driver_version", &cuda_driver_version);
-  m.def("cuda_architectures", &cuda_architectures);
+  m.def("cuda_compiled", &cuda_compiled, "Whether the CUDA kernels were compiled in");
+  m.def("cuda_device_count", &cuda_device_count, "Usable CUDA devices (0 without CUDA or a GPU)");
+  m.def("cuda_runtime_version", &cuda_runtime_version, "CUDA runtime version ('' without CUDA)");
+  m.def("cuda_driver_version", &cuda_driver_version, "CUDA driver version ('' without a driver)");
+  m.def("cuda_architectures", &cuda_architectures, "CUDA architectures compiled for");
   m.def("cpu_isa", [] { return std::string(cpu_isa_name(cpu_isa_active())); },
         "Name of the CPU kernel variant in use");
   m.def("cpu_isas_compiled", [] { return isa_names(cpu_isas_compiled()); },
@@ -329,10 +312,24 @@ PYBIND11_MODULE(_C, m) {
         "Compiled CPU variants this CPU can run");
   m.def("set_cpu_isa", &set_cpu_isa_by_name, py::arg("name"),
         "Use this CPU variant from now on (ValueError if not compiled or not runnable here)");
-  m.def("openmp_max_threads", &openmp_max_threads);
+  m.def("openmp_max_threads", &openmp_max_threads, "OpenMP threads a parallel region gets");
 
+  // The ABI: what Python builds its calls from.
   m.attr("DEVICE_CPU") = static_cast<int>(kCPU);
   m.attr("DEVICE_CUDA") = static_cast<int>(kCUDA);
+  py::dict devices;
+  devices["cpu"] = static_cast<int>(kCPU);
+  devices["cuda"] = static_cast<int>(kCUDA);
+  m.attr("DEVICE_IDS") = devices;
+  py::dict passes;
+  passes["forward"] = static_cast<int>(Conv2dPass::Forward);
+  passes["backward_input"] = static_cast<int>(Conv2dPass::BackwardInput);
+  passes["backward_weight"] = static_cast<int>(Conv2dPass::BackwardWeight);
+  m.attr("CONV2D_PASS_IDS") = passes;
+  m.attr("CONV2D_SHAPE_FIELDS") = py::tuple(py::cast(std::vector<std::string>(
+      kConvShapeFields.begin(), kConvShapeFields.end())));
+  m.attr("POOL2D_SHAPE_FIELDS") = py::tuple(py::cast(std::vector<std::string>(
+      kPoolShapeFields.begin(), kPoolShapeFields.end())));
   py::dict algos;
   for (int i = 0; i <= static_cast<int>(Conv2dAlgo::Fused); ++i)
     algos[conv2d_algo_name(static_cast<Conv2dAlgo>(i))] = i;

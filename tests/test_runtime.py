@@ -59,3 +59,43 @@ def test_cuda_axpy_on_the_current_stream():
         _C.axpy_cuda(2.5, x.data_ptr(), y.data_ptr(), n, x.device.index, stream.cuda_stream)
     stream.synchronize()
     torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_the_type_stub_lists_the_module():
+    # python/convbench/_C.pyi (shipped in the wheel) names every function and
+    # constant of the compiled module, and each function's arguments.
+    import ast
+    import inspect
+    import pathlib
+
+    stub = ast.parse((pathlib.Path(convbench.__file__).parent / "_C.pyi").read_text())
+    funcs = {n.name: [a.arg for a in n.args.args] for n in stub.body
+             if isinstance(n, ast.FunctionDef)}
+    consts = {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)}
+    public = {k for k in dir(_C) if not k.startswith("_")}
+    assert public == set(funcs) | consts
+    for name, args in funcs.items():
+        doc = getattr(_C, name).__doc__
+        assert doc.startswith(f"{name}(" + ", ".join(f"{a}:" for a in args[:1])), (name, doc)
+        assert all(f"{a}:" in doc.split("->")[0] for a in args), (name, args, doc)
+    assert all(inspect.isbuiltin(getattr(_C, n)) for n in funcs)
+
+
+def test_shapes_are_built_by_the_fields_the_module_names():
+    # The ABI's shape order comes from C++ (CONV2D_SHAPE_FIELDS); the launch
+    # layer, the tests' helper and the tools build shapes by those names.
+    from _helpers import conv_shape16
+    from convbench import _launch
+
+    assert _C.CONV2D_SHAPE_FIELDS[:9] == ("N", "C", "H", "W", "K", "R", "S", "P", "Q")
+    x, w = torch.zeros(2, 6, 9, 8), torch.zeros(4, 3, 3, 2)
+    want = dict(N=2, C=6, H=9, W=8, K=4, R=3, S=2, P=4, Q=9, stride_h=2, stride_w=1, pad_h=0,
+                pad_w=1, dil_h=1, dil_w=1, groups=2)
+    expect = [want[f] for f in _C.CONV2D_SHAPE_FIELDS]
+    assert list(_launch._conv_shape(x.shape, w.shape, (4, 9), (2, 1), (0, 0, 1, 1), (1, 1), 2)) \
+        == expect
+    assert conv_shape16(x, w, (2, 1), (0, 1), 1, 2) == expect
+    pool = dict(N=2, C=6, H=9, W=8, P=4, Q=4, kernel_h=3, kernel_w=2, stride_h=2, stride_w=2,
+                pad_h=1, pad_w=0, dil_h=1, dil_w=1)
+    assert list(_launch._pool_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [
+        pool[f] for f in _C.POOL2D_SHAPE_FIELDS]
