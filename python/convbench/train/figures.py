@@ -66,8 +66,10 @@ def lines(series, path, title, xlabel="step", ylabel="", logy=False, marks=()) -
     return _save(fig, path)
 
 
-def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy=False) -> Path:
-    """Several `lines` plots side by side: panel_series = list of (panel title, series)."""
+def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy=False,
+           marks=()) -> Path:
+    """Several `lines` plots side by side: panel_series = list of (panel title, series); marks
+    as in `lines`, drawn on every panel."""
     n = len(panel_series)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
@@ -76,6 +78,8 @@ def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy
         ax = axes[i // ncols][i % ncols]
         for label, x, y in series:
             ax.plot(x, y, label=label, lw=1.1, marker="o" if len(x) <= 30 else None, ms=3)
+        for k, (x, label) in enumerate(marks):
+            ax.axvline(x, ls=":", lw=1, color=f"C{(len(series) + k) % 10}", label=label)
         ax.set(title=ptitle, xlabel=xlabel, ylabel=(ylabels[i] if ylabels else ""))
         _style_x(ax, xlabel)
         if logy:  # gradient norms span decades (vanishing sigmoid gradients)
@@ -138,42 +142,76 @@ def grouped_bars(groups, series, path, title, ylabel="") -> Path:
     return _save(fig, path)
 
 
-def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray", ncols=None) -> Path:
-    """images: array [rows, cols, H, W] (or [n, H, W] laid out in ncols columns)."""
+def _grid(images, ncols=None, rgb=False):
+    """[n, H, W] (or [n, H, W, 3] with rgb) laid out as [rows, ncols, ...], padded with NaN."""
     imgs = np.asarray(images, dtype=np.float64)
-    if imgs.ndim == 3:
+    if imgs.ndim == (4 if rgb else 3):
         n = len(imgs)
         ncols = ncols or int(np.ceil(np.sqrt(n)))
         rows = (n + ncols - 1) // ncols
         pad = np.full((rows * ncols - n, *imgs.shape[1:]), np.nan)
         imgs = np.concatenate([imgs, pad]).reshape(rows, ncols, *imgs.shape[1:])
+    return imgs
+
+
+def _draw_grid(fig_or_sub, imgs, cmap, row_labels=None, col_labels=None):
     rows, cols = imgs.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6), squeeze=False)
+    axes = fig_or_sub.subplots(rows, cols, squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r][c]
             ax.axis("off")
             if np.isfinite(imgs[r, c]).any():
-                ax.imshow(imgs[r, c], cmap=cmap)
+                ax.imshow(imgs[r, c], cmap=None if imgs.ndim == 5 else cmap)
             if col_labels is not None and r == 0 and c < len(col_labels):
                 ax.set_title(col_labels[c], fontsize=7)
             if row_labels is not None and c == 0 and r < len(row_labels):
                 ax.text(-0.1, 0.5, row_labels[r], transform=ax.transAxes, ha="right", va="center",
                         fontsize=7)
+
+
+def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray", ncols=None,
+               rgb=False) -> Path:
+    """images: array [rows, cols, H, W] (or [n, H, W] laid out in ncols columns); with rgb, a
+    trailing axis of 3 colour channels in [0, 1]."""
+    imgs = _grid(images, ncols, rgb)
+    rows, cols = imgs.shape[:2]
+    fig = plt.figure(figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6))
+    _draw_grid(fig, imgs, cmap, row_labels, col_labels)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
-def weight_grid(weights, input_shape, path, title) -> Path:
-    """First-layer weights as images: conv filters [K, C, kh, kw] (channels averaged, as the M124
-    report merges them), or Linear rows [out, C*H*W] reshaped to the input image."""
+def weight_images(weights, input_shape, rgb=True):
+    """First-layer weights as images [n, H, W], or [n, H, W, 3] for colour input: conv filters
+    [K, C, kh, kw] or Linear rows [out, C*H*W] reshaped to the input image. Colour filters are
+    shown as RGB (each scaled to [0, 1] on its own), as report 001 drew them; rgb=False averages
+    the channels, as the M124 report merged them."""
     w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 4:
-        imgs = w.mean(axis=1)
-    else:
-        c, h, wd = input_shape
-        imgs = w.reshape(len(w), c, h, wd).mean(axis=1)
-    return image_grid(imgs, path, title, cmap="viridis")
+    if w.ndim != 4:
+        w = w.reshape(len(w), *input_shape)
+    if w.shape[1] != 3 or not rgb:
+        return w.mean(axis=1), False
+    lo = w.min(axis=(1, 2, 3), keepdims=True)
+    span = w.max(axis=(1, 2, 3), keepdims=True) - lo
+    return ((w - lo) / np.where(span > 0, span, 1)).transpose(0, 2, 3, 1), True
+
+
+def weight_grid(weights, input_shape, path, title, initial=None, rgb=True) -> Path:
+    """A grid of first-layer weights; with `initial`, the weights before training drawn beside
+    them (report 000's initial/final weight figures)."""
+    final, rgb = weight_images(weights, input_shape, rgb)
+    if initial is None:
+        return image_grid(final, path, title, cmap="viridis", rgb=rgb)
+    grids = [(_grid(weight_images(initial, input_shape, rgb)[0], rgb=rgb), "initial (before training)"),
+             (_grid(final, rgb=rgb), "final (after training)")]
+    rows, cols = grids[0][0].shape[:2]
+    fig = plt.figure(figsize=(2 * (1.3 * cols + 0.5), 1.3 * rows + 0.9))
+    for sub, (imgs, label) in zip(fig.subfigures(1, 2, wspace=0.05), grids):
+        _draw_grid(sub, imgs, "viridis")
+        sub.suptitle(label, fontsize=9)
+    fig.suptitle(title, fontsize=10, y=1.04)
+    return _save(fig, path)
 
 
 def confusion(cm, classes, path, title) -> Path:

@@ -75,6 +75,17 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         if rec is not None:
             log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
             results[i] = rec["result"]
+        elif cfg.tags.get("reuse_from"):  # another experiment's run (EE449 part 5: part 3's Adam)
+            other = RunStore(out.parent / cfg.tags["reuse_from"])
+            rec = other.load(cfg.key, identity)
+            if rec is not None:
+                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
+                results[i] = {**rec["result"], "tags": dict(cfg.tags),
+                              "reused_from": str(other.path(cfg.key))}
+            else:
+                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
+                    f"configuration; training it here as {cfg.tags['reuse_from']} defines it")
+                pending.append((i, cfg, bundle, identity))
         else:
             pending.append((i, cfg, bundle, identity))
     for group in _lockstep_groups(pending):

@@ -47,7 +47,8 @@ def _figures(title, filters):
                 best = max((r for r in runs if r["weights"] is not None), key=lambda r: r["test_acc"])
                 paths.append(fig.weight_grid(best["weights"], ctx.data(DATA).input_shape,
                                              ctx.out_dir / f"first_conv_filters_{backend}.png",
-                                             f"{best['name']}: first conv layer filters ({backend})"))
+                                             f"{best['name']}: first conv layer filters ({backend})",
+                                             rgb=False))  # the report merged the channels
         return paths
     return figures
 

@@ -1,0 +1,184 @@
+"""The experiments run as the five reports ran them (issue 11, items 1-8), at tiny scale."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")  # convbench.train draws figures; not on the GPU machine
+from convbench import data as D  # noqa: E402
+from convbench import models  # noqa: E402
+from convbench.train import cli, loop  # noqa: E402
+from convbench.train import figures as fig  # noqa: E402
+from convbench.train.config import RunConfig  # noqa: E402
+from convbench.train.experiments import REGISTRY, Options  # noqa: E402
+from convbench.train.schedule import scaled_switches  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TINY = ["--no-progress", "--backend", "torch", "--epochs", "1"]
+
+
+def _load(out, exp):
+    return json.loads((out / exp / "results.json").read_text())
+
+
+def _by_key(cfgs):
+    return {c.key.rsplit("/", 1)[0]: c for c in cfgs}
+
+
+# ---- 1. part 5 trains each report's own network ------------------------------------------------
+
+@pytest.mark.parametrize("exp,net", [("ee449-part5", "ee449/cnn_3"),        # report 000
+                                     ("ee449-color-part5", "ee449_color/cnn_4"),  # report 001
+                                     ("ee449-2021-part5", "ee449_2021/mlp2")])    # report 003
+def test_part5_trains_the_reports_network(exp, net):
+    cfgs = REGISTRY[exp].plan(Options(backends=("torch",)))
+    assert {c.model for c in cfgs} == {net}
+
+
+def test_part5_network_option_and_its_check(tmp_path, capsys):
+    cfgs = REGISTRY["ee449-part5"].plan(Options(network="cnn_5"))
+    assert {c.model for c in cfgs} == {"ee449/cnn_5"}
+    with pytest.raises(ValueError, match="cnn_9"):
+        REGISTRY["ee449-part5"].plan(Options(network="cnn_9"))
+    assert cli.main(["ee449-part5", "--network", "cnn_9", "--out", str(tmp_path), *TINY]) == 1
+    assert "--network 'cnn_9'" in capsys.readouterr().err
+
+
+# ---- 2. fixed switch points, per report; the plateau rule kept as an option -----------------------
+
+def test_part5_schedules_are_each_reports_switch_points():
+    full = Options(backends=("torch",))
+    s000 = _by_key(REGISTRY["ee449-part5"].plan(full))
+    # 000, Figs. 24-26: 0.1 for 10 epochs, then 0.01 to 30; the other run 0.001 after epoch 15
+    assert (s000["schedule_1_01"].lr_schedule, s000["schedule_1_01"].lr_switch) == ((0.1, 0.01), (10,))
+    assert s000["schedule_1_01_001"].lr_switch == (10, 15)
+    assert s000["schedule_1_01"].epochs == s000["schedule_1_01_001"].epochs == 30
+    assert s000["schedule_1_01"].lr_switch_unit == "epoch"
+    # 001: global steps 5000 and 10000 over 30 epochs of 900 steps
+    s001 = _by_key(REGISTRY["ee449-color-part5"].plan(full))
+    c = s001["schedule_1_01_001"]
+    assert (c.lr_switch, c.lr_switch_unit, c.epochs, c.lr_switch_of) == ((5000, 10000), "step", 30, 27000)
+    assert s001["schedule_1_01"].lr_switch == (5000,)
+    # 003: one run, 24 epochs at 0.1, 3 at 0.01, 13 at 0.001
+    s003 = _by_key(REGISTRY["ee449-2021-part5"].plan(full))
+    c = s003["schedule_1_01_001"]
+    assert (c.lr_schedule, c.lr_switch, c.epochs) == ((0.1, 0.01, 0.001), (24, 27), 40)
+    assert "schedule_1_01" not in s003
+    # --schedule plateau: the spec's rule, no fixed points
+    plateau = _by_key(REGISTRY["ee449-part5"].plan(Options(schedule="plateau")))
+    assert plateau["schedule_1_01_001"].lr_switch == () and plateau["schedule_1_01_001"].epochs == 30
+
+
+def test_switch_points_exact_at_full_scale_and_scaled_for_short_runs():
+    assert scaled_switches((10, 15), 30, 30) == [10, 15]
+    assert scaled_switches((5000, 10000), 27000, 27000) == [5000, 10000]
+    assert scaled_switches((10, 15), 30, 3) == [1, 2]          # every rate still reached
+    assert scaled_switches((24, 27), 40, 2) == [1, 2]  # crowded: kept increasing
+    assert scaled_switches((5000, 10000), 27000, 54) == [10, 20]
+
+
+@pytest.mark.parametrize("unit,points,of", [("epoch", (2, 3), 4), ("step", (5, 11), 16)])
+def test_loop_switches_the_rate_exactly_there(unit, points, of):
+    bundle = D.load("mnist5", limit=16)  # 16 train / batch 4 = 4 steps per epoch
+    cfg = RunConfig(key="s", model="ee449_2021/mlp2", data="mnist5", backend="torch", lr=0.1,
+                    lr_schedule=(0.1, 0.01, 0.001), lr_switch=points, lr_switch_unit=unit,
+                    lr_switch_of=of, epochs=4, batch_size=4, record_every=1)
+    rec = loop.train_run(cfg, bundle)
+    assert [c["step"] for c in rec["lr_changes"]] == [p * (4 if unit == "epoch" else 1) for p in points]
+    assert [c["lr"] for c in rec["lr_changes"]] == [0.01, 0.001]
+    expected = {"epoch": [0.1, 0.1, 0.01, 0.001], "step": [0.1, 0.1, 0.01, 0.001]}[unit]
+    assert rec["epochs"]["lr"] == expected  # the rate each epoch started with
+    assert rec["lr_switch"]["rule"] == "fixed"
+
+
+def test_part5_schedule_figure_shows_loss_and_accuracy(tmp_path):
+    assert cli.main(["ee449-2021-part5", "--subset", "20", "--batch-size", "2", "--epochs", "3",
+                     "--runs", "1", "--out", str(tmp_path), "--no-progress", "--backend", "torch"]) == 0
+    s = _load(tmp_path, "ee449-2021-part5")["results"]["torch"]
+    sched = s["schedule_1_01_001"]
+    assert [c["lr"] for c in sched["lr_changes"]] == [0.01, 0.001]
+    assert sched["report_switch_points"] == [24, 27] and "0.1 until epoch" in sched["rule"]
+    assert len(sched["loss_curve"]) == len(sched["val_acc_curve"]) == 3
+    from PIL import Image
+    w, h = Image.open(tmp_path / "ee449-2021-part5" / "schedule_vs_adam_torch.png").size
+    assert w > 1.8 * h  # two panels side by side: loss and validation accuracy
+
+
+# ---- 3. compared with part 3's Adam run: reused when there, else trained as part 3 does ----------
+
+def test_part5_reuses_part3_adam_runs_or_trains_them_and_says_which(tmp_path, capsys):
+    common = ["--subset", "20", "--batch-size", "10", "--runs", "2", *TINY]
+    assert cli.main(["ee449-2021-part5", *common, "--out", str(tmp_path)]) == 0
+    s = _load(tmp_path, "ee449-2021-part5")["results"]["torch"]
+    assert s["adam"]["source"].startswith("trained here as part 3 defines it")
+    assert len(s["adam"]["test_accs"]) == 2  # part 3's runs, the best kept
+    assert s["adam"]["test_acc"] == max(s["adam"]["test_accs"])
+    assert "trained here" in capsys.readouterr().out
+
+    fresh = tmp_path / "again"
+    assert cli.main(["ee449-2021-part3", *common, "--out", str(fresh)]) == 0
+    part3 = {n["name"]: n for n in _load(fresh, "ee449-2021-part3")["results"]["torch"]["networks"]}
+    capsys.readouterr()
+    assert cli.main(["ee449-2021-part5", *common, "--out", str(fresh)]) == 0
+    out = capsys.readouterr().out
+    s = _load(fresh, "ee449-2021-part5")["results"]["torch"]
+    assert s["adam"]["source"].startswith("part 3's results reused")
+    assert "part 3's results reused" in out and "reusing" in out
+    assert s["adam"]["test_acc"] == part3["mlp2"]["test_acc"]  # the best of part 3's runs
+    assert sorted(s["adam"]["test_accs"]) == sorted(part3["mlp2"]["test_accs"])
+    assert s["schedule_vs_adam"]["adam_source"] == s["adam"]["source"]
+    # nothing of part 3 was trained again: part 5's own run files hold only its SGD runs
+    own = {p.name for p in (fresh / "ee449-2021-part5" / "runs").glob("*.json")}
+    assert not any(n.startswith("mlp2_run") for n in own)
+
+
+# ---- 4. initial weights recorded and drawn beside the final ones (report 000) -----------------------
+
+def test_part3_records_initial_weights_and_draws_them_beside_the_final(tmp_path):
+    assert cli.main(["ee449-2021-part3", "--subset", "20", "--batch-size", "10", "--runs", "1",
+                     "--out", str(tmp_path), *TINY]) == 0
+    nets = {n["name"]: n for n in _load(tmp_path, "ee449-2021-part3")["results"]["torch"]["networks"]}
+    cnn3 = nets["cnn3"]
+    torch.manual_seed(0)  # run 0's seed: the weights the network started from
+    m = models.build("ee449_2021/cnn3", backend="torch", in_channels=1, image_size=28, num_classes=5)
+    assert cnn3["initial_weights"] == m.first_layer_weight().detach().tolist()
+    assert cnn3["initial_weights"] != cnn3["weights"]
+    from PIL import Image
+    d = tmp_path / "ee449-2021-part3"
+    both = Image.open(d / "weights_cnn3_torch.png").size
+    alone = Image.open(fig.weight_grid(cnn3["weights"], (1, 28, 28), tmp_path / "alone.png", "t")).size
+    assert both[0] > 1.6 * alone[0]  # two grids side by side
+
+
+# ---- 8. smaller ones ------------------------------------------------------------------------
+
+def test_loss_and_training_accuracy_are_the_batch_at_that_step():
+    bundle = D.load("mnist5", limit=24)
+    every1 = RunConfig(key="a", model="ee449_2021/mlp2", data="mnist5", backend="torch",
+                       optimizer="adam", epochs=1, batch_size=4, record_every=1, record_val=False)
+    every2 = every1.with_(record_every=2)
+    a, b = loop.train_run(every1, bundle), loop.train_run(every2, bundle)
+    assert b["steps"] == [2, 4, 6]
+    assert b["loss_curve"] == a["loss_curve"][1::2]  # not a mean over the steps since the last
+    assert b["train_acc_curve"] == a["train_acc_curve"][1::2]
+    assert all(v in (0.0, 25.0, 50.0, 75.0, 100.0) for v in a["train_acc_curve"])  # one batch of 4
+
+
+def test_colour_weights_drawn_as_rgb_and_merged_where_the_report_merged():
+    w = np.random.default_rng(0).normal(size=(4, 3, 3, 3))
+    imgs, rgb = fig.weight_images(w, (3, 32, 32))
+    assert rgb and imgs.shape == (4, 3, 3, 3) and imgs.min() == 0 and imgs.max() == 1
+    np.testing.assert_allclose(imgs[1, :, :, 2], (w[1, 2] - w[1].min()) / (w[1].max() - w[1].min()))
+    merged, rgb = fig.weight_images(w, (3, 32, 32), rgb=False)  # M124 merged the channels
+    assert not rgb and merged.shape == (4, 3, 3)
+    gray, rgb = fig.weight_images(np.ones((2, 1 * 5 * 5)), (1, 5, 5))  # an MLP on gray input
+    assert not rgb and gray.shape == (2, 5, 5)
