@@ -230,8 +230,7 @@ def test_figures_on_stand_in_data_carry_a_footnote(tmp_path):
     again = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "again.png", "t")  # the block ended
     h = {p.name: Image.open(p).size[1] for p in (plain, stamped, again)}
     assert h["stamped.png"] > h["plain.png"] == h["again.png"]
-    assert runner._stand_in_stamp([]) is None
-    assert runner._stand_in_stamp(["NOTE: x stands in"]) == "STAND-IN DATA: x stands in"
+    assert runner._data_stamp(runner.DataCache(None, False, 0, None)) is None  # nothing loaded
 
 
 def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkeypatch):

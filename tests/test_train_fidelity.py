@@ -1,5 +1,6 @@
 """The experiments run as the five reports ran them (issue 11, items 1-8), at tiny scale."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,87 @@ def test_colour_weights_drawn_as_rgb_and_merged_where_the_report_merged():
     assert not rgb and merged.shape == (4, 3, 3)
     gray, rgb = fig.weight_images(np.ones((2, 1 * 5 * 5)), (1, 5, 5))  # an MLP on gray input
     assert not rgb and gray.shape == (2, 5, 5)
+
+
+# ---- 5. the data actually used, and its size, on every figure and results file --------------------
+
+def _footnote_of(monkeypatch):
+    """Records the footnote in force at each figure save."""
+    seen = {}
+    real = fig._save
+
+    def spy(f, path):
+        text = fig._FOOTNOTE() if callable(fig._FOOTNOTE) else fig._FOOTNOTE
+        seen[Path(path).name] = text
+        return real(f, path)
+    monkeypatch.setattr(fig, "_save", spy)
+    return seen
+
+
+def test_every_figure_and_results_file_names_the_data_and_its_size(tmp_path, monkeypatch):
+    seen = _footnote_of(monkeypatch)
+    assert cli.main(["ee449-2021-part4", "--subset", "20", "--batch-size", "10",
+                     "--out", str(tmp_path), *TINY]) == 0
+    res = _load(tmp_path, "ee449-2021-part4")
+    desc = res["data"][0]
+    assert "embedded mnist_5k" in desc and "5,000 of MNIST's 70,000" in desc
+    assert "20 train/" in desc and "digits 0-4 standing in for the report's 5 classes" in desc
+    assert seen and all(t and f"DATA: {desc}" in t for t in seen.values())
+    run_file = json.loads(next((tmp_path / "ee449-2021-part4" / "runs").glob("*.json")).read_text())
+    assert run_file["config"]["data"] == desc
+    # stand-in CIFAR: named and marked
+    seen.clear()
+    assert cli.main(["ee449-part4", "--subset", "20", "--batch-size", "10",
+                     "--out", str(tmp_path), *TINY]) == 0
+    assert all("STAND-IN DATA" in t and "DATA: cifar10_gray: embedded" in t for t in seen.values())
+    # a custom experiment (part 2) too
+    seen.clear()
+    assert cli.main(["ee449-part2", "--out", str(tmp_path), "--no-progress"]) == 0
+    res = _load(tmp_path, "ee449-part2")
+    assert any("digit 7" in d for d in res["data"]) and any("RANDOM" in d for d in res["data"])
+    assert seen and all("RANDOM" in t and "digit 7" in t for t in seen.values())
+
+
+def _fashion(root, n_train=100, n_test=50):
+    import gzip
+    import struct
+    d = root / "FashionMNIST" / "raw"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, arr in {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+                      "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
+                      "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+                      "t10k-labels-idx1-ubyte": (np.arange(n_test) % 10).astype(np.uint8)}.items():
+        head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", s) for s in arr.shape)
+        (d / (name + ".gz")).write_bytes(gzip.compress(head + arr.tobytes()))
+
+
+def test_2021_edition_uses_fashion_mnist_classes_when_the_user_has_them(tmp_path):
+    _fashion(tmp_path)
+    b = D.load("mnist5", data_dir=tmp_path)
+    assert b.class_names == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
+    assert "Fashion-MNIST files under" in b.describe() and "classes 0-4 (T-shirt/top" in b.describe()
+    assert len(b.train) + len(b.val) == 50 and int(b.test.y.max()) == 4
+    with pytest.raises(FileNotFoundError, match="MNIST not found"):  # the 10-class sets want MNIST
+        D.load("mnist", data_dir=tmp_path)
+
+
+# ---- 7. part 2: the assignment's files when given, else digit 7 and random kernels said so --------
+
+def test_part2_uses_the_assignments_files_when_given(tmp_path):
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    data.mkdir()
+    samples, kernel = rng.random((3, 1, 10, 10)), rng.standard_normal((2, 1, 4, 4))
+    np.save(data / "samples_7.npy", samples)
+    np.save(data / "kernel.npy", kernel)
+    assert cli.main(["ee449-part2", "--data-dir", str(data), "--out", str(tmp_path), "--no-progress"]) == 0
+    res = _load(tmp_path, "ee449-part2")["results"]
+    assert res["kernels_random"] is False and "kernel.npy" in res["kernel_source"]
+    assert res["output_shape"] == [3, 2, 7, 7] and res["agrees_with_torch"]
+    assert res["labels"] == ["7"] * 3
+
+    assert cli.main(["ee449-part2", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    res = _load(tmp_path / "b", "ee449-part2")["results"]
+    assert res["kernels_random"] is True and res["kernel_source"].startswith("RANDOM")
+    assert res["labels"] == ["7"] * 5 and res["input_shape"] == [5, 1, 28, 28]

@@ -19,7 +19,8 @@ _FOOTNOTE = None
 @contextlib.contextmanager
 def footnote(text):
     """Stamp `text` (e.g. "stand-in data, not CIFAR-10") under every figure drawn inside the block,
-    so a figure copied out of its directory still says what it shows."""
+    so a figure copied out of its directory still says what it shows. A callable is asked at
+    each save (experiments that load their data as they go)."""
     global _FOOTNOTE
     old, _FOOTNOTE = _FOOTNOTE, (text or None)
     try:
@@ -37,10 +38,11 @@ def _save(fig, path) -> Path:
     """Render to a temporary name and rename, so a figure on disk is always complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _FOOTNOTE:
+    text = _FOOTNOTE() if callable(_FOOTNOTE) else _FOOTNOTE
+    if text:
         width = max(60, int(fig.get_figwidth() * 15))  # ~15 characters per inch at 7 pt
-        fig.text(0.01, 0.0, textwrap.fill(_FOOTNOTE, width), fontsize=7, color="firebrick",
-                 ha="left", va="top")
+        fig.text(0.01, 0.0, "\n".join(textwrap.fill(t, width) for t in text.split("\n")),
+                 fontsize=7, color="firebrick", ha="left", va="top")
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
