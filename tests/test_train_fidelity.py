@@ -215,7 +215,7 @@ def test_every_figure_and_results_file_names_the_data_and_its_size(tmp_path, mon
     seen.clear()
     assert cli.main(["ee449-part4", "--subset", "20", "--batch-size", "10",
                      "--out", str(tmp_path), *TINY]) == 0
-    assert all("STAND-IN DATA" in t and "DATA: cifar10_gray: embedded" in t for t in seen.values())
+    assert all("STAND-IN DATA" in t and "DATA: cifar10_gray_full: embedded" in t for t in seen.values())
     # a custom experiment (part 2) too
     seen.clear()
     assert cli.main(["ee449-part2", "--out", str(tmp_path), "--no-progress"]) == 0
@@ -267,3 +267,57 @@ def test_part2_uses_the_assignments_files_when_given(tmp_path):
     res = _load(tmp_path / "b", "ee449-part2")["results"]
     assert res["kernels_random"] is True and res["kernel_source"].startswith("RANDOM")
     assert res["labels"] == ["7"] * 5 and res["input_shape"] == [5, 1, 28, 28]
+
+
+# ---- 8. smaller ones, continued -------------------------------------------------------------
+
+def test_part4_trains_on_all_training_images_where_the_report_did():
+    plans = {e: REGISTRY[f"{e}-part4"].plan(Options(backends=("torch",))) for e in
+             ("ee449", "ee449-color", "ee449-2021")}
+    assert {c.data for c in plans["ee449"]} == {"cifar10_gray_full"}    # report 000: 50,000
+    assert {c.data for c in plans["ee449-color"]} == {"cifar10_color_full"}  # report 001: 50,000
+    assert {c.data for c in plans["ee449-2021"]} == {"mnist5"}  # report 003 kept its split
+    full, split = D.load("cifar10_gray_full"), D.load("cifar10_gray")
+    assert full.val is None and len(full.train) == len(split.train) + len(split.val)
+    assert torch.equal(full.test.x, split.test.x) and full.input_shape == (1, 32, 32)
+
+
+def test_part3_draws_test_vs_training_accuracy(tmp_path, monkeypatch):
+    drawn = {}
+    real = fig.points
+
+    def spy(labels, x, y, path, *a, **k):
+        drawn.update(labels=labels, x=x, y=y)
+        return real(labels, x, y, path, *a, **k)
+    monkeypatch.setattr(fig, "points", spy)
+    assert cli.main(["ee449-2021-part3", "--subset", "20", "--batch-size", "10", "--runs", "1",
+                     "--out", str(tmp_path), *TINY]) == 0
+    nets = _load(tmp_path, "ee449-2021-part3")["results"]["torch"]["networks"]
+    assert drawn["labels"] == [n["name"] for n in nets]
+    assert drawn["y"] == [n["test_acc"] for n in nets] and drawn["x"] == [n["train_acc"] for n in nets]
+    assert (tmp_path / "ee449-2021-part3" / "test_vs_train_torch.png").is_file()
+
+
+def test_1rt720_legends_carry_final_values(monkeypatch, tmp_path):
+    legends = []
+    real = fig._save
+
+    def spy(f, path):
+        legends.extend(t.get_text() for ax in f.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+        return real(f, path)
+    monkeypatch.setattr(fig, "_save", spy)
+    rec = {"epochs": {"train_loss": [1.0, 0.5], "test_loss": [1.1, 0.61234], "train_acc": [50.0, 90.0],
+                      "test_acc": [48.0, 88.5]}}
+    fig.epoch_curves(rec, tmp_path / "c.png", "t", "s")
+    assert legends == ["train (final 0.5000)", "test (final 0.6123)", "train (final 90.00%)",
+                       "test (final 88.50%)"]
+
+
+def test_m124_prints_each_model_with_parameter_counts(tmp_path):
+    assert cli.main(["m124-cnn-width", "--subset", "20", "--batch-size", "10", "--out", str(tmp_path),
+                     *TINY]) == 0
+    text = (tmp_path / "m124-cnn-width" / "models.txt").read_text()
+    runs = _load(tmp_path, "m124-cnn-width")["results"]["torch"]["runs"]
+    for r in runs:
+        assert r["model"] in text and f"total: {r['n_params']:,} parameters" in text
+    assert "Layer: features.0.weight | Size: [64, 3, 3, 3] | 1,728 parameters" in text  # report 004's Model 3

@@ -31,9 +31,13 @@ RECIPES = {
                         "them, else MNIST digits 0-4"),
     "cifar10_gray": ("cifar10", "CIFAR-10 normalised then grayscale 1x32x32, 10% stratified validation (EE449, report 000)"),
     "cifar10_color": ("cifar10", "CIFAR-10 normalised 3x32x32, 10% stratified validation (EE449, report 001)"),
+    # EE449 part 4 of reports 000 and 001 trained on all 50,000 training images (no validation)
+    "cifar10_gray_full": ("cifar10", "as cifar10_gray, all training images, no validation split (EE449 part 4, report 000)"),
+    "cifar10_color_full": ("cifar10", "as cifar10_color, all training images, no validation split (EE449 part 4, report 001)"),
     "cifar10": ("cifar10", "CIFAR-10 3x32x32 in [0,1], train/test (M124)"),
 }
 VAL_FRACTION = 0.1
+WITH_VAL = ("mnist5", "cifar10_gray", "cifar10_color")  # recipes that hold out a validation split
 EMBEDDED_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test, 100 test digits per class
 
 
@@ -132,9 +136,9 @@ def load(recipe: str, data_dir=None, download: bool = False, seed: int = 0,
         x = P.to_float(images)
         if stand_in:  # MNIST digits shaped like CIFAR-10: 32x32, 3 channels
             x = P.to_channels(P.pad_to(x, 32), 3)
-        if recipe in ("cifar10_gray", "cifar10_color"):
+        if recipe.startswith(("cifar10_gray", "cifar10_color")):
             x = P.normalize(x, P.CIFAR_MEAN, P.CIFAR_STD)
-            if recipe == "cifar10_gray":
+            if recipe.startswith("cifar10_gray"):
                 x = P.grayscale(x)
         elif recipe == "mnist5":
             x = P.scale_pm1(x)
@@ -146,7 +150,7 @@ def load(recipe: str, data_dir=None, download: bool = False, seed: int = 0,
         source += " standing in for CIFAR-10"
 
     val = None
-    if recipe in ("mnist5", "cifar10_gray", "cifar10_color"):
+    if recipe in WITH_VAL:
         keep, held = P.stratified_split(ty, VAL_FRACTION, seed)
         vx_, vy_ = tx[held], ty[held]
         tx, ty = tx[keep], ty[keep]
@@ -158,10 +162,10 @@ def load(recipe: str, data_dir=None, download: bool = False, seed: int = 0,
         tx, ty = tx[i], ty[i]
         j = P.stratified_subset(sy, small, seed)
         sx, sy = sx[j], sy[j]
-        if recipe in ("mnist5", "cifar10_gray", "cifar10_color"):
+        if recipe in WITH_VAL:
             k = P.stratified_subset(vy_, small, seed)
             vx_, vy_ = vx_[k], vy_[k]
-    if recipe in ("mnist5", "cifar10_gray", "cifar10_color"):
+    if recipe in WITH_VAL:
         val = Split(torch.from_numpy(prep(vx_)), torch.from_numpy(vy_))
 
     return DataBundle(recipe, source, Split(torch.from_numpy(prep(tx)), torch.from_numpy(ty)), val,

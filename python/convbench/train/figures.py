@@ -101,12 +101,13 @@ def epoch_curves(rec, path, title, subtitle) -> Path:
     e = rec["epochs"]
     x = np.arange(1, len(e["train_loss"]) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot(x, e["train_loss"], label="train")
+    # the report's legends carry each curve's final value
+    a.plot(x, e["train_loss"], label=f"train (final {e['train_loss'][-1]:.4f})")
     if e.get("test_loss"):
-        a.plot(x, e["test_loss"], label="test")
-    b.plot(x, e["train_acc"], label="train")
+        a.plot(x, e["test_loss"], label=f"test (final {e['test_loss'][-1]:.4f})")
+    b.plot(x, e["train_acc"], label=f"train (final {e['train_acc'][-1]:.2f}%)")
     if e.get("test_acc"):
-        b.plot(x, e["test_acc"], label="test")
+        b.plot(x, e["test_acc"], label=f"test (final {e['test_acc'][-1]:.2f}%)")
     a.set(xlabel="epoch", ylabel="cost (cross-entropy)")
     b.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (a, b):
@@ -257,6 +258,22 @@ def scatter_val_train(series, path, title) -> Path:
     if hi > lo:
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="val = train")
     ax.set(xlabel="training accuracy (%)", ylabel="validation accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def points(labels, x, y, path, title, xlabel, ylabel) -> Path:
+    """One labelled point per item (report 001's test-vs-training accuracy), the diagonal for
+    reference."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for i, (label, a, b) in enumerate(zip(labels, x, y)):
+        ax.scatter([a], [b], color=f"C{i % 10}", label=f"{label} ({a:.1f}, {b:.1f})")
+        ax.annotate(label, (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    lo, hi = min([*x, *y], default=0), max([*x, *y], default=100)
+    if hi > lo:
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="test = training")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
