@@ -321,3 +321,17 @@ def test_m124_prints_each_model_with_parameter_counts(tmp_path):
     for r in runs:
         assert r["model"] in text and f"total: {r['n_params']:,} parameters" in text
     assert "Layer: features.0.weight | Size: [64, 3, 3, 3] | 1,728 parameters" in text  # report 004's Model 3
+
+
+def test_help_says_which_report_each_default_follows(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name, exp in REGISTRY.items():
+        if name.startswith("ee449"):
+            assert "report 00" in exp.title + exp.help, name
+    assert "cnn_3 for ee449 as report 000" in text and "cnn_4 for ee449-color as report 001" in text
+    assert "after epochs 10 and 15 of 30" in text and "after steps 5000 and 10000" in text
+    assert "24 and 27 of 40" in text and "'plateau'" in text
+    assert "reused from OUT/ee449-part3" in text and "Fashion-MNIST" in text
+    assert "all 50,000 training images, as the report did" in text

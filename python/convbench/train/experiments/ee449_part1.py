@@ -202,7 +202,7 @@ def run_bce(ctx) -> dict:
 
 register(Experiment(
     "ee449-part1-bce", "EE449 part 1, variant: sigmoid output and cross-entropy on XOR",
-    "Not the report's set-up (see ee449-part1): the same 2-4-1 NumPy MLP with a sigmoid output "
+    "Not report 001's set-up (see ee449-part1): the same 2-4-1 NumPy MLP with a sigmoid output "
     f"and binary cross-entropy, full-batch gradient descent, lr {LR}, {EPOCHS} epochs (--quick "
     f"500), on {4 * PER_CORNER} XOR points around the unit square's corners; kept because with "
     "this loss ReLU hidden units train as reliably as sigmoid and tanh, which the report's MSE "
