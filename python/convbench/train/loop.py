@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .. import models
 from ..data import DataBundle, batches
 from .config import RunConfig
+from .schedule import scaled_switches
 
 EVAL_BATCH = 1000
 WEIGHTS_LIMIT = 200_000  # EE449's widest first layer (mlp_1, colour) has 98,304
@@ -91,20 +92,32 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
                          image_size=h if h == w else None, num_classes=data.num_classes,
                          algo=cfg.algo).to(device)
     first = model.first_layer_weight()
+    keep_weights = first.numel() <= WEIGHTS_LIMIT
+    initial = first.detach().cpu().tolist() if cfg.keep_initial_weights and keep_weights else None
     lrs = list(cfg.lr_schedule) or [cfg.lr]
     lr_index = 0
     opt = make_optimizer(cfg, model.parameters(), lrs[0])
     gen = torch.Generator().manual_seed(cfg.seed)  # shuffling order, identical across backends
+    steps_per_epoch = -(-len(data.train) // cfg.batch_size)
+    run_length = cfg.epochs * (steps_per_epoch if cfg.lr_switch_unit == "step" else 1)
+    switches = scaled_switches(cfg.lr_switch, cfg.lr_switch_of, run_length)
+
+    def next_lr(epoch_done):
+        nonlocal lr_index
+        lr_index += 1
+        for g in opt.param_groups:
+            g["lr"] = lrs[lr_index]
+        lr_changes.append({"epoch": epoch_done, "step": step, "lr": lrs[lr_index]})
 
     steps, loss_c, tacc_c, vacc_c, grad_c = [], [], [], [], []
     ep = {k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "val_acc", "lr")}
     epoch_times, epoch_wall, lr_changes = [], [], []
-    win_loss, win_correct, win_n = 0.0, 0, 0
     best_val, step = -1.0, 0
     eval_split = data.val if data.val is not None else data.test
     model.train()
     for epoch in range(cfg.epochs):
         t_epoch, t_train = time.perf_counter(), 0.0
+        ep["lr"].append(lrs[lr_index])  # the rate the epoch starts with
         e_loss, e_correct, e_n = 0.0, 0, 0
         for x, y in batches(data.train, cfg.batch_size, shuffle=True, generator=gen):
             x, y = x.to(device), y.to(device)
@@ -121,22 +134,21 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
             t_train += time.perf_counter() - t0
             step += 1
             lv, corr, n = float(loss.detach()), int((out.argmax(1) == y).sum()), len(y)
-            win_loss += lv * n
-            win_correct, win_n = win_correct + corr, win_n + n
             e_loss, e_correct, e_n = e_loss + lv * n, e_correct + corr, e_n + n
-            if record_now:  # mean over the last record_every steps; val acc on the whole split
+            if record_now:  # the batch of this step, as the reports recorded it; val acc: whole split
                 steps.append(step)
-                loss_c.append(win_loss / win_n)
-                tacc_c.append(100.0 * win_correct / win_n)
+                loss_c.append(lv)
+                tacc_c.append(100.0 * corr / n)
                 if cfg.record_val:
                     vacc_c.append(evaluate(model, eval_split, device)[1])
                 if gnorm is not None:
                     grad_c.append(gnorm)
-                win_loss, win_correct, win_n = 0.0, 0, 0
+            if (cfg.lr_switch_unit == "step" and lr_index < len(switches)
+                    and step == switches[lr_index]):  # report 001: after a fixed global step
+                next_lr(round(step / steps_per_epoch, 2))  # epochs done, fractional
             if progress is not None:
                 progress(1)
         epoch_times.append(t_train)
-        ep["lr"].append(lrs[lr_index])
         ep["train_loss"].append(e_loss / max(e_n, 1))
         ep["train_acc"].append(100.0 * e_correct / max(e_n, 1))
         if cfg.record == "epochs":
@@ -144,14 +156,14 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
             ep["test_loss"].append(tl)
             ep["test_acc"].append(ta)
         if len(lrs) > 1:
-            # plateau schedule (EE449 part 5): move to the next lr when val acc stops improving
             va = evaluate(model, eval_split, device)[1]
             ep["val_acc"].append(va)
-            if va <= best_val and lr_index + 1 < len(lrs):
-                lr_index += 1
-                for g in opt.param_groups:
-                    g["lr"] = lrs[lr_index]
-                lr_changes.append({"epoch": epoch + 1, "step": step, "lr": lrs[lr_index]})
+            if cfg.lr_switch:  # a report's fixed points (000, 003: after a given epoch)
+                if (cfg.lr_switch_unit == "epoch" and lr_index < len(switches)
+                        and epoch + 1 == switches[lr_index]):
+                    next_lr(epoch + 1)
+            elif va <= best_val and lr_index + 1 < len(lrs):
+                next_lr(epoch + 1)  # plateau rule: val acc stopped improving
             best_val = max(best_val, va)
         epoch_wall.append(time.perf_counter() - t_epoch)
         yield epoch
@@ -168,9 +180,14 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
         "n_params": sum(p.numel() for p in model.parameters()),
         # first-layer weights for the weight-grid figures; a wide MLP's (M124: 512x3072) would
         # make every run file tens of MB and no figure draws it
-        "weights": first.detach().cpu().tolist() if first.numel() <= WEIGHTS_LIMIT else None,
+        "weights": first.detach().cpu().tolist() if keep_weights else None,
         "weights_shape": list(first.shape),
     }
+    if initial is not None:
+        rec["initial_weights"] = initial
+    if len(lrs) > 1:
+        rec["lr_switch"] = {"unit": cfg.lr_switch_unit, "points": switches,
+                            "report_points": list(cfg.lr_switch), "rule": "fixed" if cfg.lr_switch else "plateau"}
     if cfg.record == "steps":
         rec.update(steps=steps, loss_curve=loss_c, train_acc_curve=tacc_c)
         if cfg.record_val:

@@ -53,8 +53,10 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
               "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()}}
     if exp.custom is not None:
         t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
-        res = exp.custom(ctx)
+        with fig.footnote(lambda: _data_stamp(data)):  # asked at each save: data loads as it goes
+            res = exp.custom(ctx)
         summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
+                   "data": res.get("data") or _described(data),
                    "notes": data.notes,  # the figures it drew (those written since it started)
                    "figures": sorted(p.name for p in out.glob("*.png") if p.stat().st_mtime >= started)}
         write_json_atomic(out / "results.json", summary)
@@ -75,6 +77,17 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         if rec is not None:
             log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
             results[i] = rec["result"]
+        elif cfg.tags.get("reuse_from"):  # another experiment's run (EE449 part 5: part 3's Adam)
+            other = RunStore(out.parent / cfg.tags["reuse_from"])
+            rec = other.load(cfg.key, identity)
+            if rec is not None:
+                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
+                results[i] = {**rec["result"], "tags": dict(cfg.tags),
+                              "reused_from": str(other.path(cfg.key))}
+            else:
+                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
+                    f"configuration; training it here as {cfg.tags['reuse_from']} defines it")
+                pending.append((i, cfg, bundle, identity))
         else:
             pending.append((i, cfg, bundle, identity))
     for group in _lockstep_groups(pending):
@@ -101,7 +114,7 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
     records = results
     summary = _write_summary(exp, opts, ctx, header, records, final=True)
     if exp.figures is not None:
-        with fig.footnote(_stand_in_stamp(data.notes)):
+        with fig.footnote(_data_stamp(data)):
             paths = exp.figures(summary["results"], ctx)
         summary["figures"] = [str(Path(p).name) for p in paths]
         write_json_atomic(out / "results.json", summary)
@@ -136,10 +149,18 @@ def _train_group(group, update):
     return [train_run(cfg, bundle, progress=update)]
 
 
-def _stand_in_stamp(notes):
-    """The data notes (stand-in data sets) as a figure footnote, or None for real data."""
-    text = " ".join(n[len("NOTE: "):] if n.startswith("NOTE: ") else n for n in notes)
-    return f"STAND-IN DATA: {text}" if text else None
+def _described(data):
+    return sorted({b.describe() for b in data.cache.values()})
+
+
+def _data_stamp(data):
+    """The figure footnote: the data actually used and its size, on real data too (a subset or
+    the embedded digits is easily mistaken for the full set), then any stand-in note."""
+    lines = [f"DATA: {d}" for d in _described(data)]
+    text = " ".join(n[len("NOTE: "):] if n.startswith("NOTE: ") else n for n in data.notes)
+    if text:
+        lines.append(f"STAND-IN DATA: {text}")
+    return "\n".join(lines) or None
 
 
 def timing_rows(records):
@@ -161,7 +182,7 @@ def _write_summary(exp, opts, ctx, header, records, final):
     by_backend = defaultdict(list)
     for r in records:
         by_backend[r["backend"]].append(r)
-    summary = {**header, "complete": final, "data": sorted({ctx.data(c).describe() for c in ctx.data.cache}),
+    summary = {**header, "complete": final, "data": _described(ctx.data),
                "notes": ctx.data.notes,
                "results": {b: exp.summarize(rs, opts) for b, rs in by_backend.items()},
                "timing": timing_rows(records)}

@@ -20,6 +20,8 @@ class Options:
     quick: bool = False
     algo: str = "auto"
     autotune: bool = False  # recorded in results; set on convbench.backends by the CLI
+    network: Optional[str] = None  # EE449 part 5: another network than the report's
+    schedule: str = "report"       # EE449 part 5: "report" (fixed switch points) | "plateau"
 
     QUICK_EPOCHS = 2
 
@@ -51,6 +53,7 @@ class Experiment:
     figures: Optional[Callable[[dict, "Context"], list]] = None   # all records by backend -> PNGs
     custom: Optional[Callable[["Context"], dict]] = None          # experiments that do not train
     sweeps_lr: bool = False  # --lr is ignored: the learning rate is what the experiment varies
+    uses_network: bool = False  # honours --network / --schedule (EE449 part 5)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """M124 coursework 4 experiments (spec section 3, report 004): CIFAR-10 colour, SGD sweeps."""
 from __future__ import annotations
 
+from ... import models
 from .. import figures as fig
 from ..config import RunConfig
 from .base import Experiment, per_backend, register
@@ -30,9 +31,25 @@ def _summarize(records, o):
         "weights": r["weights"]} for r in records]}
 
 
+def printout(model_name, input_shape, backend="torch") -> str:
+    """The model as the report printed its Model 3: the module tree, then each parameter's name,
+    shape and count, and the total."""
+    c, h, _ = input_shape
+    m = models.build(model_name, backend=backend, in_channels=c, image_size=h)
+    lines = [f"{model_name}", repr(m)]
+    lines += [f"Layer: {n} | Size: {list(p.shape)} | {p.numel():,} parameters"
+              for n, p in m.named_parameters()]
+    lines.append(f"total: {sum(p.numel() for p in m.parameters()):,} parameters")
+    return "\n".join(lines)
+
+
 def _figures(title, filters):
     def figures(summaries, ctx):
         paths = []
+        shape = ctx.data(DATA).input_shape
+        names = dict.fromkeys(r["model"] for s in summaries.values() for r in s["runs"])
+        text = "\n\n".join(printout(n, shape) for n in names)  # report 004: structure and counts
+        (ctx.out_dir / "models.txt").write_text(text + "\n")
         for backend, s in summaries.items():
             runs = s["runs"]
             panels = [(what, [(r["name"], list(range(1, len(r[key]) + 1)), r[key]) for r in runs])
@@ -47,13 +64,15 @@ def _figures(title, filters):
                 best = max((r for r in runs if r["weights"] is not None), key=lambda r: r["test_acc"])
                 paths.append(fig.weight_grid(best["weights"], ctx.data(DATA).input_shape,
                                              ctx.out_dir / f"first_conv_filters_{backend}.png",
-                                             f"{best['name']}: first conv layer filters ({backend})"))
+                                             f"{best['name']}: first conv layer filters ({backend})",
+                                             rgb=False))  # the report merged the channels
         return paths
     return figures
 
 
 def _exp(name, title, help_, plan, filters=False):
-    register(Experiment(name, f"M124 {title}", help_ + " Batch 64. --lr is ignored here.", plan,
+    register(Experiment(name, f"M124 {title}", help_ + " Batch 64. models.txt prints each model "
+                        "with its parameter counts, as the report did. --lr is ignored here.", plan,
                         _summarize, _figures(f"M124 {title}", filters), sweeps_lr=True))
 
 
