@@ -33,4 +33,8 @@ def conv_shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
     if P is None:
         P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
         Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    return [N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw, groups]
+    fields = dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, P=P, Q=Q, stride_h=sh, stride_w=sw,
+                  pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw, groups=groups)
+    from convbench import _C  # the order is the compiled module's (its ABI)
+
+    return [fields[f] for f in _C.CONV2D_SHAPE_FIELDS]

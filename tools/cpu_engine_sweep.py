@@ -59,8 +59,7 @@ def sweep(rounds: int) -> dict:
         dy = torch.randn(L.N, L.K, P, Q)
         st, pd, dl, g = list(L.stride), list(L.padding), list(L.dilation), L.groups
         pad4 = (pd[0], pd[0], pd[1], pd[1])
-        shape = [L.N, L.C, L.H, L.W, L.K, L.R, L.S, P, Q, st[0], st[1], pd[0], pd[1], dl[0], dl[1],
-                 g]
+        shape = _launch._conv_shape(x.shape, w.shape, (P, Q), st, pad4, dl, g)
         for pi, pname in enumerate(PASSES):
             if pname == "fwd":
                 peer = lambda: F.conv2d(x, w, b, st, pd, dl, g)

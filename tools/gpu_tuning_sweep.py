@@ -37,10 +37,14 @@ PASSES = table.PASSES
 
 
 def shape16(layer):
-    P, Q = layer.out_hw
-    return (layer.N, layer.C, layer.H, layer.W, layer.K, layer.R, layer.S, P, Q,
-            layer.stride[0], layer.stride[1], layer.padding[0], layer.padding[1],
-            layer.dilation[0], layer.dilation[1], layer.groups)
+    """The layer as the numbers _C's conv calls take (the launch layer's order)."""
+    from convbench import _launch
+
+    ph, pw = layer.padding
+    return _launch._conv_shape((layer.N, layer.C, layer.H, layer.W),
+                               (layer.K, layer.C // layer.groups, layer.R, layer.S),
+                               layer.out_hw, layer.stride, (ph, ph, pw, pw), layer.dilation,
+                               layer.groups)
 
 
 def candidates(layer, pass_index):

@@ -46,6 +46,25 @@ __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// The coordinates of flat index i in a [*, d1, d2, d3] tensor, slowest first.
+struct Index4 {
+  int64_t i0, i1, i2, i3;
+};
+__host__ __device__ __forceinline__ Index4 unflatten4(int64_t i, int64_t d1, int64_t d2,
+                                                      int64_t d3) {
+  Index4 r;
+  r.i3 = i % d3;
+  i /= d3;
+  r.i2 = i % d2;
+  i /= d2;
+  r.i1 = i % d1;
+  r.i0 = i / d1;
+  return r;
+}
+
+// M(T) for every element type the CUDA kernels take (explicit instantiations).
+#define CB_FOR_EACH_CUDA_DTYPE(M) M(float) M(double) M(__half) M(__nv_bfloat16)
+
 // Calls f(T{}) with the element type dtype names; op names the caller in the
 // error for an unknown id.
 template <typename F>

@@ -13,6 +13,16 @@
   template <typename T>                                                                    \
   void conv2d_backward_weight_##ENGINE(const Conv2dShape& s, const T* dy, const T* x, T* dw);
 
+// The three passes of an engine, compiled for both CPU element types (at the
+// end of the engine's source file).
+#define CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, T)                                         \
+  template void conv2d_forward_##ENGINE<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_##ENGINE<T>(const Conv2dShape&, const T*, const T*, T*); \
+  template void conv2d_backward_weight_##ENGINE<T>(const Conv2dShape&, const T*, const T*, T*);
+#define CB_INSTANTIATE_CONV2D_CPU_ALGO(ENGINE)   \
+  CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, float) \
+  CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, double)
+
 // ENGINE = direct_flat (direct.cpp: vectorised along output positions),
 // direct_kvec (direct_kvec.cpp: along output channels), im2col
 // (im2col_gemm.cpp); winograd / winograd4 (winograd.cpp: F(2x2,3x3) /

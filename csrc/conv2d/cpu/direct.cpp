@@ -236,13 +236,7 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
   });
 }
 
-#define CB_INSTANTIATE(T)                                                                        \
-  template void conv2d_forward_direct_flat<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_direct_flat<T>(const Conv2dShape&, const T*, const T*, T*); \
-  template void conv2d_backward_weight_direct_flat<T>(const Conv2dShape&, const T*, const T*, T*);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-#undef CB_INSTANTIATE
+CB_INSTANTIATE_CONV2D_CPU_ALGO(direct_flat)
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

@@ -449,13 +449,7 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw, chunk, finish);
 }
 
-#define CB_INSTANTIATE(T)                                                                         \
-  template void conv2d_forward_direct_kvec<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_direct_kvec<T>(const Conv2dShape&, const T*, const T*, T*); \
-  template void conv2d_backward_weight_direct_kvec<T>(const Conv2dShape&, const T*, const T*, T*);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-#undef CB_INSTANTIATE
+CB_INSTANTIATE_CONV2D_CPU_ALGO(direct_kvec)
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

@@ -247,13 +247,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   });
 }
 
-#define CB_INSTANTIATE(T)                                                                   \
-  template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_im2col<T>(const Conv2dShape&, const T*, const T*, T*); \
-  template void conv2d_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-#undef CB_INSTANTIATE
+CB_INSTANTIATE_CONV2D_CPU_ALGO(im2col)
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

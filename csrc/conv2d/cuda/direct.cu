@@ -19,12 +19,7 @@ __global__ void __launch_bounds__(kBlock)
   const int64_t total = s.N * s.K * s.P * s.Q;
   // q fastest: a warp shares (n, k), so weight loads are broadcasts.
   CB_GRID_STRIDE_LOOP(i, total) {
-    const int64_t q = i % s.Q;
-    int64_t t = i / s.Q;
-    const int64_t p = t % s.P;
-    t /= s.P;
-    const int64_t k = t % s.K;
-    const int64_t n = t / s.K;
+    const auto [n, k, p, q] = unflatten4(i, s.K, s.P, s.Q);
     const int64_t g = k / Kg;
     const T* xn = x + (n * s.C + g * Cg) * s.H * s.W;
     const T* wk = w + k * Cg * s.R * s.S;
@@ -55,12 +50,7 @@ __global__ void __launch_bounds__(kBlock)
   const int64_t Cg = s.C / s.groups, Kg = s.K / s.groups;
   const int64_t total = s.N * s.C * s.H * s.W;
   CB_GRID_STRIDE_LOOP(i, total) {
-    const int64_t x_w = i % s.W;
-    int64_t t = i / s.W;
-    const int64_t h = t % s.H;
-    t /= s.H;
-    const int64_t c = t % s.C;
-    const int64_t n = t / s.C;
+    const auto [n, c, h, x_w] = unflatten4(i, s.C, s.H, s.W);
     const int64_t g = c / Cg, cg = c % Cg;
     A acc = 0;
     for (int64_t k = g * Kg; k < (g + 1) * Kg; ++k) {
@@ -100,12 +90,7 @@ __global__ void __launch_bounds__(kBlock)
   const int64_t pq = s.P * s.Q, npq = s.N * pq;
   const int64_t numel = s.K * Cg * s.R * s.S;
   for (int64_t e = blockIdx.x; e < numel; e += gridDim.x) {  // flat index into dw [K, Cg, R, S]
-    const int64_t u = e % s.S;
-    int64_t t = e / s.S;
-    const int64_t r = t % s.R;
-    t /= s.R;
-    const int64_t c = t % Cg;
-    const int64_t k = t / Cg;
+    const auto [k, c, r, u] = unflatten4(e, Cg, s.R, s.S);
     const int64_t g = k / Kg;
     A acc = 0;
     for (int64_t j = threadIdx.x; j < npq; j += kBlock) {
@@ -165,10 +150,7 @@ void direct_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw
                                          cudaStream_t);                                     \
   template void direct_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*,       \
                                           cudaStream_t);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-CB_INSTANTIATE(__half)
-CB_INSTANTIATE(__nv_bfloat16)
+CB_FOR_EACH_CUDA_DTYPE(CB_INSTANTIATE)
 #undef CB_INSTANTIATE
 
 }  // namespace cuda_conv

@@ -240,10 +240,7 @@ void fused_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx, 
                                  cudaStream_t);                                             \
   template void fused_backward_input<T>(const Conv2dShape&, const T*, const T*, T*, int,    \
                                         cudaStream_t);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-CB_INSTANTIATE(__half)
-CB_INSTANTIATE(__nv_bfloat16)
+CB_FOR_EACH_CUDA_DTYPE(CB_INSTANTIATE)
 #undef CB_INSTANTIATE
 
 }  // namespace cuda_conv

@@ -418,10 +418,7 @@ void igemm_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw,
   template int igemm_backward_weight_splits<T>(const Conv2dShape&, int);                    \
   template void igemm_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, void*,  \
                                          size_t, int, cudaStream_t);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-CB_INSTANTIATE(__half)
-CB_INSTANTIATE(__nv_bfloat16)
+CB_FOR_EACH_CUDA_DTYPE(CB_INSTANTIATE)
 #undef CB_INSTANTIATE
 
 }  // namespace cuda_conv
