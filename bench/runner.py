@@ -35,14 +35,29 @@ def _time(benchmark, settings, prepare, fn, pool, device, check, info):
 
 def run_conv(benchmark, settings, layer, pass_: str, impl: str, device: str, dtype: str,
              group_prefix: str = "conv", **extra):
+    _run(benchmark, settings, "conv", layer, pass_, impl, device, dtype,
+         tol=impls.tolerance(impl, dtype), group_prefix=group_prefix, extra=extra)
+
+
+def run_pool(benchmark, settings, layer, pass_: str, impl: str, device: str, dtype: str):
+    # Max-pooling is exact: values and indices must match bit for bit (the
+    # backward of non-overlapping windows adds nothing up): tolerance 0.
+    _run(benchmark, settings, "pool", layer, pass_, impl, device, dtype, tol=0.0,
+         group_prefix="pool", extra={})
+
+
+def _run(benchmark, settings, kind: str, layer, pass_: str, impl: str, device: str, dtype: str,
+         tol: float, group_prefix: str, extra: dict):
+    """One row: inputs (a pool of sets), the oracle's answer, the check, the row
+    info, and the timing of impl on layer."""
     reason = impls.skip_reason(device, impl)
     if reason:
         pytest.skip(reason)
     numpy = impl.startswith("numpy")
-    bytes_per_set = layer.min_bytes("fwd", impls.itemsize(dtype))
-    pool = _pool("conv", layer, pass_, device, dtype, numpy, bytes_per_set)
-    want = impls.oracle("conv", layer, pass_, dtype, pool[0])
-    tol = impls.tolerance(impl, dtype)
+    itemsize = impls.itemsize(dtype)
+    bytes_per_set = layer.min_bytes("fwd" if kind == "conv" else "fwd_bwd", itemsize)
+    pool = _pool(kind, layer, pass_, device, dtype, numpy, bytes_per_set)
+    want = impls.oracle(kind, layer, pass_, dtype, pool[0])
 
     def check(results):
         errs = [impls.rel_error(g, w) for g, w in zip(results, want)]
@@ -50,32 +65,9 @@ def run_conv(benchmark, settings, layer, pass_: str, impl: str, device: str, dty
             f"{impl} {pass_} on {layer.id}: relative errors {errs} > {tol}")
 
     benchmark.group = f"{group_prefix} {pass_} {device} {dtype} {layer.id}"
-    info = rowinfo.conv(layer, pass_, impl, device, dtype, impls.itemsize(dtype), **extra)
+    row_info = rowinfo.conv if kind == "conv" else rowinfo.pool
+    info = row_info(layer, pass_, impl, device, dtype, itemsize, **extra)
     info.update(impls.pool_info(bytes_per_set, len(pool), device))
     with impls.backend_flags(impl, device):
-        prepare, fn = impls.conv_row(layer, pass_, impl)
-        _time(benchmark, settings, prepare, fn, pool, device, check, info)
-
-
-def run_pool(benchmark, settings, layer, pass_: str, impl: str, device: str, dtype: str):
-    reason = impls.skip_reason(device, impl)
-    if reason:
-        pytest.skip(reason)
-    numpy = impl.startswith("numpy")
-    bytes_per_set = layer.min_bytes("fwd_bwd", impls.itemsize(dtype))
-    pool = _pool("pool", layer, pass_, device, dtype, numpy, bytes_per_set)
-    want = impls.oracle("pool", layer, pass_, dtype, pool[0])
-
-    def check(results):
-        errs = [impls.rel_error(g, w) for g, w in zip(results, want)]
-        # Max-pooling is exact: values and indices must match bit for bit
-        # (the backward of non-overlapping windows adds nothing up).
-        assert len(results) == len(want) and max(errs) == 0.0, (
-            f"{impl} {pass_} on {layer.id}: relative errors {errs}")
-
-    benchmark.group = f"pool {pass_} {device} {dtype} {layer.id}"
-    info = rowinfo.pool(layer, pass_, impl, device, dtype, impls.itemsize(dtype))
-    info.update(impls.pool_info(bytes_per_set, len(pool), device))
-    with impls.backend_flags(impl, device):
-        prepare, fn = impls.pool_row(layer, pass_, impl)
+        prepare, fn = (impls.conv_row if kind == "conv" else impls.pool_row)(layer, pass_, impl)
         _time(benchmark, settings, prepare, fn, pool, device, check, info)
