@@ -242,3 +242,31 @@ def test_emulated_max_pool2d(lib, case, dtype):
         2, ref_idx.flatten(2), dy.double().flatten(2)).reshape(x.shape)
     tol = {torch.float64: 1e-15, torch.float32: 1e-7}.get(dtype, UNIT.get(dtype))
     assert rel_err(dx, ref_dx) <= tol
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=str)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_emulated_max_pool2d_last_nan_and_ties(lib, case, dtype):
+    # Small integers (ties everywhere) with NaN, -inf, inf: every NaN replaces
+    # the running maximum (the last NaN gives the index), ties keep the first,
+    # as torch's CPU and CUDA kernels do; compared bit for bit with torch's CPU.
+    N, C, H, W, k, st, p, d, ceil_mode = case
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-2, 3, (N, C, H, W), generator=g).double()
+    u = torch.rand(N, C, H, W, generator=g, dtype=torch.float64)
+    x[u < 0.25] = float("nan")
+    x[(u >= 0.25) & (u < 0.35)] = -float("inf")
+    x[(u >= 0.35) & (u < 0.40)] = float("inf")
+    x = x.to(dtype)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, st, p, d))
+    P, Q = _pool_out(H, kh, sh, ph, dh, ceil_mode), _pool_out(W, kw, sw, pw, dw, ceil_mode)
+    s = (ctypes.c_longlong * 14)(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
+    y, idx = _poisoned((N, C, P, Q), dtype), torch.full((N, C, P, Q), -7, dtype=torch.int64)
+    err = ctypes.create_string_buffer(512)
+    assert lib.emu_max_pool2d(0, DTYPE_ID[dtype], s, x.data_ptr(), 0, y.data_ptr(),
+                              idx.data_ptr(), err) == 0, err.value
+    ref, ref_idx = F.max_pool2d(x.double(), k, st, p, d, ceil_mode=ceil_mode,
+                                return_indices=True)
+    assert torch.equal(idx, ref_idx)
+    assert torch.equal(y.double().nan_to_num(7.0), ref.nan_to_num(7.0))

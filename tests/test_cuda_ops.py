@@ -427,6 +427,27 @@ def test_max_pool2d_nan_propagates_and_backward_deterministic():
         assert torch.equal(first, max_pool_backward(dy, idx, x.shape, 3, 1, 1, 1))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=str)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_max_pool2d_last_nan_and_ties_like_torch(case, dtype):
+    # Small integers (ties everywhere) with NaN, -inf, inf: torch's CUDA kernel
+    # replaces the running maximum on every NaN, so the last NaN of a window
+    # gives the index; values and indices must match bit for bit.
+    N, C, H, W, k, s, p, d, ceil_mode = case
+    g = torch.Generator(device="cpu").manual_seed(11)
+    x = torch.randint(-2, 3, (N, C, H, W), generator=g).double()
+    u = torch.rand(N, C, H, W, generator=g, dtype=torch.float64)
+    x[u < 0.25] = float("nan")
+    x[(u >= 0.25) & (u < 0.35)] = -float("inf")
+    x[(u >= 0.35) & (u < 0.40)] = float("inf")
+    x = x.to("cuda", dtype)
+    y, idx = max_pool(x, k, s, p, d, ceil_mode)
+    ref, ref_idx = F.max_pool2d(x, k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
+    assert torch.equal(idx, ref_idx)
+    assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y[~y.isnan()], ref[~ref.isnan()])
+
+
 # ---------------------------------------------------------------- homework layers
 
 
