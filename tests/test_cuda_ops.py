@@ -365,6 +365,22 @@ def test_conv2d_empty_batch_and_zero_grad_weight(algo):
     assert torch.equal(dw, torch.zeros_like(dw))
 
 
+@pytest.mark.skipif(not PUBLIC_API, reason="needs the public API")
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("n", [0, 2])
+def test_conv2d_zero_input_channels(algo, n):
+    # torch: an empty (N, 0, P, Q) output, gradients of the inputs' shapes,
+    # zeros for the bias; no kernel runs.
+    x = torch.randn(n, 0, 8, 8, device="cuda", requires_grad=True)
+    w = torch.randn(4, 0, 3, 3, device="cuda", requires_grad=True)
+    b = torch.randn(4, device="cuda", requires_grad=True)
+    y, ref = convbench.conv2d(x, w, b, groups=2, algo=algo), F.conv2d(x, w, b, groups=2)
+    assert y.shape == ref.shape == (n, 0, 6, 6)
+    grads = torch.autograd.grad(y, (x, w, b), torch.ones_like(y))
+    for a, r in zip(grads, torch.autograd.grad(ref, (x, w, b), torch.ones_like(ref))):
+        assert a.shape == r.shape and torch.equal(a, r)
+
+
 def test_choose_algo_and_unknown_algo():
     for case in ALL_CASES:
         x, w, _, cfg = _make(case)
