@@ -169,6 +169,50 @@ def test_empty_batch():
 
 
 @pytest.mark.parametrize("algo", CPU_ALGOS)
+@pytest.mark.parametrize("n", [0, 2])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("bias", [False, True])
+def test_zero_input_channels(algo, n, groups, bias):
+    # torch returns an empty (N, 0, P, Q) output (the bias does not show) and
+    # gradients of the inputs' shapes, the bias's being zeros. Exact: nothing
+    # is summed but the bias gradient's empty sum.
+    x = torch.randn(n, 0, 6, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 0, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True) if bias else None
+    args = dict(stride=(2, 1), padding=1, groups=groups)
+    ours, ref = convbench.conv2d(x, w, b, algo=algo, **args), F.conv2d(x, w, b, **args)
+    assert ours.shape == ref.shape == (n, 0, 3, 5)
+    inputs = (x, w, b) if bias else (x, w)
+    g = torch.randn_like(ref)
+    for a, r in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        assert a.shape == r.shape and torch.equal(a, r)
+    # The registered op, its fake and the layer agree.
+    op = torch.ops.convbench.conv2d(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], groups, algo)
+    assert op.shape == ref.shape
+    torch.library.opcheck(torch.ops.convbench.conv2d.default,
+                          (x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], groups, algo))
+    layer = convbench.nn.Conv2d(0, 4, 3, padding=1, groups=groups, bias=bias, algo=algo)
+    assert layer.double()(x).shape == torch.nn.Conv2d(0, 4, 3, padding=1, groups=groups).double()(
+        x).shape == (n, 0, 6, 5)
+
+
+def test_zero_input_channels_unbatched_and_kernel_checks():
+    x, w = torch.randn(0, 7, 7), torch.randn(5, 0, 3, 3)
+    assert convbench.conv2d(x, w, torch.randn(5)).shape == F.conv2d(x, w).shape == (0, 5, 5)
+    # torch's checks still apply: the kernel must fit the input.
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater"):
+        convbench.conv2d(torch.randn(1, 0, 2, 2), w)
+    # The Python layer answers without a kernel; called anyway, the kernels
+    # refuse the shape cleanly instead of reading or writing out of bounds.
+    y, b = torch.empty(1, 5, 5, 5), torch.zeros(5)
+    shape = (1, 0, 7, 7, 5, 3, 3, 5, 5, 1, 1, 0, 0, 1, 1, 1)
+    for algo in range(1, 5):
+        with pytest.raises(ValueError, match="invalid sizes"):
+            convbench._C.conv2d_forward(0, 0, 0, 0, algo, shape, x.data_ptr(), w.data_ptr(),
+                                        b.data_ptr(), y.data_ptr(), 0)
+
+
+@pytest.mark.parametrize("algo", CPU_ALGOS)
 def test_gradcheck(algo):
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(6, 2, 3, 2, dtype=torch.float64, requires_grad=True)

@@ -687,6 +687,34 @@ def test_emulated_max_pool2d(emu, case, dtype):
     _pool_case(emu, case, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_emulated_max_pool2d_last_nan_and_ties(emu, case, dtype):
+    # Small integers (ties everywhere) with NaN, -inf, inf: every NaN replaces
+    # the running maximum (the last NaN gives the index), ties keep the first,
+    # as torch's CPU and CUDA kernels do; compared bit for bit with torch's CPU.
+    N, C, H, W, k, st, p, d, ceil_mode = case
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-2, 3, (N, C, H, W), generator=g).double()
+    u = torch.rand(N, C, H, W, generator=g, dtype=torch.float64)
+    x[u < 0.25] = float("nan")
+    x[(u >= 0.25) & (u < 0.35)] = -float("inf")
+    x[(u >= 0.35) & (u < 0.40)] = float("inf")
+    x = x.to(dtype)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, st, p, d))
+    P, Q = _pool_out(H, kh, sh, ph, dh, ceil_mode), _pool_out(W, kw, sw, pw, dw, ceil_mode)
+    s = [N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw]
+    y = torch.full((N, C, P, Q), 5.0, dtype=dtype)
+    idx = torch.full((N, C, P, Q), -7, dtype=torch.int64)
+    res = emu.request("pool", [_bytes(x), None, _bytes(y), _bytes(idx)], pass_=0,
+                      dtype=DTYPE_ID[dtype], shape=s)
+    y, idx = _tensor(res.buffers[2], dtype, y.shape), _tensor(res.buffers[3], torch.int64, y.shape)
+    ref, ref_idx = F.max_pool2d(x.double(), k, st, p, d, ceil_mode=ceil_mode,
+                                return_indices=True)
+    assert torch.equal(idx, ref_idx)
+    assert torch.equal(y.double().nan_to_num(7.0), ref.nan_to_num(7.0))
+
+
 def _axpy(emu, n, **opts):
     x, y = torch.randn(n), torch.randn(n)
     res = emu.request("axpy", [_bytes(x), _bytes(y)], alpha=0.5, **opts)

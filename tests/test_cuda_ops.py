@@ -368,6 +368,22 @@ def test_conv2d_empty_batch_and_zero_grad_weight(algo):
     assert torch.equal(dw, torch.zeros_like(dw))
 
 
+@pytest.mark.skipif(not PUBLIC_API, reason="needs the public API")
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("n", [0, 2])
+def test_conv2d_zero_input_channels(algo, n):
+    # torch: an empty (N, 0, P, Q) output, gradients of the inputs' shapes,
+    # zeros for the bias; no kernel runs.
+    x = torch.randn(n, 0, 8, 8, device="cuda", requires_grad=True)
+    w = torch.randn(4, 0, 3, 3, device="cuda", requires_grad=True)
+    b = torch.randn(4, device="cuda", requires_grad=True)
+    y, ref = convbench.conv2d(x, w, b, groups=2, algo=algo), F.conv2d(x, w, b, groups=2)
+    assert y.shape == ref.shape == (n, 0, 6, 6)
+    grads = torch.autograd.grad(y, (x, w, b), torch.ones_like(y))
+    for a, r in zip(grads, torch.autograd.grad(ref, (x, w, b), torch.ones_like(ref))):
+        assert a.shape == r.shape and torch.equal(a, r)
+
+
 def test_choose_algo_and_unknown_algo():
     for case in ALL_CASES:
         x, w, _, cfg = _make(case)
@@ -428,6 +444,27 @@ def test_max_pool2d_nan_propagates_and_backward_deterministic():
     first = max_pool_backward(dy, idx, x.shape, 3, 1, 1, 1)
     for _ in range(3):
         assert torch.equal(first, max_pool_backward(dy, idx, x.shape, 3, 1, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=str)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_max_pool2d_last_nan_and_ties_like_torch(case, dtype):
+    # Small integers (ties everywhere) with NaN, -inf, inf: torch's CUDA kernel
+    # replaces the running maximum on every NaN, so the last NaN of a window
+    # gives the index; values and indices must match bit for bit.
+    N, C, H, W, k, s, p, d, ceil_mode = case
+    g = torch.Generator(device="cpu").manual_seed(11)
+    x = torch.randint(-2, 3, (N, C, H, W), generator=g).double()
+    u = torch.rand(N, C, H, W, generator=g, dtype=torch.float64)
+    x[u < 0.25] = float("nan")
+    x[(u >= 0.25) & (u < 0.35)] = -float("inf")
+    x[(u >= 0.35) & (u < 0.40)] = float("inf")
+    x = x.to("cuda", dtype)
+    y, idx = max_pool(x, k, s, p, d, ceil_mode)
+    ref, ref_idx = F.max_pool2d(x, k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
+    assert torch.equal(idx, ref_idx)
+    assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y[~y.isnan()], ref[~ref.isnan()])
 
 
 # ---------------------------------------------------------------- homework layers

@@ -52,6 +52,12 @@ CONV_CASES = {
                    "bias type"),
     "weight not tensor": (conv(weight=[[1.0]]), TypeError, "weight must be a tensor"),
     "unknown algo": (conv(algo="fft"), ValueError, "unknown conv2d algo 'fft'"),
+    "no out channels": (conv(weight=torch.randn(0, 4, 3, 3)), RuntimeError,
+                        "expected weight to be at least 1 at dimension 0"),
+    "empty kernel": (conv(weight=torch.randn(6, 4, 0, 3)), RuntimeError,
+                     "kernel size should be greater than zero"),
+    "zero channels vs groups": (conv(input=torch.randn(2, 0, 8, 8), weight=torch.randn(5, 0, 3, 3),
+                                     groups=2), RuntimeError, "must be divisible by groups"),
     "winograd 5x5": (conv(weight=torch.randn(6, 4, 5, 5), algo="winograd"), ValueError,
                      "winograd.*needs a 3x3 kernel"),
 }
@@ -68,6 +74,14 @@ POOL_CASES = {
     "int dtype": (pool(x4.long()), TypeError, "dtype torch.int64"),
     "not a tensor": (pool([[1.0]]), TypeError, "input must be a tensor"),
     "ceil_mode type": (pool(ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
+    # torch: only the batch dimension may be empty
+    "zero channels": (pool(torch.randn(1, 0, 50, 32)), RuntimeError,
+                      r"optional 0 dim batch size for input, but got: \[1, 0, 50, 32\]"),
+    "zero height": (pool(torch.randn(2, 3, 0, 5)), RuntimeError, "optional 0 dim batch size"),
+    "zero width, empty batch": (pool(torch.randn(0, 3, 5, 0)), RuntimeError,
+                                "optional 0 dim batch size"),
+    "unbatched zero channels": (pool(torch.randn(0, 5, 5)), RuntimeError,
+                                r"but got: \[0, 5, 5\]"),
 }
 
 
@@ -98,6 +112,8 @@ def test_ops_validate_their_own_arguments():
                                    [0, 0, 0, 0], [1, 1], 1)
     with pytest.raises(ValueError, match="padding must be 4 non-negative"):
         ops.conv2d(x4, w4, None, [1, 1], [0, -1, 0, 0], [1, 1], 1)
+    with pytest.raises(RuntimeError, match="optional 0 dim batch size"):
+        ops.max_pool2d(torch.randn(1, 0, 8, 8), [2, 2], [2, 2], [0, 0], [1, 1], False)
     y, idx = ops.max_pool2d(x4, [2, 2], [2, 2], [0, 0], [1, 1], False)
     with pytest.raises(RuntimeError, match="max_pool2d_backward"):
         ops.max_pool2d_backward(torch.randn(2, 4, 3, 3), idx, [2, 4, 8, 8], [2, 2], [2, 2],

@@ -88,6 +88,67 @@ def test_ties_and_nan_follow_torch():
         assert torch.equal(ours[1], ref[1])
 
 
+def _nan_heavy(shape, dtype, rng):
+    """Small integers (ties everywhere) with NaN, -inf and inf sprinkled in."""
+    x = torch.from_numpy(rng.integers(-2, 3, shape).astype(np.float64)).to(dtype)
+    u = torch.from_numpy(rng.random(shape))
+    x[u < 0.25] = float("nan")
+    x[(u >= 0.25) & (u < 0.35)] = -float("inf")
+    x[(u >= 0.35) & (u < 0.40)] = float("inf")
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@settings(max_examples=60, deadline=None)
+@given(p=pool_problems(), seed=st.integers(0, 2**32 - 1))
+def test_nan_ties_and_infinities_follow_torch(p, seed, dtype, layout):
+    # torch's rule (checked by experiment on its CPU kernels, NCHW and
+    # channels_last): a value replaces the running maximum if it is greater or
+    # NaN, so equal values keep the first and the LAST NaN gives the index.
+    # Values and indices must match bit for bit, and so must the gradient,
+    # which lands where the index says.
+    assume(not _empty_window(p))
+    x = _nan_heavy(p["shape"], dtype, np.random.default_rng(seed))
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
+                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
+    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    assert torch.equal(ours_idx, ref_idx)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0, equal_nan=True)
+    # Small-integer gradients: sums of overlapping windows are exact in any order.
+    g = torch.randint(-3, 4, ref.shape).to(dtype)
+    (ours_g,) = torch.autograd.grad(ours, x, g)
+    (ref_g,) = torch.autograd.grad(ref, x, g)
+    assert torch.equal(ours_g, ref_g)
+    # The NumPy reference encodes the same rule.
+    ry, ri = convbench.reference.max_pool2d(x.detach().numpy(), return_indices=True, **args)
+    assert np.array_equal(ri, ref_idx.numpy())
+
+
+def test_last_nan_wins_in_each_window():
+    # Two NaNs in one window, and windows sharing a NaN: the index is the last
+    # NaN of each window in scan order (row by row), not the first.
+    nan = float("nan")
+    x = torch.tensor([[[[nan, 1.0, nan], [5.0, nan, 2.0], [3.0, 3.0, 0.0]]]])
+    for k, s, d in [(2, 1, 1), (3, 1, 1), (2, 1, 2), ((1, 3), 1, 1)]:
+        ours = convbench.max_pool2d(x, k, s, dilation=d, return_indices=True)[1]
+        ref = F.max_pool2d(x, k, s, dilation=d, return_indices=True)[1]
+        assert torch.equal(ours, ref), (k, s, d, ours, ref)
+    assert convbench.max_pool2d(x, 3, return_indices=True)[1].item() == 4
+
+
+def test_empty_batch_is_allowed():
+    x = torch.randn(0, 3, 6, 6, requires_grad=True)
+    ours, ref = convbench.max_pool2d(x, 2), F.max_pool2d(x, 2)
+    assert ours.shape == ref.shape == (0, 3, 3, 3)
+    ours.sum().backward()
+    assert x.grad.shape == x.shape
+
+
 def test_module_defaults_and_unbatched():
     x = torch.randn(3, 9, 9)
     pool = convbench.nn.MaxPool2d(2)

@@ -12,6 +12,9 @@ IntOrPair = Union[int, Sequence[int]]
 
 _CPU_DTYPES = (torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# Max-pool takes the half types on the CPU too (pooled exactly in float32):
+# under CPU autocast it receives the convolutions' bfloat16 outputs, as torch's does.
+_CPU_POOL_DTYPES = _CUDA_DTYPES
 
 
 def pair(value: IntOrPair, name: str) -> Tuple[int, int]:
@@ -87,8 +90,8 @@ def conv_output_size(
     return ((padded[0] - eff[0]) // stride[0] + 1, (padded[1] - eff[1]) // stride[1] + 1)
 
 
-def check_float_dtype(t: torch.Tensor, name: str, op: str) -> None:
-    allowed = _CUDA_DTYPES if t.device.type == "cuda" else _CPU_DTYPES
+def check_float_dtype(t: torch.Tensor, name: str, op: str, pool: bool = False) -> None:
+    allowed = _CUDA_DTYPES if t.device.type == "cuda" else _CPU_POOL_DTYPES if pool else _CPU_DTYPES
     if t.dtype not in allowed:
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise TypeError(
@@ -201,8 +204,13 @@ def conv2d_geometry(
                          f"got {tuple(padding4)}")
     N, C, H, W = x_shape
     K, Cg, R, S = w_shape
-    if K == 0 or Cg == 0 or R == 0 or S == 0:
-        raise RuntimeError(f"weight must not be empty, got shape {list(w_shape)}")
+    # Zero input channels (Cg == 0) are allowed, as in torch; see conv2d_out_channels.
+    if K == 0:
+        raise RuntimeError(f"expected weight to be at least 1 at dimension 0, but got weight of "
+                           f"size {list(w_shape)} instead")
+    if R == 0 or S == 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size "
+                           f"{list(w_shape)}")
     if K % groups != 0:
         raise RuntimeError(f"out_channels ({K}) must be divisible by groups ({groups})")
     if C != Cg * groups:
@@ -215,6 +223,12 @@ def conv2d_geometry(
             f"bias must have shape ({K},) to match out_channels, got {list(bias_shape)}"
         )
     return conv_output_size((H, W), (R, S), tuple(stride), padding4, tuple(dilation))
+
+
+def conv2d_out_channels(x_shape: Sequence[int], w_shape: Sequence[int]) -> int:
+    """The output's channel count: K, except 0 when the input has no channels
+    (torch returns an empty (N, 0, P, Q) there, bias or not)."""
+    return 0 if x_shape[1] == 0 else w_shape[0]
 
 
 def pool_output_size(
@@ -248,13 +262,22 @@ def check_max_pool2d(
             f"{list(input.shape)}"
         )
     check_device_type(input, "max_pool2d")
-    check_float_dtype(input, "input", "max_pool2d")
+    check_float_dtype(input, "input", "max_pool2d", pool=True)
     if not cache:
         return max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
     key = ("max_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
            tuple(dilation), ceil_mode)
     return _cached(key, lambda: max_pool2d_geometry(input.shape, kernel_size, stride, padding,
                                                     dilation, ceil_mode))
+
+
+def check_pool_input_sizes(shape) -> None:
+    """torch's rule: only the batch dimension of a 4D (or none of a 3D) input may be 0."""
+    if any(n == 0 for n in shape[-3:]):
+        raise RuntimeError(
+            "max_pool2d: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size "
+            f"for input, but got: {list(shape)} (only the batch dimension may be empty)"
+        )
 
 
 def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
@@ -272,9 +295,8 @@ def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode
                 "pad should be at most half of kernel size, but got "
                 f"pad={tuple(padding)} and kernel_size={tuple(kernel_size)}"
             )
+    check_pool_input_sizes(shape)
     H, W = shape[-2:]
-    if H == 0 or W == 0:
-        raise RuntimeError(f"max_pool2d: input has an empty spatial size {list(shape)}")
     P = pool_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     Q = pool_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
     if P <= 0 or Q <= 0:

@@ -4,15 +4,21 @@ layers. In plain eager mode (no torch.compile, no dispatch/function modes,
 no functorch transforms, plain tensors) the functional API calls these
 autograd Functions instead, which run the same checks and the same kernels
 (_launch) as the registered operators. Anything else goes through
-torch.ops.convbench.*, so tracing and opcheck see the operators."""
+torch.ops.convbench.*, so tracing and opcheck see the operators, and
+torch.func transforms, forward-mode AD and autocast get the operators'
+autograd, jvp, vmap and autocast rules (these Functions run the kernels on
+raw data pointers, which batched or dual tensors lack, and have no jvp)."""
 from __future__ import annotations
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
 from . import _launch
+from .ops import conv2d_bias_grad
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _interpreter_stack = getattr(torch._C._functorch, "peek_interpreter_stack", None)
+_any_autocast = torch._C._is_any_autocast_enabled
 
 
 def usable(*tensors) -> bool:
@@ -22,6 +28,10 @@ def usable(*tensors) -> bool:
     if torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled():
         return False
     if _interpreter_stack is not None and _interpreter_stack() is not None:
+        return False
+    if _forward_ad._current_level >= 0:  # inside forward_ad.dual_level(): tangents to carry
+        return False
+    if _any_autocast():  # the ops' autocast kernels decide the dtype
         return False
     for t in tensors:
         if t is not None and (type(t) not in _PLAIN or t.device.type == "meta"):
@@ -63,7 +73,7 @@ class Conv2dFunction(torch.autograd.Function):
             if need[1]:
                 gw = _launch.conv2d_backward_weight(grad, input, weight.shape, *args)
         if ctx.has_bias and need[2]:
-            gb = grad.sum((0, 2, 3))
+            gb = conv2d_bias_grad(grad, weight.shape[0])
         return gi, gw, gb, None
 
 

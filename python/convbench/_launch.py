@@ -110,6 +110,9 @@ def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, index: int, dt
 
 def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilation, groups,
                    algo: str, variant: int = 0) -> torch.Tensor:
+    if x.shape[1] == 0:  # no input channels: torch's empty (N, 0, P, Q), no kernel to run
+        algo_id(algo, x.device.type)
+        return x.new_empty((x.shape[0], 0, pq[0], pq[1]))
     x, w = x.contiguous(), w.contiguous()
     b = b.contiguous() if b is not None else None
     y = torch.empty((x.shape[0], w.shape[0], pq[0], pq[1]), dtype=x.dtype, device=x.device)
@@ -127,6 +130,9 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
 
 def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
                           algo: str, variant: int = 0) -> torch.Tensor:
+    if input_size[1] == 0:  # no input channels: dx has no elements (dy has none either)
+        algo_id(algo, dy.device.type)
+        return dy.new_empty(tuple(input_size))
     dy, w = dy.contiguous(), w.contiguous()
     dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
@@ -143,6 +149,9 @@ def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
 
 def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, groups,
                            algo: str, variant: int = 0) -> torch.Tensor:
+    if x.shape[1] == 0:  # no input channels: dw (K, 0, R, S) has no elements
+        algo_id(algo, dy.device.type)
+        return dy.new_empty(tuple(weight_size))
     dy, x = dy.contiguous(), x.contiguous()
     dw = torch.empty(tuple(weight_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
@@ -169,7 +178,15 @@ def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:
             padding[0], padding[1], dilation[0], dilation[1])
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def max_pool2d_forward(x, pq, kernel_size, stride, padding, dilation):
+    if x.dtype in _HALF and x.device.type == "cpu":
+        # The CPU kernels are float32/float64; widening is exact and a max
+        # only selects, so values and indices are the half type's own.
+        y, idx = max_pool2d_forward(x.float(), pq, kernel_size, stride, padding, dilation)
+        return y.to(x.dtype), idx
     x = x.contiguous()
     N, C = x.shape[:2]
     y = torch.empty((N, C, pq[0], pq[1]), dtype=x.dtype, device=x.device)
@@ -182,6 +199,9 @@ def max_pool2d_forward(x, pq, kernel_size, stride, padding, dilation):
 
 
 def max_pool2d_backward(dy, indices, input_size, kernel_size, stride, padding, dilation):
+    if dy.dtype in _HALF and dy.device.type == "cpu":  # summed in float32, rounded once
+        return max_pool2d_backward(dy.float(), indices, input_size, kernel_size, stride, padding,
+                                   dilation).to(dy.dtype)
     dy, indices = dy.contiguous(), indices.contiguous()
     dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)

@@ -91,6 +91,8 @@ def max_pool2d(
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"convbench.max_pool2d: input must be a tensor, got {type(input).__name__}")
     unbatched = input.dim() == 3
+    if unbatched:  # checked before unsqueeze so the message shows the caller's shape
+        _args.check_pool_input_sizes(input.shape)
     if unbatched:
         input = input.unsqueeze(0)
     kernel2 = _args.positive_pair(kernel_size, "kernel_size")

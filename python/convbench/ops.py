@@ -19,8 +19,11 @@ friendly argument forms live in convbench.functional.
 from __future__ import annotations
 
 import torch
+from torch._C import _is_fwd_grad_enabled as _fwd_grad_enabled
+from torch._functorch.utils import enable_single_level_autograd_function as _single_level_function
+from torch.autograd.forward_ad import _set_fwd_grad_enabled
 
-from . import _args, _launch
+from . import _args, _launch, _op_autocast, _op_vmap
 
 _lib = torch.library.Library("convbench", "DEF")
 
@@ -48,6 +51,55 @@ def _register(name, kernel, fake):
     for key in ("CPU", "CUDA"):
         _lib.impl(name, kernel, key)
     torch.library.register_fake(f"convbench::{name}", fake, lib=_lib)
+    torch.library.register_vmap(f"convbench::{name}", _op_vmap.RULES[name], lib=_lib)
+
+
+def _register_autograd(name, setup_context, backward, jvp):
+    """The op's Autograd kernel: a single-level autograd.Function in the form
+    torch.func needs (forward without ctx, setup_context, jvp).
+
+    torch.library.register_autograd cannot serve here: its Function has no
+    setup_context, and any autograd.Function applied from inside a kernel
+    under torch.func goes to functorch's custom_function_call, which has no
+    rule at the Autograd key. Inside this kernel the functorch layer (grad or
+    jvp) is already the current one and the tensors are that layer's, so the
+    Function is applied at this level only, like an ATen op's autograd kernel
+    (vmap layers never get here: the op's vmap rule sits above Autograd)."""
+    op = getattr(torch.ops.convbench, name).default
+    # The dispatcher drops arguments equal to their defaults; the formulas
+    # index the inputs by position, so put them back.
+    defaults = tuple(a.default_value for a in op._schema.arguments)
+    below_autograd = torch._C._after_autograd_keyset
+
+    def forward(*args):
+        # Function.apply turns gradient recording off for the forward; lower
+        # functorch levels (grad of grad) must still record, as they would
+        # without this level, so the caller's modes come back on.
+        *args, (keyset, grad_mode, fwd_grad_mode) = args
+        with torch.autograd.grad_mode.set_grad_enabled(grad_mode), \
+                _set_fwd_grad_enabled(fwd_grad_mode), torch._C._AutoDispatchBelowAutograd():
+            return op.redispatch(keyset & below_autograd, *args)
+
+    def setup(ctx, inputs, output):
+        setup_context(ctx, inputs[:-1], output)
+
+    def backward_(ctx, *grads):
+        return (*backward(ctx, *grads), None)
+
+    function = type(f"{name}_function", (torch.autograd.function._SingleLevelFunction,), {
+        "forward": staticmethod(forward), "setup_context": staticmethod(setup),
+        "backward": staticmethod(backward_), "jvp": staticmethod(jvp),
+    })
+
+    def autograd_kernel(keyset, *args):
+        modes = (keyset, torch.is_grad_enabled(), _fwd_grad_enabled())
+        args = (*args, *defaults[len(args):], modes)
+        if not torch._C._are_functorch_transforms_active():
+            return function.apply(*args)
+        with _single_level_function():
+            return function.apply(*args)
+
+    _lib.impl(name, autograd_kernel, "Autograd", with_keyset=True)
 
 
 # ---- shape checks shared by the real and the fake implementations ---------
@@ -63,7 +115,8 @@ def _check_grad_output(grad_output, expected, what):
 
 def _conv2d_meta(input, weight, bias, stride, padding, dilation, groups):
     pq = _args.check_conv2d(input, weight, bias, stride, padding, dilation, groups)
-    return (input.shape[0], weight.shape[0], pq[0], pq[1]), pq
+    k = _args.conv2d_out_channels(input.shape, weight.shape)
+    return (input.shape[0], k, pq[0], pq[1]), pq
 
 
 def _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups):
@@ -72,7 +125,8 @@ def _backward_input_meta(grad_output, weight, input_size, stride, padding, dilat
     _args.check_device_type(grad_output, op)
     _args.check_float_dtype(grad_output, "grad_output", op)
     pq = _args.conv2d_geometry(input_size, weight.shape, None, stride, padding, dilation, groups)
-    _check_grad_output(grad_output, (input_size[0], weight.shape[0], pq[0], pq[1]), op)
+    k = _args.conv2d_out_channels(input_size, weight.shape)
+    _check_grad_output(grad_output, (input_size[0], k, pq[0], pq[1]), op)
     return pq
 
 
@@ -82,7 +136,8 @@ def _backward_weight_meta(grad_output, input, weight_size, stride, padding, dila
     _args.check_device_type(grad_output, op)
     _args.check_float_dtype(grad_output, "grad_output", op)
     pq = _args.conv2d_geometry(input.shape, weight_size, None, stride, padding, dilation, groups)
-    _check_grad_output(grad_output, (input.shape[0], weight_size[0], pq[0], pq[1]), op)
+    k = _args.conv2d_out_channels(input.shape, weight_size)
+    _check_grad_output(grad_output, (input.shape[0], k, pq[0], pq[1]), op)
     return pq
 
 
@@ -128,6 +183,15 @@ def _backward_weight_fake(grad_output, input, weight_size, stride, padding, dila
 _register("conv2d", _conv2d_kernel, _conv2d_fake)
 _register("conv2d_backward_input", _backward_input_kernel, _backward_input_fake)
 _register("conv2d_backward_weight", _backward_weight_kernel, _backward_weight_fake)
+_op_autocast.register(_lib, "conv2d")  # max-pool and the backward ops: no autocast, as torch
+
+
+def conv2d_bias_grad(grad: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """grad_output summed over (N, P, Q). With no input channels the output
+    has none either and the bias no effect: its gradient is zeros (as torch's)."""
+    if grad.shape[1] != out_channels:
+        return grad.new_zeros(out_channels)
+    return grad.sum((0, 2, 3))
 
 
 def _save_conv_args(ctx, stride, padding, dilation, groups, algo):
@@ -139,6 +203,8 @@ def _conv2d_setup(ctx, inputs, output):
     _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
     ctx.has_bias = bias is not None
     ctx.save_for_backward(input, weight)
+    ctx.save_for_forward(input, weight)
+    ctx.out_shape = output.shape
 
 
 def _conv2d_backward(ctx, grad):
@@ -147,14 +213,43 @@ def _conv2d_backward(ctx, grad):
     need = ctx.needs_input_grad
     gi = torch.ops.convbench.conv2d_backward_input(grad, weight, input.shape, *args) if need[0] else None
     gw = torch.ops.convbench.conv2d_backward_weight(grad, input, weight.shape, *args) if need[1] else None
-    gb = grad.sum((0, 2, 3)) if ctx.has_bias and need[2] else None
+    gb = conv2d_bias_grad(grad, weight.shape[0]) if ctx.has_bias and need[2] else None
     return gi, gw, gb, None, None, None, None, None
+
+
+def _conv2d_jvp(ctx, t_input, t_weight, t_bias, *_):
+    # Bilinear in (input, weight), plus the bias.
+    input, weight = ctx.saved_tensors
+    args = ctx.conv_args
+    out = _sum_tangents(
+        None if t_input is None else torch.ops.convbench.conv2d(t_input, weight, None, *args),
+        None if t_weight is None else torch.ops.convbench.conv2d(input, t_weight, None, *args))
+    if t_bias is None or not ctx.has_bias:
+        return out
+    if out is None:
+        out = t_bias.new_zeros(ctx.out_shape)
+    if out.shape[1] == 0:  # no input channels: the bias does not reach the output
+        return out
+    return out + t_bias[None, :, None, None]
+
+
+def _sum_tangents(a, b):
+    return b if a is None else a if b is None else a + b
 
 
 def _backward_input_setup(ctx, inputs, output):
     grad_output, weight, input_size, stride, padding, dilation, groups, *rest = inputs
     _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
     ctx.save_for_backward(grad_output, weight)
+    ctx.save_for_forward(grad_output, weight)
+    ctx.input_size = tuple(inputs[2])
+
+
+def _backward_input_jvp(ctx, t_dy, t_w, *_):
+    grad_output, weight = ctx.saved_tensors
+    op, args = torch.ops.convbench.conv2d_backward_input, ctx.conv_args
+    return _sum_tangents(None if t_dy is None else op(t_dy, weight, ctx.input_size, *args),
+                         None if t_w is None else op(grad_output, t_w, ctx.input_size, *args))
 
 
 def _backward_input_backward(ctx, grad_dx):
@@ -173,6 +268,15 @@ def _backward_weight_setup(ctx, inputs, output):
     grad_output, input, weight_size, stride, padding, dilation, groups, *rest = inputs
     _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
     ctx.save_for_backward(grad_output, input)
+    ctx.save_for_forward(grad_output, input)
+    ctx.weight_size = tuple(inputs[2])
+
+
+def _backward_weight_jvp(ctx, t_dy, t_x, *_):
+    grad_output, input = ctx.saved_tensors
+    op, args = torch.ops.convbench.conv2d_backward_weight, ctx.conv_args
+    return _sum_tangents(None if t_dy is None else op(t_dy, input, ctx.weight_size, *args),
+                         None if t_x is None else op(grad_output, t_x, ctx.weight_size, *args))
 
 
 def _backward_weight_backward(ctx, grad_dw):
@@ -185,12 +289,11 @@ def _backward_weight_backward(ctx, grad_dw):
     return g_dy, g_x, None, None, None, None, None, None
 
 
-torch.library.register_autograd("convbench::conv2d", _conv2d_backward,
-                                setup_context=_conv2d_setup, lib=_lib)
-torch.library.register_autograd("convbench::conv2d_backward_input", _backward_input_backward,
-                                setup_context=_backward_input_setup, lib=_lib)
-torch.library.register_autograd("convbench::conv2d_backward_weight", _backward_weight_backward,
-                                setup_context=_backward_weight_setup, lib=_lib)
+_register_autograd("conv2d", _conv2d_setup, _conv2d_backward, _conv2d_jvp)
+_register_autograd("conv2d_backward_input", _backward_input_setup, _backward_input_backward,
+                   _backward_input_jvp)
+_register_autograd("conv2d_backward_weight", _backward_weight_setup, _backward_weight_backward,
+                   _backward_weight_jvp)
 
 
 # ---- max_pool2d ---------------------------------------------------------------
@@ -223,7 +326,7 @@ def _pool_backward_check(grad_output, indices, input_size):
     if indices.device != grad_output.device:
         raise RuntimeError("convbench.max_pool2d_backward: indices and grad_output must be on "
                            "the same device")
-    _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward")
+    _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward", pool=True)
 
 
 def _max_pool2d_backward_kernel(grad_output, indices, input_size, kernel_size, stride, padding,
@@ -249,6 +352,17 @@ def _max_pool2d_setup(ctx, inputs, output):
     ctx.input_size = input.shape
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(output[1])
+    ctx.save_for_forward(output[1])
+
+
+def _max_pool2d_jvp(ctx, t_input, *_):
+    # The output is the input gathered at the indices; so is its tangent.
+    (indices,) = ctx.saved_tensors
+    return _gather(t_input, indices), None
+
+
+def _gather(x, indices):
+    return x.flatten(2).gather(2, indices.flatten(2)).view(indices.shape)
 
 
 def _max_pool2d_backward(ctx, grad, _grad_indices):
@@ -259,17 +373,22 @@ def _max_pool2d_backward(ctx, grad, _grad_indices):
 
 def _max_pool2d_backward_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[1])
+    ctx.save_for_forward(inputs[1])
+    ctx.pool_args = (tuple(inputs[2]), *inputs[3:])
+
+
+def _max_pool2d_backward_jvp(ctx, t_grad, *_):
+    (indices,) = ctx.saved_tensors
+    return torch.ops.convbench.max_pool2d_backward(t_grad, indices, *ctx.pool_args)
 
 
 def _max_pool2d_backward_backward(ctx, grad_dx):
     # The backward scatters grad_output to the argmax positions; its adjoint
     # gathers from them.
     (indices,) = ctx.saved_tensors
-    g = grad_dx.flatten(2).gather(2, indices.flatten(2)).view(indices.shape)
-    return g, None, None, None, None, None, None
+    return _gather(grad_dx, indices), None, None, None, None, None, None
 
 
-torch.library.register_autograd("convbench::max_pool2d", _max_pool2d_backward,
-                                setup_context=_max_pool2d_setup, lib=_lib)
-torch.library.register_autograd("convbench::max_pool2d_backward", _max_pool2d_backward_backward,
-                                setup_context=_max_pool2d_backward_setup, lib=_lib)
+_register_autograd("max_pool2d", _max_pool2d_setup, _max_pool2d_backward, _max_pool2d_jvp)
+_register_autograd("max_pool2d_backward", _max_pool2d_backward_setup,
+                   _max_pool2d_backward_backward, _max_pool2d_backward_jvp)

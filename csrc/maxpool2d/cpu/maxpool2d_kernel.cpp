@@ -23,9 +23,10 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
       const int64_t h0 = p * s.stride_h - s.pad_h;
       for (int64_t q = 0; q < s.Q; ++q) {
         const int64_t w0 = q * s.stride_w - s.pad_w;
-        // Like torch: the first maximum wins, a NaN beats everything, and a
-        // window with no element above -inf reports its first in-bounds
-        // position (h0, w0 stepped past the padding by the dilation).
+        // Like torch: the first maximum wins, every NaN replaces the running
+        // maximum (so the last NaN gives the index), and a window with no
+        // element above -inf reports its first in-bounds position (h0, w0
+        // stepped past the padding by the dilation).
         const int64_t h_first = pool_first_in_bounds(h0, s.dil_h);
         const int64_t w_first = pool_first_in_bounds(w0, s.dil_w);
         T best = -INFINITY;
@@ -38,11 +39,9 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
             if (v > best || std::isnan(v)) {
               best = v;
               best_idx = h * s.W + w;
-              if (std::isnan(v)) goto done;
             }
           }
         }
-      done:
         yp[p * s.Q + q] = best;
         ip[p * s.Q + q] = best_idx;
       }

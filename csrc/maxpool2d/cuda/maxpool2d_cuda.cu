@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(kBlock)
     const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
     A best = -INFINITY;  // the comparisons run in A; the stored value is x's own
     T best_val = from_acc<T>(best);
-    // torch's rule: an all -inf window reports its first in-bounds position.
+    // torch's rules: an all -inf window reports its first in-bounds position;
+    // every NaN replaces the running maximum, so the last NaN gives the index.
     int64_t best_idx =
         pool_first_in_bounds(h0, s.dil_h) * s.W + pool_first_in_bounds(w0, s.dil_w);
     for (int64_t r = 0; r < s.kernel_h; ++r) {
@@ -48,11 +49,9 @@ __global__ void __launch_bounds__(kBlock)
           best = v;
           best_val = raw;
           best_idx = h * s.W + w;
-          if (isnan(v)) goto done;
         }
       }
     }
-  done:
     y[i] = best_val;
     indices[i] = best_idx;
   }
