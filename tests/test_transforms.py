@@ -240,14 +240,22 @@ def test_transforms_never_take_the_eager_path(monkeypatch):
     # The eager Functions run kernels on raw pointers and have no jvp: under
     # torch.func or forward AD the functional API must use the operators.
     from convbench import _eager
+    from convbench.ops import conv2d as conv_op, max_pool2d as pool_op
 
     def refuse(*args):
         raise AssertionError("eager path taken under a transform")
 
-    monkeypatch.setattr(_eager.Conv2dFunction, "apply", refuse)
-    monkeypatch.setattr(_eager.MaxPool2dFunction, "apply", refuse)
-    # ... nor the inference shortcut to the kernels (the ops keep theirs).
-    monkeypatch.setattr(convbench.functional, "_launch", None)
+    monkeypatch.setattr(conv_op.Conv2dFunction, "apply", refuse)
+    monkeypatch.setattr(pool_op.MaxPool2dFunction, "apply", refuse)
+    # ... nor the inference shortcut to the kernels: the gate itself must say no.
+    usable = _eager.usable
+
+    def gate(*tensors):
+        if usable(*tensors):
+            refuse()
+        return False
+
+    monkeypatch.setattr(_eager, "usable", gate)
     x, w, b = data(1)
     grad(lambda w: pool(CONVS["functional"](x, w, b)).sum())(w)
     jvp(lambda x: pool(CONVS["functional"](x, w, b)), (x,), (x,))

@@ -93,7 +93,7 @@ class Tuner:
                device: int = 0, device_index: int = 0) -> Choice:
         """The fastest (algo, variant) for this call; run(algo, variant) executes one.
         device: 0 CPU, 1 CUDA (device_index: which GPU)."""
-        if device == 0:
+        if device == _C.DEVICE_CPU:
             key = (pass_, dtype, tuple(shape), _C.cpu_isa(), _C.openmp_max_threads())
         else:
             key = (pass_, dtype, tuple(shape), "cuda:" + _gpu_model(device_index), 0)
@@ -102,7 +102,7 @@ class Tuner:
             hit = self._choices.get(key)
         if hit is not None:
             return hit
-        if device == 0:
+        if device == _C.DEVICE_CPU:
             heuristic, sync = tuple(_C.conv2d_resolve(pass_, dtype, 0, 0, shape)), None
         else:  # CUDA's variant 0 is the shape rule's own tiling
             heuristic = (_C.conv2d_choose_algo(device, pass_, dtype, shape), 0)

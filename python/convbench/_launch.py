@@ -14,7 +14,10 @@ from ._runtime import has_cuda
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
 ALGO_IDS = dict(_C.CONV2D_ALGO_IDS)
-_FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = 0, 1, 2
+_PASS = _C.CONV2D_PASS_IDS
+_FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = (
+    _PASS["forward"], _PASS["backward_input"], _PASS["backward_weight"])
+_DEVICE_CPU, _DEVICE_CUDA = _C.DEVICE_IDS["cpu"], _C.DEVICE_IDS["cuda"]
 
 try:  # a few microseconds cheaper than torch.cuda.current_stream(device).cuda_stream
     _raw_stream = torch._C._cuda_getCurrentRawStream
@@ -24,7 +27,7 @@ except AttributeError:  # pragma: no cover - CPU-only torch builds
 
 def _device_args(t: torch.Tensor) -> Tuple[int, int, int]:
     if t.device.type == "cpu":
-        return (0, 0, 0)
+        return (_DEVICE_CPU, 0, 0)
     if not has_cuda():
         raise RuntimeError(
             "convbench was built without CUDA support; reinstall it on a machine with nvcc to "
@@ -32,21 +35,22 @@ def _device_args(t: torch.Tensor) -> Tuple[int, int, int]:
         )
     index = t.device.index if t.device.index is not None else torch.cuda.current_device()
     stream = _raw_stream(index) if _raw_stream else torch.cuda.current_stream(index).cuda_stream
-    return (1, index, stream)
+    return (_DEVICE_CUDA, index, stream)
 
 
 def supported_algos(device_type: str) -> Tuple[str, ...]:
     """Algorithm names usable on a device type ('auto' always is)."""
-    code = 0 if device_type == "cpu" else 1
-    if code == 1 and not has_cuda():
+    code = _C.DEVICE_IDS.get(device_type, _DEVICE_CUDA)
+    if code == _DEVICE_CUDA and not has_cuda():
         return ("auto",)
-    return ("auto",) + _algos_by_code(code)
+    return ("auto",) + algo_names(code)
 
 
 _ALGO_CACHE: dict = {}
 
 
-def _algos_by_code(code: int) -> Tuple[str, ...]:
+def algo_names(code: int) -> Tuple[str, ...]:
+    """Names of the algorithms a device code implements (besides auto)."""
     if code not in _ALGO_CACHE:
         ids = set(_C.conv2d_algos(code))
         _ALGO_CACHE[code] = tuple(n for n, i in ALGO_IDS.items() if i in ids)
@@ -85,14 +89,16 @@ def _conv_shape(
 ) -> tuple:
     N, C, H, W = x_shape
     K, _, R, S = w_shape
-    return (N, C, H, W, K, R, S, pq[0], pq[1], stride[0], stride[1], padding4[0], padding4[2],
-            dilation[0], dilation[1], groups)
+    fields = dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, P=pq[0], Q=pq[1], stride_h=stride[0],
+                  stride_w=stride[1], pad_h=padding4[0], pad_w=padding4[2], dil_h=dilation[0],
+                  dil_w=dilation[1], groups=groups)
+    return tuple(fields[f] for f in _C.CONV2D_SHAPE_FIELDS)  # the order is _C's
 
 
 def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, groups,
                 dtype: torch.dtype, device_type: str) -> str:
     """The algorithm 'auto' resolves to (for reports and benchmarks)."""
-    code = 0 if device_type == "cpu" else 1
+    code = _C.DEVICE_IDS.get(device_type, _DEVICE_CUDA)
     shape = _conv_shape(x_shape, w_shape, pq, stride, padding4, dilation, groups)
     i = _C.conv2d_choose_algo(code, pass_, _DTYPE_IDS[dtype], shape)
     return next(n for n, j in ALGO_IDS.items() if j == i)
@@ -163,7 +169,7 @@ def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, group
         # CUDA split-K partial sums: scratch from PyTorch's caching allocator on
         # this stream (counted by torch.cuda.memory_*, reused by later calls);
         # freed here, it is reused only by work queued after this kernel.
-        n = _C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape) if dev == 1 else 0
+        n = _C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape) if dev == _DEVICE_CUDA else 0
         ws = torch.empty(n, dtype=torch.uint8, device=dy.device) if n else None
         _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
                                   ws.data_ptr() if n else 0, n)
@@ -174,8 +180,10 @@ def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, group
 
 def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:
     N, C, H, W = x_shape
-    return (N, C, H, W, pq[0], pq[1], kernel_size[0], kernel_size[1], stride[0], stride[1],
-            padding[0], padding[1], dilation[0], dilation[1])
+    fields = dict(N=N, C=C, H=H, W=W, P=pq[0], Q=pq[1], kernel_h=kernel_size[0],
+                  kernel_w=kernel_size[1], stride_h=stride[0], stride_w=stride[1],
+                  pad_h=padding[0], pad_w=padding[1], dil_h=dilation[0], dil_w=dilation[1])
+    return tuple(fields[f] for f in _C.POOL2D_SHAPE_FIELDS)
 
 
 _HALF = (torch.float16, torch.bfloat16)

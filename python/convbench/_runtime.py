@@ -30,6 +30,8 @@ def build_info() -> dict:
     """Build and machine facts, for bug reports and benchmark records."""
     import torch
 
+    from ._launch import algo_names  # (it imports this module)
+
     return {
         "cuda_compiled": has_cuda(),
         "cuda_available": cuda_available(),
@@ -40,14 +42,9 @@ def build_info() -> dict:
         "cpu_isas_compiled": list(_C.cpu_isas_compiled()),
         "cpu_isas_supported": list(_C.cpu_isas_supported()),
         "openmp_threads": _C.openmp_max_threads(),
-        "conv2d_algos_cpu": list(_algo_names(_C.DEVICE_CPU)),
-        "conv2d_algos_cuda": list(_algo_names(_C.DEVICE_CUDA)) if has_cuda() else [],
+        "conv2d_algos_cpu": list(algo_names(_C.DEVICE_CPU)),
+        "conv2d_algos_cuda": list(algo_names(_C.DEVICE_CUDA)) if has_cuda() else [],
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-
-
-def _algo_names(device_code: int) -> tuple:
-    ids = set(_C.conv2d_algos(device_code))
-    return tuple(name for name, i in _C.CONV2D_ALGO_IDS.items() if i in ids)

@@ -1,0 +1,18 @@
+"""convbench's kernels as PyTorch operators (namespace ``convbench``), one
+module per op: conv2d.py, max_pool2d.py. Each holds its operators' schemas,
+checks, fake kernels and autograd formula, its lean eager Function and its
+user-facing function; _library.py the registration they share, vmap.py and
+autocast.py the rules for those transforms. Importing this package registers
+every operator:
+
+    torch.ops.convbench.conv2d(input, weight, bias, stride, padding, dilation, groups, algo)
+    torch.ops.convbench.conv2d_backward_input(grad_output, weight, input_size, ...)
+    torch.ops.convbench.conv2d_backward_weight(grad_output, input, weight_size, ...)
+    torch.ops.convbench.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    torch.ops.convbench.max_pool2d_backward(grad_output, indices, input_size, kernel_size,
+                                            stride, padding, dilation)
+
+Forward and each backward are operators of their own, so torch.compile keeps
+them in the graph and ``torch.library.opcheck`` can test each one.
+"""
+from . import conv2d, max_pool2d  # noqa: F401  (registers the operators)

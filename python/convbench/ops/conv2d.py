@@ -1,0 +1,338 @@
+"""conv2d as PyTorch operators, in one place: the schemas of its three
+operators (forward and each gradient, differentiable in turn, which gives
+double backward), their argument checks and fake kernels, the autograd
+formula (once: the registered operators and the lean eager path both use
+conv2d_grads), forward-mode rules, the eager autograd.Function, and the
+user-facing ``convbench.conv2d``.
+
+    torch.ops.convbench.conv2d(input, weight, bias, stride, padding, dilation, groups, algo)
+    torch.ops.convbench.conv2d_backward_input(grad_output, weight, input_size, ...)
+    torch.ops.convbench.conv2d_backward_weight(grad_output, input, weight_size, ...)
+
+``padding`` of the operators is explicit (top, bottom, left, right); the
+friendly argument forms are ``conv2d``'s below.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from .. import _args, _eager, _launch
+from . import autocast, vmap
+from ._library import LIB, register, register_autograd, sum_tangents
+
+_ops = torch.ops.convbench
+
+_CONV_ARGS = "int[2] stride, int[4] padding, int[2] dilation, int groups, str algo=\"auto\""
+LIB.define(f"conv2d(Tensor input, Tensor weight, Tensor? bias, {_CONV_ARGS}) -> Tensor")
+LIB.define(
+    f"conv2d_backward_input(Tensor grad_output, Tensor weight, SymInt[4] input_size, {_CONV_ARGS})"
+    " -> Tensor"
+)
+LIB.define(
+    f"conv2d_backward_weight(Tensor grad_output, Tensor input, SymInt[4] weight_size, {_CONV_ARGS})"
+    " -> Tensor"
+)
+
+
+# ---- checks shared by the real and the fake kernels --------------------------
+
+
+def _check_grad_output(grad_output, expected, what):
+    if tuple(grad_output.shape) != tuple(expected):
+        raise RuntimeError(
+            f"convbench.{what}: grad_output has shape {list(grad_output.shape)}, expected "
+            f"{list(expected)}"
+        )
+
+
+def _conv2d_meta(input, weight, bias, stride, padding, dilation, groups):
+    pq = _args.check_conv2d(input, weight, bias, stride, padding, dilation, groups)
+    k = _args.conv2d_out_channels(input.shape, weight.shape)
+    return (input.shape[0], k, pq[0], pq[1]), pq
+
+
+def _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups):
+    op = "conv2d_backward_input"
+    _args.check_same_device_dtype(grad_output, "grad_output", weight, "weight", op)
+    _args.check_device_type(grad_output, op)
+    _args.check_float_dtype(grad_output, "grad_output", op)
+    pq = _args.conv2d_geometry(input_size, weight.shape, None, stride, padding, dilation, groups)
+    k = _args.conv2d_out_channels(input_size, weight.shape)
+    _check_grad_output(grad_output, (input_size[0], k, pq[0], pq[1]), op)
+    return pq
+
+
+def _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups):
+    op = "conv2d_backward_weight"
+    _args.check_same_device_dtype(grad_output, "grad_output", input, "input", op)
+    _args.check_device_type(grad_output, op)
+    _args.check_float_dtype(grad_output, "grad_output", op)
+    pq = _args.conv2d_geometry(input.shape, weight_size, None, stride, padding, dilation, groups)
+    k = _args.conv2d_out_channels(input.shape, weight_size)
+    _check_grad_output(grad_output, (input.shape[0], k, pq[0], pq[1]), op)
+    return pq
+
+
+# ---- kernels -------------------------------------------------------------------
+
+
+def _conv2d_kernel(input, weight, bias, stride, padding, dilation, groups, algo="auto"):
+    _, pq = _conv2d_meta(input, weight, bias, stride, padding, dilation, groups)
+    return _launch.conv2d_forward(input, weight, bias, pq, stride, padding, dilation, groups, algo)
+
+
+def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, algo="auto"):
+    out, _ = _conv2d_meta(input, weight, bias, stride, padding, dilation, groups)
+    return input.new_empty(out)
+
+
+def _backward_input_kernel(grad_output, weight, input_size, stride, padding, dilation, groups,
+                           algo="auto"):
+    _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups)
+    return _launch.conv2d_backward_input(grad_output, weight, input_size, stride, padding,
+                                         dilation, groups, algo)
+
+
+def _backward_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups,
+                         algo="auto"):
+    _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups)
+    return grad_output.new_empty(tuple(input_size))
+
+
+def _backward_weight_kernel(grad_output, input, weight_size, stride, padding, dilation, groups,
+                            algo="auto"):
+    _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups)
+    return _launch.conv2d_backward_weight(grad_output, input, weight_size, stride, padding,
+                                          dilation, groups, algo)
+
+
+def _backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation, groups,
+                          algo="auto"):
+    _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups)
+    return grad_output.new_empty(tuple(weight_size))
+
+
+for _name, _kernel, _fake in (
+        ("conv2d", _conv2d_kernel, _conv2d_fake),
+        ("conv2d_backward_input", _backward_input_kernel, _backward_input_fake),
+        ("conv2d_backward_weight", _backward_weight_kernel, _backward_weight_fake)):
+    register(_name, _kernel, _fake, vmap.RULES[_name])
+autocast.register(LIB, "conv2d")  # the gradient ops: no autocast, as torch's
+
+
+# ---- the autograd formula --------------------------------------------------------
+
+
+def conv2d_bias_grad(grad: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """grad_output summed over (N, P, Q). With no input channels the output
+    has none either and the bias no effect: its gradient is zeros (as torch's)."""
+    if grad.shape[1] != out_channels:
+        return grad.new_zeros(out_channels)
+    return grad.sum((0, 2, 3))
+
+
+def conv2d_grads(grad, input, weight, conv_args, need, has_bias, differentiable):
+    """(d input, d weight, d bias) of conv2d(input, weight, bias, *conv_args)
+    for grad_output `grad`, those `need` asks for: the registered operator's
+    backward and the eager Function's. differentiable: through the gradient
+    operators (so the result can be differentiated again), else straight to
+    the kernels."""
+    if differentiable:
+        backward_input, backward_weight = _ops.conv2d_backward_input, _ops.conv2d_backward_weight
+    else:
+        backward_input, backward_weight = (_launch.conv2d_backward_input,
+                                           _launch.conv2d_backward_weight)
+    gi = backward_input(grad, weight, input.shape, *conv_args) if need[0] else None
+    gw = backward_weight(grad, input, weight.shape, *conv_args) if need[1] else None
+    gb = conv2d_bias_grad(grad, weight.shape[0]) if has_bias and need[2] else None
+    return gi, gw, gb
+
+
+def _save_conv_args(ctx, stride, padding, dilation, groups, algo):
+    ctx.conv_args = (stride, padding, dilation, groups, algo)
+
+
+def _conv2d_setup(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation, groups, *rest = inputs
+    _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(input, weight)
+    ctx.save_for_forward(input, weight)
+    ctx.out_shape = output.shape
+
+
+def _conv2d_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    grads = conv2d_grads(grad, input, weight, ctx.conv_args, ctx.needs_input_grad, ctx.has_bias,
+                         differentiable=True)
+    return (*grads, None, None, None, None, None)
+
+
+def _conv2d_jvp(ctx, t_input, t_weight, t_bias, *_):
+    # Bilinear in (input, weight), plus the bias.
+    input, weight = ctx.saved_tensors
+    args = ctx.conv_args
+    out = sum_tangents(
+        None if t_input is None else _ops.conv2d(t_input, weight, None, *args),
+        None if t_weight is None else _ops.conv2d(input, t_weight, None, *args))
+    if t_bias is None or not ctx.has_bias:
+        return out
+    if out is None:
+        out = t_bias.new_zeros(ctx.out_shape)
+    if out.shape[1] == 0:  # no input channels: the bias does not reach the output
+        return out
+    return out + t_bias[None, :, None, None]
+
+
+def _backward_input_setup(ctx, inputs, output):
+    grad_output, weight, input_size, stride, padding, dilation, groups, *rest = inputs
+    _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
+    ctx.save_for_backward(grad_output, weight)
+    ctx.save_for_forward(grad_output, weight)
+    ctx.input_size = tuple(inputs[2])
+
+
+def _backward_input_jvp(ctx, t_dy, t_w, *_):
+    grad_output, weight = ctx.saved_tensors
+    op, args = _ops.conv2d_backward_input, ctx.conv_args
+    return sum_tangents(None if t_dy is None else op(t_dy, weight, ctx.input_size, *args),
+                        None if t_w is None else op(grad_output, t_w, ctx.input_size, *args))
+
+
+def _backward_input_backward(ctx, grad_dx):
+    # dx = A^T(dy, w): d/d(dy) is the forward conv of grad_dx, d/dw is the
+    # weight gradient with dy in the role of grad_output.
+    grad_output, weight = ctx.saved_tensors
+    args = ctx.conv_args
+    need = ctx.needs_input_grad
+    g_dy = _ops.conv2d(grad_dx, weight, None, *args) if need[0] else None
+    g_w = (_ops.conv2d_backward_weight(grad_output, grad_dx, weight.shape, *args)
+           if need[1] else None)
+    return g_dy, g_w, None, None, None, None, None, None
+
+
+def _backward_weight_setup(ctx, inputs, output):
+    grad_output, input, weight_size, stride, padding, dilation, groups, *rest = inputs
+    _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
+    ctx.save_for_backward(grad_output, input)
+    ctx.save_for_forward(grad_output, input)
+    ctx.weight_size = tuple(inputs[2])
+
+
+def _backward_weight_jvp(ctx, t_dy, t_x, *_):
+    grad_output, input = ctx.saved_tensors
+    op, args = _ops.conv2d_backward_weight, ctx.conv_args
+    return sum_tangents(None if t_dy is None else op(t_dy, input, ctx.weight_size, *args),
+                        None if t_x is None else op(grad_output, t_x, ctx.weight_size, *args))
+
+
+def _backward_weight_backward(ctx, grad_dw):
+    grad_output, input = ctx.saved_tensors
+    args = ctx.conv_args
+    need = ctx.needs_input_grad
+    g_dy = _ops.conv2d(input, grad_dw, None, *args) if need[0] else None
+    g_x = (_ops.conv2d_backward_input(grad_output, grad_dw, input.shape, *args)
+           if need[1] else None)
+    return g_dy, g_x, None, None, None, None, None, None
+
+
+register_autograd("conv2d", _conv2d_setup, _conv2d_backward, _conv2d_jvp)
+register_autograd("conv2d_backward_input", _backward_input_setup, _backward_input_backward,
+                  _backward_input_jvp)
+register_autograd("conv2d_backward_weight", _backward_weight_setup, _backward_weight_backward,
+                  _backward_weight_jvp)
+
+
+# ---- the lean eager path (see _eager.py) ------------------------------------------
+
+
+# The geometry travels as one tuple: Function.apply inspects every argument,
+# and a dozen of them cost microseconds per call.
+class Conv2dFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, weight, bias, geometry):
+        pq, stride, padding, dilation, groups, algo = geometry
+        ctx.conv_args = (stride, padding, dilation, groups, algo)
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(input, weight)
+        return _launch.conv2d_forward(input, weight, bias, pq, stride, padding, dilation, groups,
+                                      algo)
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, weight = ctx.saved_tensors
+        # With grad mode on (create_graph=True) through the operators: the
+        # gradient can be differentiated again.
+        grads = conv2d_grads(grad, input, weight, ctx.conv_args, ctx.needs_input_grad,
+                             ctx.has_bias, differentiable=torch.is_grad_enabled())
+        return (*grads, None)
+
+
+# ---- the user-facing function -------------------------------------------------------
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    stride: _args.IntOrPair = 1,
+    padding: Union[str, _args.IntOrPair] = 0,
+    dilation: _args.IntOrPair = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    algo: str = "auto",
+) -> torch.Tensor:
+    """2D convolution on convbench's kernels, same semantics as
+    ``torch.nn.functional.conv2d``.
+
+    input: (N, C, H, W) or unbatched (C, H, W); weight: (K, C/groups, kH, kW);
+    bias: (K,) or None. ``padding`` is an int, a pair, 'valid' or 'same';
+    ``padding_mode`` is 'zeros', 'reflect', 'replicate' or 'circular' (as in
+    torch.nn.Conv2d); ``algo`` picks the kernel ('auto', or one of
+    convbench.algorithms(device)). Returns (N, K, P, Q), or (K, P, Q).
+    """
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"convbench.conv2d: input must be a tensor, got {type(input).__name__}")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"convbench.conv2d: weight must be a tensor, got {type(weight).__name__}")
+    if weight.dim() != 4:
+        raise RuntimeError(
+            "weight must have shape (out_channels, in_channels/groups, kH, kW), got "
+            f"{list(weight.shape)}"
+        )
+    unbatched = input.dim() == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    stride2 = _args.positive_pair(stride, "stride")
+    dilation2 = _args.positive_pair(dilation, "dilation")
+    padding4 = _args.conv_padding(padding, tuple(weight.shape[2:]), stride2, dilation2)
+    if padding_mode != "zeros":
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(
+                f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
+            )
+        if input.dim() == 4 and any(padding4):
+            # F.pad takes (left, right, top, bottom); its backward folds the
+            # gradient back onto the source pixels.
+            top, bottom, left, right = padding4
+            input = F.pad(input, (left, right, top, bottom), mode=padding_mode)
+        padding4 = (0, 0, 0, 0)
+    if _eager.usable(input, weight, bias):
+        pq = _args.check_conv2d(input, weight, bias, stride2, padding4, dilation2, groups,
+                                cache=True)
+        geometry = (pq, stride2, padding4, dilation2, groups, algo)
+        if _eager.needs_grad(input, weight, bias):
+            out = Conv2dFunction.apply(input, weight, bias, geometry)
+        else:  # inference: no autograd node to build
+            out = _launch.conv2d_forward(input, weight, bias, *geometry)
+    else:
+        out = _ops.conv2d(
+            input, weight, bias, list(stride2), list(padding4), list(dilation2), groups, algo
+        )
+    return out.squeeze(0) if unbatched else out

@@ -1,0 +1,213 @@
+"""max_pool2d as PyTorch operators, in one place: the schemas of its two
+operators (forward with argmax indices, and the gradient, differentiable in
+turn), their checks and fake kernels, the autograd formula (once:
+max_pool2d_grad, used by the registered operator and the lean eager path),
+forward-mode rules, the eager autograd.Function, and the user-facing
+``convbench.max_pool2d``.
+
+    torch.ops.convbench.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    torch.ops.convbench.max_pool2d_backward(grad_output, indices, input_size, kernel_size,
+                                            stride, padding, dilation)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _args, _eager, _launch
+from . import vmap
+from ._library import LIB, register, register_autograd
+
+_ops = torch.ops.convbench
+
+LIB.define(
+    "max_pool2d(Tensor input, int[2] kernel_size, int[2] stride, int[2] padding, "
+    "int[2] dilation, bool ceil_mode) -> (Tensor, Tensor)"
+)
+LIB.define(
+    "max_pool2d_backward(Tensor grad_output, Tensor indices, SymInt[4] input_size, "
+    "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation) -> Tensor"
+)
+
+
+# ---- kernels, fakes and their checks -----------------------------------------------
+
+
+def _max_pool2d_kernel(input, kernel_size, stride, padding, dilation, ceil_mode):
+    pq = _args.check_max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _launch.max_pool2d_forward(input, pq, kernel_size, stride, padding, dilation)
+
+
+def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
+    P, Q = _args.check_max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    shape = (input.shape[0], input.shape[1], P, Q)
+    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+
+
+def _pool_backward_check(grad_output, indices, input_size):
+    if grad_output.dim() != 4 or len(input_size) != 4:
+        raise RuntimeError("convbench.max_pool2d_backward: expected 4D grad_output and input_size")
+    if tuple(indices.shape) != tuple(grad_output.shape) or indices.dtype != torch.int64:
+        raise RuntimeError(
+            "convbench.max_pool2d_backward: indices must be int64 with grad_output's shape "
+            f"{list(grad_output.shape)}, got {indices.dtype} {list(indices.shape)}"
+        )
+    if tuple(grad_output.shape[:2]) != tuple(input_size[:2]):
+        raise RuntimeError(
+            f"convbench.max_pool2d_backward: grad_output {list(grad_output.shape)} does not match "
+            f"input_size {list(input_size)}"
+        )
+    if indices.device != grad_output.device:
+        raise RuntimeError("convbench.max_pool2d_backward: indices and grad_output must be on "
+                           "the same device")
+    _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward", pool=True)
+
+
+def _max_pool2d_backward_kernel(grad_output, indices, input_size, kernel_size, stride, padding,
+                                dilation):
+    _pool_backward_check(grad_output, indices, input_size)
+    return _launch.max_pool2d_backward(grad_output, indices, input_size, kernel_size, stride,
+                                       padding, dilation)
+
+
+def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, stride, padding,
+                              dilation):
+    _pool_backward_check(grad_output, indices, input_size)
+    return grad_output.new_empty(tuple(input_size))
+
+
+register("max_pool2d", _max_pool2d_kernel, _max_pool2d_fake, vmap.RULES["max_pool2d"])
+register("max_pool2d_backward", _max_pool2d_backward_kernel, _max_pool2d_backward_fake,
+         vmap.RULES["max_pool2d_backward"])
+# (no autocast: max-pool is on none of torch's autocast lists)
+
+
+# ---- the autograd formula --------------------------------------------------------
+
+
+def max_pool2d_grad(grad, indices, input_size, pool_args, differentiable):
+    """d input of max_pool2d for grad_output `grad` (pool_args: kernel_size,
+    stride, padding, dilation): the registered operator's backward and the
+    eager Function's. differentiable: through the gradient operator, else
+    straight to the kernel."""
+    backward = _ops.max_pool2d_backward if differentiable else _launch.max_pool2d_backward
+    return backward(grad, indices, input_size, *pool_args)
+
+
+def _max_pool2d_setup(ctx, inputs, output):
+    input, kernel_size, stride, padding, dilation, _ = inputs
+    ctx.pool_args = (kernel_size, stride, padding, dilation)
+    ctx.input_size = input.shape
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+    ctx.save_for_forward(output[1])
+
+
+def _max_pool2d_jvp(ctx, t_input, *_):
+    # The output is the input gathered at the indices; so is its tangent.
+    (indices,) = ctx.saved_tensors
+    return _gather(t_input, indices), None
+
+
+def _gather(x, indices):
+    return x.flatten(2).gather(2, indices.flatten(2)).view(indices.shape)
+
+
+def _max_pool2d_backward(ctx, grad, _grad_indices):
+    (indices,) = ctx.saved_tensors
+    gx = max_pool2d_grad(grad, indices, ctx.input_size, ctx.pool_args, differentiable=True)
+    return gx, None, None, None, None, None
+
+
+def _max_pool2d_backward_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.save_for_forward(inputs[1])
+    ctx.pool_args = (tuple(inputs[2]), *inputs[3:])
+
+
+def _max_pool2d_backward_jvp(ctx, t_grad, *_):
+    (indices,) = ctx.saved_tensors
+    return _ops.max_pool2d_backward(t_grad, indices, *ctx.pool_args)
+
+
+def _max_pool2d_backward_backward(ctx, grad_dx):
+    # The backward scatters grad_output to the argmax positions; its adjoint
+    # gathers from them.
+    (indices,) = ctx.saved_tensors
+    return _gather(grad_dx, indices), None, None, None, None, None, None
+
+
+register_autograd("max_pool2d", _max_pool2d_setup, _max_pool2d_backward, _max_pool2d_jvp)
+register_autograd("max_pool2d_backward", _max_pool2d_backward_setup,
+                  _max_pool2d_backward_backward, _max_pool2d_backward_jvp)
+
+
+# ---- the lean eager path (see _eager.py) ------------------------------------------
+
+
+class MaxPool2dFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, geometry):
+        pq, kernel_size, stride, padding, dilation = geometry
+        out, indices = _launch.max_pool2d_forward(input, pq, kernel_size, stride, padding,
+                                                  dilation)
+        ctx.pool_args = (kernel_size, stride, padding, dilation)
+        ctx.input_size = input.shape
+        ctx.mark_non_differentiable(indices)
+        ctx.save_for_backward(indices)
+        return out, indices
+
+    @staticmethod
+    def backward(ctx, grad, _grad_indices):
+        (indices,) = ctx.saved_tensors
+        gx = max_pool2d_grad(grad, indices, ctx.input_size, ctx.pool_args,
+                             differentiable=torch.is_grad_enabled())
+        return gx, None
+
+
+# ---- the user-facing function -------------------------------------------------------
+
+
+def max_pool2d(
+    input: torch.Tensor,
+    kernel_size: _args.IntOrPair,
+    stride: Optional[_args.IntOrPair] = None,
+    padding: _args.IntOrPair = 0,
+    dilation: _args.IntOrPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    """2D max pooling on convbench's kernels, same semantics as
+    ``torch.nn.functional.max_pool2d``: stride defaults to kernel_size,
+    padding reads as -inf, indices are flat offsets h * W + w per plane.
+    input: (N, C, H, W) or (C, H, W)."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"convbench.max_pool2d: input must be a tensor, got {type(input).__name__}")
+    unbatched = input.dim() == 3
+    if unbatched:  # checked before unsqueeze so the message shows the caller's shape
+        _args.check_pool_input_sizes(input.shape)
+    if unbatched:
+        input = input.unsqueeze(0)
+    kernel2 = _args.positive_pair(kernel_size, "kernel_size")
+    stride2 = kernel2 if stride is None or stride == [] or stride == () else _args.positive_pair(
+        stride, "stride")
+    padding2 = _args.non_negative_pair(padding, "padding")
+    dilation2 = _args.positive_pair(dilation, "dilation")
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    if _eager.usable(input):
+        pq = _args.check_max_pool2d(input, kernel2, stride2, padding2, dilation2, ceil_mode,
+                                    cache=True)
+        geometry = (pq, kernel2, stride2, padding2, dilation2)
+        if _eager.needs_grad(input):
+            out, indices = MaxPool2dFunction.apply(input, geometry)
+        else:
+            out, indices = _launch.max_pool2d_forward(input, *geometry)
+    else:
+        out, indices = _ops.max_pool2d(
+            input, list(kernel2), list(stride2), list(padding2), list(dilation2), ceil_mode
+        )
+    if unbatched:
+        out, indices = out.squeeze(0), indices.squeeze(0)
+    return (out, indices) if return_indices else out

@@ -1,0 +1,85 @@
+"""The two Python paths to the kernels agree bit for bit: the lean eager
+path (convbench.conv2d / max_pool2d in plain eager mode: each op's autograd
+Function) and the registered operators (torch.ops.convbench.*, what
+torch.compile, torch.func and opcheck see) run the same kernels and the same
+autograd formula, so outputs and gradients, first and second order, are
+identical, not merely close."""
+import pytest
+import torch
+
+import convbench
+from convbench.ops import conv2d as conv_op, max_pool2d as pool_op
+
+CASES = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups, bias)
+    (2, 4, 9, 8, 6, 3, 3, 1, 1, 1, 1, True),
+    (3, 6, 11, 10, 4, 3, 2, 2, 0, (1, 2), 2, False),
+    (1, 8, 7, 7, 8, 1, 1, 1, 0, 1, 4, True),
+]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _count(monkeypatch, cls):
+    calls = []
+    apply = cls.apply
+    monkeypatch.setattr(cls, "apply", lambda *a: calls.append(1) or apply(*a))
+    return calls
+
+
+@pytest.mark.parametrize("algo", ["auto", "direct", "im2col"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_conv2d_eager_path_equals_the_registered_op(monkeypatch, case, dtype, algo):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups, has_bias = case
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N, C, H, W, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(K, C // groups, R, S, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(K, generator=g, dtype=dtype, requires_grad=True) if has_bias else None
+    leaves = [t for t in (x, w, b) if t is not None]
+    ph, pw = _pair(padding)
+    eager_calls = _count(monkeypatch, conv_op.Conv2dFunction)
+
+    def eager():
+        return convbench.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+
+    def op():
+        return torch.ops.convbench.conv2d(x, w, b, list(_pair(stride)), [ph, ph, pw, pw],
+                                          list(_pair(dilation)), groups, algo)
+
+    results = []
+    for fn in (eager, op):
+        y = fn()
+        dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        grads = torch.autograd.grad(y, leaves, dy, create_graph=True)
+        # second order: d/d(x, w) of <(dx, dw), 1> (the bias gradient is
+        # constant in x and w)
+        v = [torch.ones_like(t) for t in grads[:2]]
+        second = torch.autograd.grad(grads[:2], leaves[:2], v, allow_unused=True)
+        results.append((y, grads, second))
+    assert len(eager_calls) == 1  # the first was the eager path, the second was not
+    (y1, g1, s1), (y2, g2, s2) = results
+    assert torch.equal(y1, y2)
+    assert all(torch.equal(a, c) for a, c in zip(g1, g2))
+    assert all((a is None and c is None) or torch.equal(a, c) for a, c in zip(s1, s2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_max_pool2d_eager_path_equals_the_registered_op(monkeypatch, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-3, 4, (2, 3, 9, 8), generator=g).to(dtype).requires_grad_()  # ties
+    eager_calls = _count(monkeypatch, pool_op.MaxPool2dFunction)
+    y1, i1 = convbench.max_pool2d(x, 3, 2, 1, 1, False, return_indices=True)
+    y2, i2 = torch.ops.convbench.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], False)
+    assert len(eager_calls) == 1
+    assert torch.equal(y1, y2) and torch.equal(i1, i2)
+    dy = torch.randn(y1.shape, generator=g, dtype=dtype)
+    (g1,) = torch.autograd.grad(y1, x, dy, create_graph=True)
+    (g2,) = torch.autograd.grad(y2, x, dy, create_graph=True)
+    assert torch.equal(g1, g2)
+    # the gradient's own gradient (the gather adjoint), with respect to dy
+    dy1, dy2 = dy.clone().requires_grad_(), dy.clone().requires_grad_()
+    (h1,) = torch.autograd.grad(torch.autograd.grad(y1, x, dy1, create_graph=True)[0].sum(), dy1)
+    (h2,) = torch.autograd.grad(torch.autograd.grad(y2, x, dy2, create_graph=True)[0].sum(), dy2)
+    assert torch.equal(h1, h2)
