@@ -168,6 +168,9 @@ def _run(args, exp, world) -> int:
     busy = busy_note(args.threads)
     if busy and lead:
         print(busy)
+    if args.dist_mode != "auto" and not world.active:
+        print(f"note: --dist-mode {args.dist_mode} applies under torchrun with several processes; "
+              "this is one process")
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
                    seed=args.seed, quick=args.quick, algo=args.algo, autotune=args.autotune,
@@ -210,7 +213,8 @@ def _run(args, exp, world) -> int:
         print("\n".join(f"{k}: {v}" for k, v in res.items() if not isinstance(v, (list, dict))))
     if "distributed" in summary:
         d = summary["distributed"]
-        print(f"processes: {d['processes']} ({d['backend']}, {d['mode']} mode)")
+        how = d.get("note") or f"{d['mode']} mode"
+        print(f"processes: {d['processes']} ({d['backend']}, {how})")
     print(f"results: {args.out}/{exp.name}/results.json; figures: "
           f"{', '.join(summary.get('figures', [])) or 'see the directory'}")
     print(f"total {time.perf_counter() - t0:.1f} s")

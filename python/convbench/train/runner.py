@@ -62,7 +62,8 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         if world.rank != 0:  # NumPy-only experiments: nothing to share, rank 0 runs them alone
             return None
         if world.active:
-            header["distributed"] = {**world.describe(), "mode": "rank 0 alone (no network training)"}
+            header["distributed"] = {**world.describe(), "mode": "none",
+                                     "note": "trains no network: rank 0 ran it alone"}
         t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
         with fig.footnote(lambda: _data_stamp(data)):  # asked at each save: data loads as it goes
             res = exp.custom(ctx)
