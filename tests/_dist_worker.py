@@ -3,10 +3,12 @@ RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in the environment).
 
   python _dist_worker.py ddp OUT            DDP with convbench layers, float64: params to OUT
   python _dist_worker.py cli LOG KILL ARGS  `python -m convbench.train ARGS`, appending the key of
-                                            every run this rank trains to LOG; with KILL > 0,
-                                            rank 1 SIGKILLs itself once it has saved KILL runs
-                                            and rank 0 stalls then (until the launcher stops
-                                            it), so that some run is surely left unfinished
+                                            every run this rank trains to LOG.RANK. KILL:
+      0               nothing
+      save:K          rank 1 SIGKILLs itself once it has saved K runs, and rank 0 stalls then
+                      (until the launcher stops it), so that some run is surely unfinished
+      start:K:GLOB    rank 1 SIGKILLs itself on starting its (K+1)-th run, once GLOB matches K
+                      files (data mode: rank 0 has saved the runs trained together)
 """
 import os
 import signal
@@ -72,29 +74,39 @@ def ddp(out):
 
 
 def cli(log, kill, args):
+    import glob
     from convbench.train import cli as cli_mod
-    from convbench.train import runner
-    from convbench.train import results
+    from convbench.train import results, runner
     rank = int(os.environ.get("RANK", "0"))
-    saved = []
+    how, k, pattern = (kill.split(":", 2) + ["", ""])[:3] if kill != "0" else ("", "0", "")
+    k = int(k)
+    saved, started = [], []
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)  # as `kill -9`: no cleanup, no goodbye
 
     def note(keys):
-        with open(log, "a") as fh:
-            fh.write("".join(f"{k}\n" for k in keys))
+        if how == "start" and rank == 1 and len(started) >= k:
+            deadline = time.monotonic() + TIMEOUT
+            while len(glob.glob(pattern)) < k and time.monotonic() < deadline:
+                time.sleep(0.05)
+            die()
+        started.extend(keys)
+        with open(f"{log}.{rank}", "a") as fh:
+            fh.write("".join(f"{key}\n" for key in keys))
 
     real_save = results.RunStore.save
 
     def save(self, key, record):
         path = real_save(self, key, record)
         saved.append(key)
-        if kill and len(saved) >= kill:
+        if how == "save" and len(saved) >= k:
             if rank == 1:
-                os.kill(os.getpid(), signal.SIGKILL)  # as `kill -9`: no cleanup, no goodbye
+                die()
             time.sleep(TIMEOUT)
         return path
 
     results.RunStore.save = save
-
     real_run, real_inter = runner.train_run, runner.train_interleaved
 
     def train_run(cfg, data, progress=None, **kw):
@@ -115,6 +127,6 @@ if __name__ == "__main__":
     if what == "ddp":
         ddp(sys.argv[2])
     elif what == "cli":
-        sys.exit(cli(sys.argv[2], int(sys.argv[3]), sys.argv[4:]))
+        sys.exit(cli(sys.argv[2], sys.argv[3], sys.argv[4:]))
     else:
         raise SystemExit(f"unknown {what!r}")

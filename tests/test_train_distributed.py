@@ -81,6 +81,12 @@ def launch(argvs, cwd):
     return [p.wait() for p in procs], [p.stdout.read() for p in procs]
 
 
+def trained(log):
+    """The keys of the runs each rank started, from the workers' LOG.RANK files."""
+    return [Path(f"{log}.{r}").read_text().split() if Path(f"{log}.{r}").exists() else []
+            for r in range(2)]
+
+
 def results(out, exp):
     return json.loads((Path(out) / exp / "results.json").read_text())
 
@@ -149,14 +155,15 @@ def test_runs_mode_trains_every_run_once_and_matches_a_serial_run(tmp_path):
     argv = [WORKER, "cli", str(log), "0", exp, *args, "--out", str(tmp_path / "dist")]
     rcs, logs = launch([argv] * 2, tmp_path)
     assert rcs == [0, 0], logs
-    trained = log.read_text().split()
+    by_rank = trained(log)
+    assert all(by_rank)  # both ranks worked
+    keys = by_rank[0] + by_rank[1]
     serial, dist_ = results(tmp_path / "serial", exp), results(tmp_path / "dist", exp)
-    assert len(trained) == len(set(trained)) == 3  # every run, once
+    assert len(keys) == len(set(keys)) == 3  # every run, once
     assert len(list((tmp_path / "dist" / exp / "runs").glob("*.json"))) == 3
     d = dist_["distributed"]
     assert dist_["processes"] == 2 and d["mode"] == "runs" and d["backend"] == "gloo"
-    assert sorted(k for ks in d["trained_by_rank"].values() for k in ks) == sorted(trained)
-    assert set(d["trained_by_rank"]) == {"0", "1"}
+    assert d["trained_by_rank"] == {"0": by_rank[0], "1": by_rank[1]}
     assert serial["processes"] == 1 and "distributed" not in serial
     assert dist_["complete"] is True
     _same(serial["results"], dist_["results"])
@@ -195,14 +202,14 @@ def test_resume_after_a_killed_rank_loses_nothing_and_repeats_nothing(tmp_path):
         return [WORKER, "cli", str(log), str(kill), exp, *TINY, "--dist-mode", "runs",
                 "--out", str(out), *extra]
 
-    rcs, logs = launch([argv(log1, 1, o) for o in outs], tmp_path)
+    rcs, logs = launch([argv(log1, "save:1", o) for o in outs], tmp_path)
     assert rcs[1] == -signal.SIGKILL and rcs[0] != 0, logs
     only_on_1 = {p.name for p in (outs[1] / exp / "runs").glob("*.json")}
     finished = only_on_1 | {p.name for p in (outs[0] / exp / "runs").glob("*.json")}
     assert len(only_on_1) == 1 and 1 <= len(finished) <= 2  # rank 1 saved its run, then died
     rcs, logs = launch([argv(log2, 0, o, "--resume") for o in outs], tmp_path)
     assert rcs == [0, 0], logs
-    again = log2.read_text().split()
+    again = [k for ks in trained(log2) for k in ks]
     assert len(again) == len(set(again)) == 3 - len(finished)  # nothing trained twice
     assert len(list((outs[0] / exp / "runs").glob("*.json"))) == 3  # rank 0 holds every run
     assert "finished earlier on another rank" in logs[0]  # rank 1's run, copied to rank 0
@@ -210,6 +217,31 @@ def test_resume_after_a_killed_rank_loses_nothing_and_repeats_nothing(tmp_path):
     assert res["complete"] is True and len(res["results"]["convbench"]["runs"]) == 3
     assert cli.main([exp, *TINY, "--out", str(tmp_path / "serial")]) == 0
     _same(results(tmp_path / "serial", exp)["results"], res["results"])
+
+
+def test_data_mode_resume_after_a_killed_rank(tmp_path):
+    """Data mode: both ranks train each run; rank 1 dies as the second run starts (once rank 0
+    has saved the first); --resume trains only the second, on both ranks, once."""
+    exp, out = "1rt720-ex4", tmp_path / "out"  # 2 runs
+    runs = out / exp / "runs"
+
+    def argv(log, kill, *extra):
+        return [WORKER, "cli", str(log), kill, exp, *TINY, "--dist-mode", "data",
+                "--out", str(out), *extra]
+
+    rcs, logs = launch([argv(tmp_path / "first", f"start:1:{runs}/*.json")] * 2, tmp_path)
+    assert rcs[1] == -signal.SIGKILL and rcs[0] != 0, logs
+    (done,) = runs.glob("*.json")
+    before = done.read_bytes()
+    rcs, logs = launch([argv(tmp_path / "second", "0", "--resume")] * 2, tmp_path)
+    assert rcs == [0, 0], logs
+    first, second = trained(tmp_path / "first"), trained(tmp_path / "second")
+    assert second[0] == second[1] and len(second[0]) == 1  # the missing run, by both ranks
+    assert second[0][0] != first[1][0] and first[1][0] in first[0]
+    assert done.read_bytes() == before  # the finished run was kept, not redone
+    res = results(out, exp)
+    assert res["complete"] is True and len(res["results"]["convbench"]["runs"]) == 2
+    assert res["distributed"]["trained_by_rank"] == {"all": second[0]}
 
 
 def test_torchrun_quick_says_how_many_processes_ran(tmp_path):
