@@ -165,7 +165,9 @@ def main(argv=None) -> int:
 def _run(args, exp, world) -> int:
     lead = world.rank == 0  # under torchrun rank 0 prints the summary; the others their own runs
     log = print if lead else (lambda msg, **kw: print(f"[rank {world.rank}] {msg}", **kw))
-    busy = busy_note(args.threads)
+    import torch
+    one = world.active and torch.get_num_threads() == 1  # torchrun's OMP_NUM_THREADS=1
+    busy = busy_note(args.threads or (1 if one else None))
     if busy and lead:
         print(busy)
     if args.dist_mode != "auto" and not world.active:

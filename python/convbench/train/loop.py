@@ -3,6 +3,10 @@
 Timing: `epoch_times` is the wall time of the training steps of each epoch (forward, backward,
 optimiser step), with the recording evaluations excluded so that backends are compared on training
 work alone; `epoch_wall` includes everything.
+
+Data-parallel (torchrun, data mode; see distributed.py): given an active World, each rank trains
+on its part of every global batch under DistributedDataParallel, and the recorded metrics are
+those of the whole global batch / split, summed over the ranks. Without one, nothing changes.
 """
 from __future__ import annotations
 
@@ -93,7 +97,8 @@ def _evaluate_sharded(model, split, device, confusion_classes, world):
     return loss_sum / n, 100.0 * correct / n, cm, pred
 
 
-def train_run(cfg: RunConfig, data: DataBundle, progress=None, world: Optional[World] = None) -> dict:
+def train_run(cfg: RunConfig, data: DataBundle, progress=None,
+              world: Optional[World] = None) -> dict:
     """Train one network per cfg on data; returns a JSON-ready record. `progress(n)` (optional) is
     called after every training step (the CLI passes a tqdm bar's update). An active `world`
     trains it data-parallel over all ranks (see distributed.py); every rank returns the record."""
@@ -187,7 +192,8 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None, world: Optiona
             t_train += time.perf_counter() - t0
             step += 1
             if ddp:  # sums over this rank's part; the global batch's mean when recorded
-                lsum, corr = float(loss_sum.detach()), int(((out.argmax(1) == y) * (weight > 0)).sum())
+                lsum = float(loss_sum.detach())
+                corr = int((out.argmax(1) == y).sum()) if weight else 0
                 e_loss, e_correct, e_n = e_loss + lsum, e_correct + corr, e_n + int(len(y) * weight)
                 if record_now:
                     lsum, corr = world.sum([lsum, corr])

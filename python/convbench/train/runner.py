@@ -49,7 +49,8 @@ def _steps(cfg, data):
 
 
 def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, resume=False,
-                   progress=True, log=print, world: World = SINGLE, dist_mode="auto") -> Optional[dict]:
+                   progress=True, log=print, world: World = SINGLE,
+                   dist_mode="auto") -> Optional[dict]:
     """Plan, train what is not finished, summarise, draw. Under torchrun (an active `world`) every
     rank calls this; rank 0 returns the summary, the other ranks None (see distributed.py)."""
     out = Path(out_dir) / exp.name
