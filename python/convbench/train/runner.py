@@ -128,6 +128,7 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
     for group in mine:
         solo = local.active and not _data_parallel(group)  # NumPy-scratch MLP: rank 0 alone
         if solo and world.rank != 0:
+            world.barrier()  # wait on the coordination group (long timeout), not in DDP's setup
             continue
         bar = None
         if progress and tqdm is not None and world.rank == 0:
@@ -151,7 +152,10 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
             log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: test accuracy {result['test_acc']:.2f}%, "
                 f"{result['time_per_epoch']:.3f} s/epoch")
         if world.rank == 0:
-            _write_summary(exp, opts, ctx, header, [r for r in results if r is not None], final=False)
+            _write_summary(exp, opts, ctx, header, [r for r in results if r is not None],
+                           final=False)
+        if solo:
+            world.barrier()
     if world.active:
         # runs mode: the other ranks' runs, to rank 0 (which saves them too: its run files are
         # then complete, whether or not the ranks share a file system)
