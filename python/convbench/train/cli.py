@@ -9,6 +9,7 @@ import textwrap
 import time
 
 from ..models import BACKENDS
+from . import distributed
 from .experiments import REGISTRY, Options
 from .runner import DataCache, format_table, run_experiment
 
@@ -41,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
             kernel.npy and samples_<digit>.npy; --download fetches MNIST and CIFAR-10 there
             first (checksums verified).
             output: OUT/EXPERIMENT/results.json, OUT/EXPERIMENT/runs/*.json (one per finished
-            run), OUT/EXPERIMENT/*.png."""),
+            run), OUT/EXPERIMENT/*.png.
+            several processes: torchrun --nproc-per-node N -m convbench.train EXPERIMENT ...
+            (gloo on the CPU, NCCL with --device cuda, one GPU per process); see --dist-mode."""),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", nargs="?", default=DEFAULT, metavar="EXPERIMENT",
                    help="experiment name (see below); 'list' prints the names")
@@ -82,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, help="use at most this many training samples (val/test: a quarter)")
     p.add_argument("--resume", action="store_true", help="reuse finished runs from an earlier, interrupted invocation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dist-mode", choices=distributed.MODES, default="auto",
+                   help="under torchrun: 'runs' deals the experiment's runs out to the processes, "
+                        "'data' trains each run data-parallel (DistributedDataParallel, the spec's "
+                        "batch size as the global batch); 'auto' (default): runs when the "
+                        "experiment has at least one independent run per process, else data. "
+                        "Ignored without torchrun")
     return p
 
 
@@ -142,27 +151,49 @@ def main(argv=None) -> int:
             convbench.backends.autotune_cache = (convbench.backends.default_autotune_cache()
                                                  if args.autotune_cache == "default"
                                                  else args.autotune_cache)
-    busy = busy_note(args.threads)
-    if busy:
+    try:
+        world = distributed.init(args.device)
+    except (RuntimeError, ValueError) as exc:  # e.g. more processes than GPUs
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run(args, exp, world)
+    finally:
+        distributed.finish(world)
+
+
+def _run(args, exp, world) -> int:
+    lead = world.rank == 0  # under torchrun rank 0 prints the summary; the others their own runs
+    log = print if lead else (lambda msg, **kw: print(f"[rank {world.rank}] {msg}", **kw))
+    import torch
+    one = world.active and torch.get_num_threads() == 1  # torchrun's OMP_NUM_THREADS=1
+    busy = busy_note(args.threads or (1 if one else None))
+    if busy and lead:
         print(busy)
+    if args.dist_mode != "auto" and not world.active:
+        print(f"note: --dist-mode {args.dist_mode} applies under torchrun with several processes; "
+              "this is one process")
     opts = Options(epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
                    backends=_backends(args.backend, args.experiment), device=args.device,
                    seed=args.seed, quick=args.quick, algo=args.algo, autotune=args.autotune,
                    network=args.network, schedule=args.schedule)
-    if args.lr is not None and exp.sweeps_lr:
+    if lead and args.lr is not None and exp.sweeps_lr:
         print(f"note: {exp.name} sweeps the learning rate; --lr is ignored")
-    if (args.network or args.schedule != "report") and not exp.uses_network:
+    if lead and (args.network or args.schedule != "report") and not exp.uses_network:
         print(f"note: --network and --schedule apply to the EE449 part 5 experiments; "
               f"ignored by {exp.name}")
     limit = args.subset or (2000 if args.quick else None)
-    data = DataCache(args.data_dir, args.download, args.seed, limit)
+    data = DataCache(args.data_dir, args.download, args.seed, limit, quiet=not lead)
     where = ("" if exp.custom is not None  # NumPy-only experiments: no backend, no device
              else f"; backends {', '.join(opts.backends)}; device {opts.device}")
-    print(f"{exp.name}: {exp.title}{where}")
+    procs = f"; {world.size} processes ({world.backend})" if world.active else ""
+    if lead:
+        print(f"{exp.name}: {exp.title}{where}{procs}")
     t0 = time.perf_counter()
     try:
         summary = run_experiment(exp, opts, args.out, data, resume=args.resume,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, log=log, world=world,
+                                 dist_mode=args.dist_mode)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are saved under {args.out}/{exp.name}/runs; "
               "rerun with --resume to continue", file=sys.stderr)
@@ -170,6 +201,8 @@ def main(argv=None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:  # OSError: missing files, failed download
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if summary is None:  # a rank other than 0: rank 0 reports
+        return 0
     for d in summary.get("data", []):
         print(f"data: {d}")
     if "timing" in summary:
@@ -180,6 +213,10 @@ def main(argv=None) -> int:
     else:
         res = summary["results"]
         print("\n".join(f"{k}: {v}" for k, v in res.items() if not isinstance(v, (list, dict))))
+    if "distributed" in summary:
+        d = summary["distributed"]
+        how = d.get("note") or f"{d['mode']} mode"
+        print(f"processes: {d['processes']} ({d['backend']}, {how})")
     print(f"results: {args.out}/{exp.name}/results.json; figures: "
           f"{', '.join(summary.get('figures', [])) or 'see the directory'}")
     print(f"total {time.perf_counter() - t0:.1f} s")

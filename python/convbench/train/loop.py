@@ -3,6 +3,10 @@
 Timing: `epoch_times` is the wall time of the training steps of each epoch (forward, backward,
 optimiser step), with the recording evaluations excluded so that backends are compared on training
 work alone; `epoch_wall` includes everything.
+
+Data-parallel (torchrun, data mode; see distributed.py): given an active World, each rank trains
+on its part of every global batch under DistributedDataParallel, and the recorded metrics are
+those of the whole global batch / split, summed over the ranks. Without one, nothing changes.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from .. import models
 from ..data import DataBundle, batches
 from .config import RunConfig
+from .distributed import World, has_batch_norm, loss_scale, shard, wrap
 from .schedule import scaled_switches
 
 EVAL_BATCH = 1000
@@ -35,8 +40,13 @@ def make_optimizer(cfg: RunConfig, params, lr: float):
 
 
 @torch.no_grad()
-def evaluate(model, split, device, confusion_classes: Optional[int] = None):
-    """(mean loss, accuracy %, confusion matrix or None, predictions) over a whole split."""
+def evaluate(model, split, device, confusion_classes: Optional[int] = None,
+             world: Optional[World] = None):
+    """(mean loss, accuracy %, confusion matrix or None, predictions) over a whole split. With an
+    active `world` (data mode) each rank evaluates every world.size-th sample and the sums are
+    added up over the ranks; predictions are then gathered only for a confusion matrix."""
+    if world is not None and world.active:
+        return _evaluate_sharded(model, split, device, confusion_classes, world)
     was_training = model.training
     model.eval()
     loss_sum, correct, preds = 0.0, 0, []
@@ -57,17 +67,50 @@ def evaluate(model, split, device, confusion_classes: Optional[int] = None):
     return loss_sum / n, 100.0 * correct / n, cm, pred
 
 
-def train_run(cfg: RunConfig, data: DataBundle, progress=None) -> dict:
+def _evaluate_sharded(model, split, device, confusion_classes, world):
+    # `model` is the bare module, never the DDP wrapper: DDP's forward broadcasts buffers, a
+    # collective that ranks holding different numbers of evaluation batches would deadlock on.
+    world.sync_buffers(model)
+    was_training = model.training
+    model.eval()
+    idx = shard(len(split), world)
+    loss_sum, correct, preds = 0.0, 0, []
+    for s in range(0, len(idx), EVAL_BATCH):
+        i = idx[s:s + EVAL_BATCH]
+        x, y = split.x[i].to(device), split.y[i].to(device)
+        out = model(x)
+        loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
+        p = out.argmax(1)
+        correct += int((p == y).sum())
+        preds.append(p.cpu())
+    model.train(was_training)
+    loss_sum, correct = world.sum([loss_sum, correct])
+    n = max(len(split), 1)
+    cm, pred = None, torch.zeros(0, dtype=torch.long)
+    if confusion_classes:
+        mine = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+        pred = torch.zeros(len(split), dtype=torch.long)
+        for r, part in enumerate(world.all_gather(mine)):
+            pred[r::world.size] = part
+        cm = torch.zeros(confusion_classes, confusion_classes, dtype=torch.long)
+        cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
+    return loss_sum / n, 100.0 * correct / n, cm, pred
+
+
+def train_run(cfg: RunConfig, data: DataBundle, progress=None,
+              world: Optional[World] = None) -> dict:
     """Train one network per cfg on data; returns a JSON-ready record. `progress(n)` (optional) is
-    called after every training step (the CLI passes a tqdm bar's update)."""
-    return train_interleaved([(cfg, data)], progress)[0]
+    called after every training step (the CLI passes a tqdm bar's update). An active `world`
+    trains it data-parallel over all ranks (see distributed.py); every rank returns the record."""
+    return train_interleaved([(cfg, data)], progress, world)[0]
 
 
-def train_interleaved(jobs, progress=None) -> list:
+def train_interleaved(jobs, progress=None, world: Optional[World] = None) -> list:
     """Train several (cfg, data) runs in lockstep, one epoch of each in turn (the order reversed
     every epoch), so that runs differing only in backend see the same machine load: on a shared
     machine their time-per-epoch ratio is then fair. Returns their records, in order."""
-    gens = [train_epochs(cfg, data, progress) for cfg, data in jobs]
+    extra = (world,) if world is not None and world.active else ()
+    gens = [train_epochs(cfg, data, progress, *extra) for cfg, data in jobs]
     records, running = [None] * len(gens), set(range(len(gens)))
     order = list(range(len(gens)))
     while running:
@@ -82,16 +125,21 @@ def train_interleaved(jobs, progress=None) -> list:
     return records
 
 
-def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
+def train_epochs(cfg: RunConfig, data: DataBundle, progress=None, world: Optional[World] = None):
     """Generator: each next() trains one more epoch; its return value (StopIteration.value) is
     the run's record."""
+    ddp = world is not None and world.active
+    world = world if ddp else None
     device = torch.device(cfg.device)
     c, h, w = data.input_shape
     torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every backend
     model = models.build(cfg.model, backend=cfg.backend, activation=cfg.activation, in_channels=c,
                          image_size=h if h == w else None, num_classes=data.num_classes,
                          algo=cfg.algo).to(device)
-    first = model.first_layer_weight()
+    net = model  # the bare network: evaluation, recorded weights
+    if ddp:
+        model = wrap(model, world, device)  # the same initial weights on every rank (same seed)
+    first = net.first_layer_weight()
     keep_weights = first.numel() <= WEIGHTS_LIMIT
     initial = first.detach().cpu().tolist() if cfg.keep_initial_weights and keep_weights else None
     lrs = list(cfg.lr_schedule) or [cfg.lr]
@@ -120,11 +168,21 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
         ep["lr"].append(lrs[lr_index])  # the rate the epoch starts with
         e_loss, e_correct, e_n = 0.0, 0, 0
         for x, y in batches(data.train, cfg.batch_size, shuffle=True, generator=gen):
+            weight = 1.0
+            if ddp:  # this rank's part of the global batch (the same batches as one process)
+                n_global, part = len(y), shard(len(y), world)
+                if len(part) == 0:  # a last batch smaller than the world: take part, weigh 0
+                    part, weight = part.new_zeros(1), 0.0
+                x, y = x[part], y[part]
             x, y = x.to(device), y.to(device)
             _sync(device)
             t0 = time.perf_counter()
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            if ddp:
+                loss_sum = F.cross_entropy(out, y, reduction="sum") * weight
+                loss = loss_sum * loss_scale(n_global, world)
+            else:
+                loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             record_now = cfg.record == "steps" and (step + 1) % cfg.record_every == 0
@@ -133,14 +191,22 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
             _sync(device)
             t_train += time.perf_counter() - t0
             step += 1
-            lv, corr, n = float(loss.detach()), int((out.argmax(1) == y).sum()), len(y)
-            e_loss, e_correct, e_n = e_loss + lv * n, e_correct + corr, e_n + n
+            if ddp:  # sums over this rank's part; the global batch's mean when recorded
+                lsum = float(loss_sum.detach())
+                corr = int((out.argmax(1) == y).sum()) if weight else 0
+                e_loss, e_correct, e_n = e_loss + lsum, e_correct + corr, e_n + int(len(y) * weight)
+                if record_now:
+                    lsum, corr = world.sum([lsum, corr])
+                    lv, n = lsum / n_global, n_global
+            else:
+                lv, corr, n = float(loss.detach()), int((out.argmax(1) == y).sum()), len(y)
+                e_loss, e_correct, e_n = e_loss + lv * n, e_correct + corr, e_n + n
             if record_now:  # the batch of this step, as the reports recorded it; val acc: whole split
                 steps.append(step)
                 loss_c.append(lv)
                 tacc_c.append(100.0 * corr / n)
                 if cfg.record_val:
-                    vacc_c.append(evaluate(model, eval_split, device)[1])
+                    vacc_c.append(evaluate(net, eval_split, device, world=world)[1])
                 if gnorm is not None:
                     grad_c.append(gnorm)
             if (cfg.lr_switch_unit == "step" and lr_index < len(switches)
@@ -149,14 +215,16 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
             if progress is not None:
                 progress(1)
         epoch_times.append(t_train)
+        if ddp:
+            e_loss, e_correct, e_n = world.sum([e_loss, e_correct, e_n])
         ep["train_loss"].append(e_loss / max(e_n, 1))
         ep["train_acc"].append(100.0 * e_correct / max(e_n, 1))
         if cfg.record == "epochs":
-            tl, ta, _, _ = evaluate(model, data.test, device)
+            tl, ta, _, _ = evaluate(net, data.test, device, world=world)
             ep["test_loss"].append(tl)
             ep["test_acc"].append(ta)
         if len(lrs) > 1:
-            va = evaluate(model, eval_split, device)[1]
+            va = evaluate(net, eval_split, device, world=world)[1]
             ep["val_acc"].append(va)
             if cfg.lr_switch:  # a report's fixed points (000, 003: after a given epoch)
                 if (cfg.lr_switch_unit == "epoch" and lr_index < len(switches)
@@ -168,8 +236,10 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
         epoch_wall.append(time.perf_counter() - t_epoch)
         yield epoch
 
-    test_loss, test_acc, cm, pred = evaluate(model, data.test, device,
-                                             data.num_classes if cfg.confusion else None)
+    test_loss, test_acc, cm, pred = evaluate(net, data.test, device,
+                                             data.num_classes if cfg.confusion else None, world)
+    if ddp:  # a step takes as long as its slowest rank
+        epoch_times, epoch_wall = world.max(epoch_times), world.max(epoch_wall)
     rec = {
         "key": cfg.key, "model": cfg.model, "backend": cfg.backend, "tags": dict(cfg.tags),
         "test_acc": test_acc, "test_loss": test_loss,
@@ -177,7 +247,7 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
         "time_per_epoch": min(epoch_times) if epoch_times else None,
         "total_time": sum(epoch_wall),
         "epochs": {k: v for k, v in ep.items() if v},
-        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_params": sum(p.numel() for p in net.parameters()),
         # first-layer weights for the weight-grid figures; a wide MLP's (M124: 512x3072) would
         # make every run file tens of MB and no figure draws it
         "weights": first.detach().cpu().tolist() if keep_weights else None,
@@ -185,6 +255,11 @@ def train_epochs(cfg: RunConfig, data: DataBundle, progress=None):
     }
     if initial is not None:
         rec["initial_weights"] = initial
+    if ddp:
+        rec["data_parallel"] = {"processes": world.size, "backend": world.backend,
+                                "global_batch": cfg.batch_size}
+        if has_batch_norm(net) and device.type != "cuda":
+            rec["data_parallel"]["batch_norm"] = "per rank (no SyncBatchNorm on the CPU)"
     if len(lrs) > 1:
         rec["lr_switch"] = {"unit": cfg.lr_switch_unit, "points": switches,
                             "report_points": list(cfg.lr_switch), "rule": "fixed" if cfg.lr_switch else "plateau"}

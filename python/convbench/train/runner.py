@@ -10,9 +10,11 @@ import math
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Optional
 
 from .. import data as D
 from . import figures as fig
+from .distributed import SINGLE, World, assign, choose_mode
 from .experiments import Context, Experiment, Options
 from .loop import train_interleaved, train_run
 from .numpy_mlp import train_numpy_mlp
@@ -25,10 +27,11 @@ except ImportError:  # progress bars are a nicety, not a requirement
 
 
 class DataCache:
-    def __init__(self, data_dir, download, seed, limit):
+    def __init__(self, data_dir, download, seed, limit, quiet=False):
         self.kw = dict(data_dir=data_dir, download=download, seed=seed, limit=limit)
         self.cache = {}
         self.notes = []
+        self.quiet = quiet  # under torchrun only rank 0 prints the notes
 
     def __call__(self, recipe):
         if recipe not in self.cache:
@@ -36,7 +39,8 @@ class DataCache:
             self.cache[recipe] = b
             if b.note and b.note not in self.notes:
                 self.notes.append(b.note)
-                print(b.note, flush=True)
+                if not self.quiet:
+                    print(b.note, flush=True)
         return self.cache[recipe]
 
 
@@ -45,13 +49,22 @@ def _steps(cfg, data):
 
 
 def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, resume=False,
-                   progress=True, log=print) -> dict:
+                   progress=True, log=print, world: World = SINGLE,
+                   dist_mode="auto") -> Optional[dict]:
+    """Plan, train what is not finished, summarise, draw. Under torchrun (an active `world`) every
+    rank calls this; rank 0 returns the summary, the other ranks None (see distributed.py)."""
     out = Path(out_dir) / exp.name
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out, opts, data)
     header = {"experiment": exp.name, "title": exp.title, "description": exp.help,
-              "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()}}
+              "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
+              "processes": world.size}
     if exp.custom is not None:
+        if world.rank != 0:  # NumPy-only experiments: nothing to share, rank 0 runs them alone
+            return None
+        if world.active:
+            header["distributed"] = {**world.describe(), "mode": "none",
+                                     "note": "trains no network: rank 0 ran it alone"}
         t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
         with fig.footnote(lambda: _data_stamp(data)):  # asked at each save: data loads as it goes
             res = exp.custom(ctx)
@@ -68,31 +81,57 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         raise RuntimeError(f"{exp.name}: duplicate run keys in the plan")
     store = RunStore(out)
     ctx.configs = {c.tags.get("name", c.key): c.to_dict() for c in cfgs}
+    if world.active and world.local_rank == 0:  # one download per node, before the others read
+        for cfg in cfgs:
+            data(cfg.data)
+    world.barrier()
+    quiet = log if world.rank == 0 else (lambda *a, **k: None)  # rank 0 speaks for all ranks
     results = [None] * len(cfgs)  # records in plan order (summaries keep the spec's order)
-    pending = []
+    pending, saved = [], {}  # saved: index -> its run file's content (to copy onto rank 0)
     for i, cfg in enumerate(cfgs):
         bundle = data(cfg.data)  # all data first: a missing file fails before any training
         identity = {**cfg.identity(), "data": bundle.describe()}
         rec = store.load(cfg.key, identity) if resume else None
         if rec is not None:
-            log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
+            quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
             results[i] = rec["result"]
+            saved[i] = rec
         elif cfg.tags.get("reuse_from"):  # another experiment's run (EE449 part 5: part 3's Adam)
             other = RunStore(out.parent / cfg.tags["reuse_from"])
             rec = other.load(cfg.key, identity)
             if rec is not None:
-                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
+                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
                 results[i] = {**rec["result"], "tags": dict(cfg.tags),
                               "reused_from": str(other.path(cfg.key))}
             else:
-                log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
+                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
                     f"configuration; training it here as {cfg.tags['reuse_from']} defines it")
                 pending.append((i, cfg, bundle, identity))
         else:
             pending.append((i, cfg, bundle, identity))
-    for group in _lockstep_groups(pending):
+    mode = None
+    if world.active:
+        mode = choose_mode(dist_mode, len(_lockstep_groups([(i, c) for i, c in enumerate(cfgs)])),
+                           world)
+        pending = _merge_finished(world, store, cfgs, results, saved, pending, quiet)
+        header["distributed"] = {**world.describe(), "mode": mode}
+        if mode == "data":
+            log = quiet  # every rank holds the same records
+    groups = _lockstep_groups(pending)
+    if mode == "runs":  # whole groups to ranks; each rank trains its own alone
+        owner = assign([sum(_steps(c, b) for _, c, b, _ in g) for g in groups], world.size)
+        mine = [g for g, r in zip(groups, owner) if r == world.rank]
+        local = SINGLE
+    else:  # data mode: every rank trains every group; serial: this process trains everything
+        mine, local = groups, world
+    trained_by = {}
+    for group in mine:
+        solo = local.active and not _data_parallel(group)  # NumPy-scratch MLP: rank 0 alone
+        if solo and world.rank != 0:
+            world.barrier()  # wait on the coordination group (long timeout), not in DDP's setup
+            continue
         bar = None
-        if progress and tqdm is not None:
+        if progress and tqdm is not None and world.rank == 0:
             first = group[0][1]
             desc = (first.key if len(group) == 1 else
                     f"{first.tags['base']} ({', '.join(c.backend for _, c, _, _ in group)}, interleaved)")
@@ -101,16 +140,45 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
                        dynamic_ncols=True)
         update = bar.update if bar else None
         try:
-            outs = _train_group(group, update)
+            outs = _train_group(group, update, SINGLE if solo else local)
         finally:
             if bar is not None:
                 bar.close()
         for (i, cfg, _, identity), result in zip(group, outs):
-            store.save(cfg.key, {"config": identity, "result": result})
+            if mode == "runs" or world.rank == 0:  # data mode: one record, written by rank 0
+                store.save(cfg.key, {"config": identity, "result": result})
             results[i] = result
+            trained_by[i] = world.rank if (mode == "runs" or solo) else "all"
             log(f"[{i + 1}/{len(cfgs)}] {cfg.key}: test accuracy {result['test_acc']:.2f}%, "
                 f"{result['time_per_epoch']:.3f} s/epoch")
-        _write_summary(exp, opts, ctx, header, [r for r in results if r is not None], final=False)
+        if world.rank == 0:
+            _write_summary(exp, opts, ctx, header, [r for r in results if r is not None],
+                           final=False)
+        if solo:
+            world.barrier()
+    if world.active:
+        # runs mode: the other ranks' runs, to rank 0 (which saves them too: its run files are
+        # then complete, whether or not the ranks share a file system)
+        identity_of = {i: ident for i, _, _, ident in pending}
+        sent = ({i: (results[i], cfgs[i].key, identity_of[i]) for i in trained_by}
+                if mode == "runs" and world.rank != 0 else {})
+        got = world.gather({"trained": sent, "by": trained_by})
+        if world.rank != 0:
+            return None
+        who = {}
+        for part in got:
+            for i, (result, key, ident) in part["trained"].items():
+                results[i] = result
+                if store.load(key, ident) is None:
+                    store.save(key, {"config": ident, "result": result})
+            who.update(part["by"])  # "all": trained data-parallel by every rank
+        by_rank = defaultdict(list)
+        for i in sorted(who):
+            by_rank[str(who[i])].append(cfgs[i].key)
+        header["distributed"]["trained_by_rank"] = dict(sorted(by_rank.items()))
+        missing = [cfgs[i].key for i, r in enumerate(results) if r is None]
+        if missing:
+            raise RuntimeError(f"{exp.name}: runs lost between the ranks: {', '.join(missing)}")
     records = results
     summary = _write_summary(exp, opts, ctx, header, records, final=True)
     if exp.figures is not None:
@@ -119,6 +187,27 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         summary["figures"] = [str(Path(p).name) for p in paths]
         write_json_atomic(out / "results.json", summary)
     return summary
+
+
+def _merge_finished(world, store, cfgs, results, saved, pending, log):
+    """--resume under torchrun: the runs any rank finds finished count as finished for all (each
+    rank may keep its own --out when the ranks share no file system); rank 0 receives the records
+    it lacks and saves them. Returns what is still pending, the same list on every rank."""
+    done = [i for i, r in enumerate(results) if r is not None]
+    everyone = world.all_gather(done)
+    on_rank0 = set(everyone[0])
+    extra = world.gather({i: (results[i], saved.get(i)) for i in done if i not in on_rank0})
+    if world.rank == 0:
+        for part in extra[1:]:
+            for i, (result, rec) in part.items():
+                if results[i] is None:
+                    results[i] = result
+                    if rec is not None:  # a run file (not a run reused from another experiment)
+                        store.save(cfgs[i].key, rec)
+                    log(f"[{i + 1}/{len(cfgs)}] {cfgs[i].key}: finished earlier on another "
+                        "rank, reusing (--resume)")
+    finished = set().union(*map(set, everyone))
+    return [p for p in pending if p[0] not in finished]
 
 
 def _lockstep_groups(pending):
@@ -137,15 +226,25 @@ def _lockstep_groups(pending):
     return groups
 
 
-def _train_group(group, update):
+def _data_parallel(group):
+    """Whether a group can train under DDP: everything but the NumPy-scratch MLP."""
+    return all(cfg.backend != "numpy_scratch" for _, cfg, _, _ in group)
+
+
+def _train_group(group, update, world=SINGLE):
     if len(group) > 1:
-        return train_interleaved([(cfg, bundle) for _, cfg, bundle, _ in group], progress=update)
+        jobs = [(cfg, bundle) for _, cfg, bundle, _ in group]
+        if world.active:
+            return train_interleaved(jobs, progress=update, world=world)
+        return train_interleaved(jobs, progress=update)
     _, cfg, bundle, _ = group[0]
     if cfg.backend == "numpy_scratch":
         result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                  seed=cfg.seed, progress=update, key=cfg.key)
         result["tags"] = dict(cfg.tags)
         return [result]
+    if world.active:
+        return [train_run(cfg, bundle, progress=update, world=world)]
     return [train_run(cfg, bundle, progress=update)]
 
 
