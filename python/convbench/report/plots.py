@@ -13,13 +13,26 @@ from .tables import TARGETS, impl_order, ratios, sections
 _PEAK_KEY = {"float32": "sgemm_gflops", "float16": "hgemm_gflops", "bfloat16": "bf16gemm_gflops"}
 
 
+class _Figures:
+    """The two pyplot calls the plots make, on matplotlib Figure objects
+    instead: no display needed, the user's backend and figures left alone."""
+
+    def __init__(self, figure_class):
+        self._figure = figure_class
+
+    def subplots(self, nrows=1, ncols=1, figsize=None, **kw):
+        fig = self._figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kw)
+
+    @staticmethod
+    def close(fig):
+        pass  # (not registered with pyplot: nothing to close)
+
+
 def _plt():
-    import matplotlib
+    from matplotlib.figure import Figure  # ImportError without matplotlib: no plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures(Figure)
 
 
 def _ceilings(run: Run, device: str, dtype: str) -> Tuple[Optional[float], Optional[float]]:

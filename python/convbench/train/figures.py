@@ -1,4 +1,6 @@
-"""The figures of the reports, as PNG (matplotlib, Agg backend: no display needed)."""
+"""The figures of the reports, as PNG. Drawn on matplotlib Figure objects
+directly, without pyplot: no display is needed, and importing this module
+leaves the user's matplotlib backend and open figures alone."""
 from __future__ import annotations
 
 import contextlib
@@ -6,12 +8,16 @@ import os
 import textwrap
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+def _subplots(nrows=1, ncols=1, figsize=None, **kw):
+    """pyplot.subplots without pyplot: (Figure, axes)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
 
 _FOOTNOTE = None
 
@@ -45,7 +51,6 @@ def _save(fig, path) -> Path:
                  fontsize=7, color="firebrick", ha="left", va="top")
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
@@ -53,7 +58,7 @@ def _save(fig, path) -> Path:
 def lines(series, path, title, xlabel="step", ylabel="", logy=False, marks=()) -> Path:
     """series: list of (label, x, y); marks: (x, label) drawn as dotted vertical lines (e.g. the
     steps where a learning-rate schedule dropped the rate)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _subplots(figsize=(7, 4.2))
     for label, x, y in series:
         ax.plot(x, y, label=label, lw=1.2, marker="o" if len(x) <= 30 else None, ms=3)
     for i, (x, label) in enumerate(marks):
@@ -75,7 +80,7 @@ def panels(panel_series, path, title, xlabel="step", ylabels=None, ncols=2, logy
     n = len(panel_series)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = _subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
     for i, (ptitle, series) in enumerate(panel_series):
         ax = axes[i // ncols][i % ncols]
         for label, x, y in series:
@@ -100,7 +105,7 @@ def epoch_curves(rec, path, title, subtitle) -> Path:
     """1RT720 style: per-epoch training/test cost and accuracy, hyper-parameters in the subtitle."""
     e = rec["epochs"]
     x = np.arange(1, len(e["train_loss"]) + 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = _subplots(1, 2, figsize=(10, 3.8))
     # the report's legends carry each curve's final value
     a.plot(x, e["train_loss"], label=f"train (final {e['train_loss'][-1]:.4f})")
     if e.get("test_loss"):
@@ -120,7 +125,7 @@ def epoch_curves(rec, path, title, subtitle) -> Path:
 
 
 def bars(labels, values, path, title, ylabel="", fmt="{:.1f}") -> Path:
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 4))
+    fig, ax = _subplots(figsize=(max(5, 0.9 * len(labels) + 2), 4))
     pos = np.arange(len(labels))
     ax.bar(pos, values, color="tab:blue")
     for p, v in zip(pos, values):
@@ -133,7 +138,7 @@ def bars(labels, values, path, title, ylabel="", fmt="{:.1f}") -> Path:
 
 def grouped_bars(groups, series, path, title, ylabel="") -> Path:
     """groups: x labels; series: dict label -> values (one per group; None = missing)."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(groups) + 2), 4))
+    fig, ax = _subplots(figsize=(max(5, 1.4 * len(groups) + 2), 4))
     width = 0.8 / max(len(series), 1)
     for i, (label, vals) in enumerate(series.items()):
         pos = np.arange(len(groups)) + i * width
@@ -179,7 +184,7 @@ def image_grid(images, path, title, row_labels=None, col_labels=None, cmap="gray
     trailing axis of 3 colour channels in [0, 1]."""
     imgs = _grid(images, ncols, rgb)
     rows, cols = imgs.shape[:2]
-    fig = plt.figure(figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6))
+    fig = Figure(figsize=(1.3 * cols + 0.5, 1.3 * rows + 0.6))
     _draw_grid(fig, imgs, cmap, row_labels, col_labels)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -209,7 +214,7 @@ def weight_grid(weights, input_shape, path, title, initial=None, rgb=True) -> Pa
     grids = [(_grid(weight_images(initial, input_shape, rgb)[0], rgb=rgb), "initial (before training)"),
              (_grid(final, rgb=rgb), "final (after training)")]
     rows, cols = grids[0][0].shape[:2]
-    fig = plt.figure(figsize=(2 * (1.3 * cols + 0.5), 1.3 * rows + 0.9))
+    fig = Figure(figsize=(2 * (1.3 * cols + 0.5), 1.3 * rows + 0.9))
     for sub, (imgs, label) in zip(fig.subfigures(1, 2, wspace=0.05), grids):
         _draw_grid(sub, imgs, "viridis")
         sub.suptitle(label, fontsize=9)
@@ -219,7 +224,7 @@ def weight_grid(weights, input_shape, path, title, initial=None, rgb=True) -> Pa
 
 def confusion(cm, classes, path, title) -> Path:
     cm = np.asarray(cm)
-    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2))
+    fig, ax = _subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2))
     ax.imshow(cm, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -238,7 +243,7 @@ def misclassified(items, classes, path, title) -> Path:
     labels = [f"true {classes[it['label']]} / pred {classes[it['pred']]}" for it in items]
     if not imgs:
         imgs, labels = [np.zeros((2, 2))], ["none misclassified"]
-    fig, axes = plt.subplots(1, len(imgs), figsize=(1.6 * len(imgs) + 0.4, 2.2), squeeze=False)
+    fig, axes = _subplots(1, len(imgs), figsize=(1.6 * len(imgs) + 0.4, 2.2), squeeze=False)
     for ax, im, lab in zip(axes[0], imgs, labels):
         ax.imshow(im, cmap="gray")
         ax.set_title(lab, fontsize=6)
@@ -249,7 +254,7 @@ def misclassified(items, classes, path, title) -> Path:
 
 def scatter_val_train(series, path, title) -> Path:
     """EE449 validation-vs-training accuracy: one trajectory per network."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots(figsize=(5.5, 5))
     lo, hi = 100.0, 0.0
     for label, tr, va in series:
         ax.plot(tr, va, ".-", ms=3, lw=0.8, label=label)
@@ -266,7 +271,7 @@ def scatter_val_train(series, path, title) -> Path:
 def points(labels, x, y, path, title, xlabel, ylabel) -> Path:
     """One labelled point per item (report 001's test-vs-training accuracy), the diagonal for
     reference."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots(figsize=(5.5, 5))
     for i, (label, a, b) in enumerate(zip(labels, x, y)):
         ax.scatter([a], [b], color=f"C{i % 10}", label=f"{label} ({a:.1f}, {b:.1f})")
         ax.annotate(label, (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
@@ -283,7 +288,7 @@ def decision_boundaries(panels_, gx, gy, x, y, path, title) -> Path:
     """panels_: list of (title, P) with P the predicted probability on the grid gx, gy; the
     training points x [N, 2] coloured by label y on top."""
     n = len(panels_)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
     for ax, (ptitle, prob) in zip(axes[0], panels_):
         ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
         ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)

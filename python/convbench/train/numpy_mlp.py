@@ -17,8 +17,17 @@ def _softmax_xent(logits, y):
     return loss, p
 
 
+# The RunConfig backend that trains this NumPy MLP instead of a torch model
+# (1RT720 ex1): it trains alone (never interleaved) and on one process.
+BACKEND = "numpy_scratch"
+
+
+def trains_with_numpy(cfg) -> bool:
+    return cfg.backend == BACKEND
+
+
 def train_numpy_mlp(data: DataBundle, widths=(50, 50), epochs=1, lr=0.01, batch_size=128,
-                    seed=0, progress=None, key="numpy_scratch") -> dict:
+                    seed=0, progress=None, key=BACKEND) -> dict:
     rng = np.random.default_rng(seed)
     X = data.train.x.reshape(len(data.train), -1).numpy().astype(np.float64)
     Y = data.train.y.numpy()
@@ -71,7 +80,7 @@ def train_numpy_mlp(data: DataBundle, widths=(50, 50), epochs=1, lr=0.01, batch_
         ep["test_loss"].append(float(tl))
         ep["test_acc"].append(ta)
     tl, ta = evaluate(Xt, Yt)
-    return {"key": key, "model": "1rt720/mlp (NumPy from scratch)", "backend": "numpy_scratch",
+    return {"key": key, "model": "1rt720/mlp (NumPy from scratch)", "backend": BACKEND,
             "tags": {"impl": "numpy"}, "test_acc": ta, "test_loss": float(tl),
             "epoch_times": epoch_times, "epoch_wall": epoch_times,
             "time_per_epoch": min(epoch_times) if epoch_times else None,

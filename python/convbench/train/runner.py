@@ -17,7 +17,7 @@ from . import figures as fig
 from .distributed import SINGLE, World, assign, choose_mode
 from .experiments import Context, Experiment, Options
 from .loop import train_interleaved, train_run
-from .numpy_mlp import train_numpy_mlp
+from .numpy_mlp import train_numpy_mlp, trains_with_numpy
 from .results import RunStore, write_json_atomic
 
 try:
@@ -219,7 +219,7 @@ def _lockstep_groups(pending):
         prev = groups[-1][-1] if groups else None
         if (prev is not None and prev[0] == i - 1 and "base" in cfg.tags
                 and prev[1].tags.get("base") == cfg.tags["base"]
-                and "numpy_scratch" not in (cfg.backend, prev[1].backend)):
+                and not trains_with_numpy(cfg) and not trains_with_numpy(prev[1])):
             groups[-1].append(item)
         else:
             groups.append([item])
@@ -228,7 +228,7 @@ def _lockstep_groups(pending):
 
 def _data_parallel(group):
     """Whether a group can train under DDP: everything but the NumPy-scratch MLP."""
-    return all(cfg.backend != "numpy_scratch" for _, cfg, _, _ in group)
+    return not any(trains_with_numpy(cfg) for _, cfg, _, _ in group)
 
 
 def _train_group(group, update, world=SINGLE):
@@ -238,7 +238,7 @@ def _train_group(group, update, world=SINGLE):
             return train_interleaved(jobs, progress=update, world=world)
         return train_interleaved(jobs, progress=update)
     _, cfg, bundle, _ = group[0]
-    if cfg.backend == "numpy_scratch":
+    if trains_with_numpy(cfg):
         result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                  seed=cfg.seed, progress=update, key=cfg.key)
         result["tags"] = dict(cfg.tags)

@@ -62,6 +62,8 @@ class Context:
     options: Options
     data: Callable[[str], object]  # recipe -> DataBundle (cached, honours --data-dir etc.)
     notes: List[str] = field(default_factory=list)
+    # name -> RunConfig.to_dict() of every run planned (set before the figures are drawn)
+    configs: Dict[str, dict] = field(default_factory=dict)
 
 
 REGISTRY: Dict[str, Experiment] = {}
@@ -79,12 +81,6 @@ def per_backend(opts: Options, cfg: RunConfig) -> List[RunConfig]:
     return [cfg.with_(key=f"{cfg.key}/{b}", backend=b, device=opts.device, algo=opts.algo,
                       tags={**cfg.tags, "base": cfg.key})
             for b in opts.backends]
-
-
-def lr_tag(lr: float) -> str:
-    """EE449 key suffix: 0.1 -> '1', 0.01 -> '01', 0.001 -> '001'."""
-    s = f"{lr:.10f}".rstrip("0")
-    return s.split(".")[1] if s.startswith("0.") else s.replace(".", "_")
 
 
 def mean_curves(curves: List[List[float]]) -> List[float]:

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from .. import figures as fig
 from ..config import RunConfig
+from ..numpy_mlp import BACKEND as NUMPY_SCRATCH
 from .base import Experiment, per_backend, register
 
 DATA = "mnist"
@@ -40,7 +41,7 @@ def _subtitle(run, cfg_by_name):
 def _figures(title):
     def figures(summaries, ctx):
         paths = []
-        cfgs = getattr(ctx, "configs", {})
+        cfgs = ctx.configs
         for backend, s in summaries.items():
             for run in s["runs"]:
                 rec = {"epochs": {"train_loss": run["train_loss_curve"], "train_acc": run["train_acc_curve"],
@@ -74,7 +75,7 @@ def _ex1(o):
     cfgs = _run(replace(o, backends=("torch",)), "mlp_pytorch", "mlp", "sgd", 0.01, 150)
     # the from-scratch NumPy MLP (train/numpy_mlp.py), the report's point of comparison
     cfgs.append(RunConfig(key="mlp_numpy_scratch", model="1rt720/mlp", data=DATA,
-                          backend="numpy_scratch", optimizer="sgd", lr=o.learning_rate(0.01),
+                          backend=NUMPY_SCRATCH, optimizer="sgd", lr=o.learning_rate(0.01),
                           epochs=o.n_epochs(150), batch_size=o.batch(128), seed=o.seed,
                           record="epochs", tags={"name": "mlp_numpy_scratch", "base": "mlp_pytorch"}))
     return cfgs
