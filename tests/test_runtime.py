@@ -95,6 +95,13 @@ def test_shapes_are_built_by_the_fields_the_module_names():
     assert list(_launch._conv_shape(x.shape, w.shape, (4, 9), (2, 1), (0, 0, 1, 1), (1, 1), 2)) \
         == expect
     assert conv_shape16(x, w, (2, 1), (0, 1), 1, 2) == expect
+    # A module naming another order gets the numbers in that order; one naming
+    # fields this layer does not know is refused at import.
+    theirs = tuple(reversed(_C.CONV2D_SHAPE_FIELDS))
+    order = _launch._order(_launch._CONV_FIELDS, theirs)
+    assert [expect[i] for i in order] == [want[f] for f in theirs]
+    with pytest.raises(ImportError, match="shape fields"):
+        _launch._order(_launch._CONV_FIELDS, theirs[:-1] + ("bogus",))
     pool = dict(N=2, C=6, H=9, W=8, P=4, Q=4, kernel_h=3, kernel_w=2, stride_h=2, stride_w=2,
                 pad_h=1, pad_w=0, dil_h=1, dil_w=1)
     assert list(_launch._pool_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [

@@ -19,6 +19,28 @@ _FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = (
     _PASS["forward"], _PASS["backward_input"], _PASS["backward_weight"])
 _DEVICE_CPU, _DEVICE_CUDA = _C.DEVICE_IDS["cpu"], _C.DEVICE_IDS["cuda"]
 
+# The shape fields as this module lists them; the numbers go to _C in the
+# order _C.CONV2D_SHAPE_FIELDS / POOL2D_SHAPE_FIELDS name (its ABI). When the
+# orders agree (they do today) the tuple is passed as built: no per-call cost.
+_CONV_FIELDS = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_h",
+                "pad_w", "dil_h", "dil_w", "groups")
+_POOL_FIELDS = ("N", "C", "H", "W", "P", "Q", "kernel_h", "kernel_w", "stride_h", "stride_w",
+                "pad_h", "pad_w", "dil_h", "dil_w")
+
+
+def _order(ours, theirs):
+    """Indices of `theirs` in `ours` (None: the same order); ImportError if the
+    module names fields this layer does not know (a build from another version)."""
+    if sorted(ours) != sorted(theirs):
+        raise ImportError(f"convbench._C takes shape fields {tuple(theirs)}; this Python layer "
+                          f"builds {ours}: reinstall convbench so both come from one version")
+    order = tuple(ours.index(f) for f in theirs)
+    return None if order == tuple(range(len(ours))) else order
+
+
+_CONV_ORDER = _order(_CONV_FIELDS, _C.CONV2D_SHAPE_FIELDS)
+_POOL_ORDER = _order(_POOL_FIELDS, _C.POOL2D_SHAPE_FIELDS)
+
 try:  # a few microseconds cheaper than torch.cuda.current_stream(device).cuda_stream
     _raw_stream = torch._C._cuda_getCurrentRawStream
 except AttributeError:  # pragma: no cover - CPU-only torch builds
@@ -89,10 +111,9 @@ def _conv_shape(
 ) -> tuple:
     N, C, H, W = x_shape
     K, _, R, S = w_shape
-    fields = dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, P=pq[0], Q=pq[1], stride_h=stride[0],
-                  stride_w=stride[1], pad_h=padding4[0], pad_w=padding4[2], dil_h=dilation[0],
-                  dil_w=dilation[1], groups=groups)
-    return tuple(fields[f] for f in _C.CONV2D_SHAPE_FIELDS)  # the order is _C's
+    v = (N, C, H, W, K, R, S, pq[0], pq[1], stride[0], stride[1], padding4[0], padding4[2],
+         dilation[0], dilation[1], groups)  # in _CONV_FIELDS' order
+    return v if _CONV_ORDER is None else tuple(v[i] for i in _CONV_ORDER)
 
 
 def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, groups,
@@ -180,10 +201,9 @@ def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, group
 
 def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:
     N, C, H, W = x_shape
-    fields = dict(N=N, C=C, H=H, W=W, P=pq[0], Q=pq[1], kernel_h=kernel_size[0],
-                  kernel_w=kernel_size[1], stride_h=stride[0], stride_w=stride[1],
-                  pad_h=padding[0], pad_w=padding[1], dil_h=dilation[0], dil_w=dilation[1])
-    return tuple(fields[f] for f in _C.POOL2D_SHAPE_FIELDS)
+    v = (N, C, H, W, pq[0], pq[1], kernel_size[0], kernel_size[1], stride[0], stride[1],
+         padding[0], padding[1], dilation[0], dilation[1])  # in _POOL_FIELDS' order
+    return v if _POOL_ORDER is None else tuple(v[i] for i in _POOL_ORDER)
 
 
 _HALF = (torch.float16, torch.bfloat16)
