@@ -40,7 +40,8 @@ def _torch_testing():
     torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
     ops = {o.name: o for o in op_db if o.name in OPS and not o.variant_test_name}
     modules = {m.module_cls.__name__: m for m in module_db
-               if m.module_cls.__name__ in MODULES and m.module_cls.__module__.startswith("torch.nn")}
+               if m.module_cls.__name__ in MODULES
+               and m.module_cls.__module__.startswith("torch.nn")}
     missing = set(OPS) - set(ops) or set(MODULES) - set(modules)
     if missing:
         pytest.skip(f"torch {torch.__version__}'s op_db/module_db lack {sorted(missing)}")
@@ -167,8 +168,13 @@ def _check_raises(call, error, what):
     # convbench raises ValueError for bad argument values (a negative stride,
     # groups 0, ...) where torch raises RuntimeError: test_errors.py pins that.
     allowed = (error, ValueError) if error is RuntimeError else (error,)
-    with pytest.raises(allowed):
+    try:
         call()
+    except allowed:
+        return
+    except Exception as e:
+        pytest.fail(f"{what}: raised {type(e).__name__} ({e}), torch raises {error.__name__}")
+    pytest.fail(f"{what}: raised nothing, torch raises {error.__name__}")
 
 
 @pytest.mark.parametrize("path", ["eager", "ops"])

@@ -72,7 +72,8 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1:print_summar
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export PYTHONPATH="$pkg_root${PYTHONPATH:+:$PYTHONPATH}"
 if [ -z "${CONVBENCH_TEST_ISAS:-}" ]; then
-  CONVBENCH_TEST_ISAS=$(cd /tmp && "$python" -c "import convbench; print(convbench.backends.cpu_isa)")
+  CONVBENCH_TEST_ISAS=$(cd /tmp && "$python" -c \
+    "import convbench; print(convbench.backends.cpu_isa)")
   export CONVBENCH_TEST_ISAS
 fi
 echo "sanitize_cpu.sh: CPU kernel variants tested: $CONVBENCH_TEST_ISAS"
