@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -20,7 +22,15 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=convbench.backends.cpu_isas())
+def _test_isas():
+    """Every variant this machine runs, or those named in CONVBENCH_TEST_ISAS
+    (comma-separated; tools/sanitize_cpu.sh runs the best one only)."""
+    isas = convbench.backends.cpu_isas()
+    wanted = os.environ.get("CONVBENCH_TEST_ISAS")
+    return [i for i in isas if i in wanted.split(",")] if wanted else isas
+
+
+@pytest.fixture(params=_test_isas())
 def cpu_isa(request):
     """Runs a test once per CPU kernel variant this machine can run (generic,
     avx2, avx512): each variant is its own compiled code."""

@@ -49,13 +49,19 @@ def conv_problems(draw, winograd=False):
     n = draw(st.integers(1, 4))
     bias = draw(st.booleans())
     return dict(n=n, cin=cin, cout=cout, k=(kh, kw), hw=(h, w), stride=stride, padding=pad,
-                dilation=dilation, groups=groups, bias=bias)
+                dilation=dilation, groups=groups, bias=bias, ints=draw(st.booleans()))
 
 
 def _make(p, dtype):
-    x = torch.randn(p["n"], p["cin"], *p["hw"], dtype=dtype, requires_grad=True)
-    w = torch.randn(p["cout"], p["cin"] // p["groups"], *p["k"], dtype=dtype, requires_grad=True)
-    b = torch.randn(p["cout"], dtype=dtype, requires_grad=True) if p["bias"] else None
+    """Normal values, or (ints) small integers: exact zeros and ties common,
+    and every sum exact."""
+    def t(*shape):
+        if p.get("ints"):
+            return torch.randint(-3, 4, shape).to(dtype).requires_grad_()
+        return torch.randn(*shape, dtype=dtype, requires_grad=True)
+    x = t(p["n"], p["cin"], *p["hw"])
+    w = t(p["cout"], p["cin"] // p["groups"], *p["k"])
+    b = t(p["cout"]) if p["bias"] else None
     return x, w, b
 
 

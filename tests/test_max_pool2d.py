@@ -25,7 +25,18 @@ def pool_problems(draw):
     h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), 14))
     w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), 14))
     return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w), kernel_size=k,
-                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()))
+                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()),
+                ints=draw(st.booleans()))
+
+
+def _input(p, dtype, requires_grad=False):
+    """Normal values, or (ints) integers in [-2, 2]: then most windows hold
+    ties, which the first-maximum rule must break the way torch does."""
+    if p["ints"]:
+        x = torch.randint(-2, 3, p["shape"]).to(dtype)
+    else:
+        x = torch.randn(*p["shape"], dtype=dtype)
+    return x.requires_grad_(requires_grad)
 
 
 def _has_empty_window(size, k, s, pad, d, ceil_mode):
@@ -49,7 +60,7 @@ def _empty_window(p):
 @given(p=pool_problems())
 def test_max_pool2d_matches_torch(p, dtype):
     assume(not _empty_window(p))
-    x = torch.randn(*p["shape"], dtype=dtype, requires_grad=True)
+    x = _input(p, dtype, requires_grad=True)
     args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
                 dilation=p["dilation"], ceil_mode=p["ceil_mode"])
     ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
@@ -188,7 +199,7 @@ def test_backward_is_deterministic_with_overlap():
 @settings(max_examples=40, deadline=None)
 @given(p=pool_problems())
 def test_max_pool2d_matches_numpy_reference(p):
-    x = torch.randn(*p["shape"], dtype=torch.float64)
+    x = _input(p, torch.float64)
     args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
                 dilation=p["dilation"], ceil_mode=p["ceil_mode"])
     ours, idx = convbench.max_pool2d(x, **args, return_indices=True)
@@ -205,3 +216,36 @@ def test_max_pool2d_matches_numpy_reference(p):
 
 def _pair(v):
     return v if isinstance(v, tuple) else (v, v)
+
+
+@st.composite
+def overlapping_pools(draw):
+    """Windows that overlap (stride below the dilated kernel) on larger planes:
+    gradients of one input summed from several windows."""
+    k = (draw(st.integers(2, 5)), draw(st.integers(2, 5)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = tuple(draw(st.integers(1, max(1, d * (kk - 1)))) for kk, d in zip(k, dilation))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    eff = [d * (kk - 1) + 1 for kk, d in zip(k, dilation)]
+    h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), 24))
+    w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), 24))
+    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 5)), h, w), kernel_size=k,
+                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()),
+                ints=draw(st.sampled_from([True, True, False])))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@settings(max_examples=40, deadline=None)
+@given(p=overlapping_pools())
+def test_max_pool2d_backward_overlapping_windows_matches_torch(p, dtype):
+    assume(not _empty_window(p))
+    x = _input(p, dtype, requires_grad=True)
+    args = {k: p[k] for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")}
+    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    assert torch.equal(ours_idx, ref_idx)
+    # Integer gradients: sums of them are exact in any order, so equal bits.
+    g = torch.randint(-4, 5, ref.shape).to(dtype)
+    (ours_g,) = torch.autograd.grad(ours, x, g)
+    (ref_g,) = torch.autograd.grad(ref, x, g)
+    assert torch.equal(ours_g, ref_g)

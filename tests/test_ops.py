@@ -45,6 +45,46 @@ def test_every_op_is_covered():
                      "max_pool2d_backward"}
 
 
+# gradcheck of the registered operators themselves (opcheck checks that an
+# autograd formula is registered, not that it is right; the layers' tests go
+# through the eager path's own autograd.Function).
+GEOMETRY = {"winograd": ([1, 1], [1, 0, 2, 1], [1, 1]), "other": ([2, 1], [1, 2, 0, 1], [1, 2])}
+
+
+@pytest.mark.parametrize("algo", convbench.algorithms("cpu"))
+def test_gradcheck_registered_conv_ops(algo):
+    g = torch.Generator().manual_seed(1)
+
+    def t(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    stride, padding, dilation = GEOMETRY["winograd" if algo == "winograd" else "other"]
+    common = (stride, padding, dilation, 2, algo)
+    x, w, b = t(2, 4, 6, 5), t(4, 2, 3, 3), t(4)
+    y = ops.conv2d(x.detach(), w.detach(), None, *common)
+    dy = t(*y.shape)
+    cases = [
+        (lambda x, w, b: ops.conv2d(x, w, b, *common), (x, w, b)),
+        (lambda dy, w: ops.conv2d_backward_input(dy, w, list(x.shape), *common), (dy, w)),
+        (lambda dy, x: ops.conv2d_backward_weight(dy, x, list(w.shape), *common), (dy, x)),
+    ]
+    for f, inputs in cases:  # (fast mode: random projections, a few calls each)
+        assert torch.autograd.gradcheck(f, inputs, fast_mode=True)
+        assert torch.autograd.gradgradcheck(f, inputs, fast_mode=True)
+
+
+def test_gradcheck_registered_pool_ops():
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64, requires_grad=True)
+    args = ([3, 2], [2, 1], [1, 1], [1, 2])  # overlapping windows
+    _, idx = ops.max_pool2d(x.detach(), *args, True)
+    dy = torch.randn(idx.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: ops.max_pool2d(x, *args, True)[0], (x,))
+    assert torch.autograd.gradgradcheck(lambda x: ops.max_pool2d(x, *args, True)[0], (x,))
+    back = lambda dy: ops.max_pool2d_backward(dy, idx, list(x.shape), *args)  # noqa: E731
+    assert torch.autograd.gradcheck(back, (dy,))
+    assert torch.autograd.gradgradcheck(back, (dy,))
+
+
 class Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -59,7 +99,19 @@ class Net(torch.nn.Module):
         return self.fc(self.body(x).flatten(1))
 
 
-def test_compile_fullgraph_matches_eager():
+@pytest.fixture
+def fresh_inductor():
+    """No Inductor cache (on disk or in memory): a warm cache from an earlier
+    run of other code compiled nothing new, and once let a wrong backward pass."""
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    with inductor_config.patch(force_disable_caches=True):
+        yield
+    torch._dynamo.reset()
+
+
+def test_compile_fullgraph_matches_eager(fresh_inductor):
     torch.manual_seed(0)
     model = Net()
     x = torch.randn(4, 1, 16, 16)
