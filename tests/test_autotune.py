@@ -70,7 +70,20 @@ def test_the_fastest_candidate_wins():
     assert _autotune.TUNER.choose(0, 0, shape, lambda a, v: pytest.fail("re-tuned")) == fastest
 
 
-def test_a_near_tie_keeps_the_heuristics_choice():
+class _FakeClock:
+    """The tuner's clock, advanced only by the simulated kernels: timing tests
+    that a loaded machine cannot disturb."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_a_near_tie_keeps_the_heuristics_choice(monkeypatch):
+    clock = _FakeClock()
+    monkeypatch.setattr(_autotune, "time", clock)
     shape = (1, 1, 8, 8, 1, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1, 1)
     heuristic = tuple(_C.conv2d_resolve(0, 0, 0, 0, list(shape)))
     others = [tuple(c) for c in _C.conv2d_candidates(0, 0, list(shape)) if tuple(c) != heuristic]
@@ -78,11 +91,12 @@ def test_a_near_tie_keeps_the_heuristics_choice():
     cost[heuristic] = 0.0101  # 1% slower: within noise, the heuristic stays
 
     def run(algo, variant):
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < cost[(algo, variant)]:
-            pass
+        clock.now += cost[(algo, variant)]
 
     assert _autotune.TUNER.choose(0, 0, shape, run) == heuristic
+    cost[heuristic] = 0.0110  # 10% slower: another candidate wins
+    _autotune.TUNER.clear()
+    assert _autotune.TUNER.choose(0, 0, shape, run) != heuristic
 
 
 def test_keys_separate_isa_variants_and_shapes():
@@ -192,10 +206,12 @@ def test_cuda_tuning_times_synchronised_batches_per_gpu_model(monkeypatch):
             (5, 0): 250e-6}  # (the heuristic's algorithm with its own tiling)
     queued = []
     syncs = []
+    clock = _FakeClock()
+    monkeypatch.setattr(_autotune, "time", clock)
 
     def sync():
         syncs.append(1)
-        time.sleep(sum(queued))
+        clock.now += sum(queued)
         queued.clear()
 
     monkeypatch.setattr(_autotune._C, "conv2d_candidates",
