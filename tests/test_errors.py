@@ -165,3 +165,20 @@ def test_inference_path_matches_autograd_path():
     assert torch.equal(plain, graphed.detach())
     ref = torch.nn.functional.max_pool2d(x.detach(), 3, 2, 1, return_indices=True)
     assert torch.equal(pooled[0], ref[0]) and torch.equal(pooled[1], ref[1])
+
+
+# convbench's own arguments (algo) and what torch too rejects with ValueError
+# (nn.Conv2d's padding_mode) stay plain ValueErrors.
+_OWN_VALUE_ERRORS = {"padding mode", "unknown algo", "winograd 5x5"}
+
+
+@pytest.mark.parametrize("name", [n for n in CONV_CASES if CONV_CASES[n][1] is ValueError
+                                  and n not in _OWN_VALUE_ERRORS]
+                         + [f"pool: {n}" for n in POOL_CASES if POOL_CASES[n][1] is ValueError])
+def test_bad_values_raise_what_torch_raises_too(name):
+    # torch raises RuntimeError for bad argument values; convbench's error is
+    # both that and the ValueError Python code expects.
+    call = POOL_CASES[name[6:]][0] if name.startswith("pool: ") else CONV_CASES[name][0]
+    with pytest.raises(RuntimeError) as info:
+        call()
+    assert isinstance(info.value, ValueError)

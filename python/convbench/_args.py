@@ -17,6 +17,11 @@ _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _CPU_POOL_DTYPES = _CUDA_DTYPES
 
 
+class ArgumentError(RuntimeError, ValueError):
+    """A bad argument value (a negative stride, groups 0, ...): a RuntimeError,
+    as torch raises for these, and a ValueError, as Python code expects."""
+
+
 def pair(value: IntOrPair, name: str) -> Tuple[int, int]:
     """An int or a 1/2-sequence of ints as a pair, rejecting anything else."""
     if isinstance(value, bool):
@@ -37,14 +42,14 @@ def pair(value: IntOrPair, name: str) -> Tuple[int, int]:
 def positive_pair(value: IntOrPair, name: str) -> Tuple[int, int]:
     p = pair(value, name)
     if p[0] <= 0 or p[1] <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise ArgumentError(f"{name} must be positive, got {value!r}")
     return p
 
 
 def non_negative_pair(value: IntOrPair, name: str) -> Tuple[int, int]:
     p = pair(value, name)
     if p[0] < 0 or p[1] < 0:
-        raise ValueError(f"{name} must be non-negative, got {value!r}")
+        raise ArgumentError(f"{name} must be non-negative, got {value!r}")
     return p
 
 
@@ -60,13 +65,13 @@ def conv_padding(
             return (0, 0, 0, 0)
         if padding == "same":
             if stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise ArgumentError("padding='same' is not supported for strided convolutions")
             out = []
             for k, d in zip(kernel_size, dilation):
                 total = d * (k - 1)
                 out += [total // 2, total - total // 2]
             return (out[0], out[1], out[2], out[3])
-        raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+        raise ArgumentError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
     ph, pw = non_negative_pair(padding, "padding")
     return (ph, ph, pw, pw)
 
@@ -194,13 +199,13 @@ def conv2d_geometry(
             f"{list(w_shape)}"
         )
     if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        raise ArgumentError(f"groups must be a positive integer, got {groups!r}")
     if len(stride) != 2 or min(stride) <= 0:
-        raise ValueError(f"stride must be positive, got {tuple(stride)}")
+        raise ArgumentError(f"stride must be positive, got {tuple(stride)}")
     if len(dilation) != 2 or min(dilation) <= 0:
-        raise ValueError(f"dilation must be positive, got {tuple(dilation)}")
+        raise ArgumentError(f"dilation must be positive, got {tuple(dilation)}")
     if len(padding4) != 4 or min(padding4) < 0:
-        raise ValueError(f"padding must be 4 non-negative ints (top, bottom, left, right), "
+        raise ArgumentError(f"padding must be 4 non-negative ints (top, bottom, left, right), "
                          f"got {tuple(padding4)}")
     N, C, H, W = x_shape
     K, Cg, R, S = w_shape
@@ -283,15 +288,15 @@ def check_pool_input_sizes(shape) -> None:
 def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Checks the pooling arguments against a 4D input shape; returns (P, Q)."""
     if min(kernel_size) <= 0:
-        raise ValueError(f"kernel_size must be positive, got {tuple(kernel_size)}")
+        raise ArgumentError(f"kernel_size must be positive, got {tuple(kernel_size)}")
     if min(stride) <= 0:
-        raise ValueError(f"stride must be positive, got {tuple(stride)}")
+        raise ArgumentError(f"stride must be positive, got {tuple(stride)}")
     if min(dilation) <= 0:
-        raise ValueError(f"dilation must be positive, got {tuple(dilation)}")
+        raise ArgumentError(f"dilation must be positive, got {tuple(dilation)}")
     # torch's rule (2.x): the padding may be at most half the (undilated) kernel.
     for p, k in zip(padding, kernel_size):
         if p < 0 or p > k // 2:
-            raise ValueError(
+            raise ArgumentError(
                 "pad should be at most half of kernel size, but got "
                 f"pad={tuple(padding)} and kernel_size={tuple(kernel_size)}"
             )
