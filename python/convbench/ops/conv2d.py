@@ -187,19 +187,28 @@ def _conv2d_jvp(ctx, t_input, t_weight, t_bias, *_):
     return out + t_bias[None, :, None, None]
 
 
-def _backward_input_setup(ctx, inputs, output):
-    grad_output, weight, input_size, stride, padding, dilation, groups, *rest = inputs
-    _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
-    ctx.save_for_backward(grad_output, weight)
-    ctx.save_for_forward(grad_output, weight)
-    ctx.input_size = tuple(inputs[2])
+def _gradient_op_rules(name):
+    """setup_context and jvp of a gradient operator, op(grad_output, other,
+    size, *conv_args) with `other` the weight (grad-input) or the input
+    (grad-weight): linear in each of grad_output and other."""
+    def setup(ctx, inputs, output):
+        grad_output, other, size, stride, padding, dilation, groups, *rest = inputs
+        _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
+        ctx.save_for_backward(grad_output, other)
+        ctx.save_for_forward(grad_output, other)
+        ctx.size = tuple(size)
+
+    def jvp(ctx, t_dy, t_other, *_):
+        grad_output, other = ctx.saved_tensors
+        op, args = getattr(_ops, name), ctx.conv_args
+        return sum_tangents(None if t_dy is None else op(t_dy, other, ctx.size, *args),
+                            None if t_other is None else op(grad_output, t_other, ctx.size, *args))
+
+    return setup, jvp
 
 
-def _backward_input_jvp(ctx, t_dy, t_w, *_):
-    grad_output, weight = ctx.saved_tensors
-    op, args = _ops.conv2d_backward_input, ctx.conv_args
-    return sum_tangents(None if t_dy is None else op(t_dy, weight, ctx.input_size, *args),
-                        None if t_w is None else op(grad_output, t_w, ctx.input_size, *args))
+_backward_input_setup, _backward_input_jvp = _gradient_op_rules("conv2d_backward_input")
+_backward_weight_setup, _backward_weight_jvp = _gradient_op_rules("conv2d_backward_weight")
 
 
 def _backward_input_backward(ctx, grad_dx):
@@ -212,21 +221,6 @@ def _backward_input_backward(ctx, grad_dx):
     g_w = (_ops.conv2d_backward_weight(grad_output, grad_dx, weight.shape, *args)
            if need[1] else None)
     return g_dy, g_w, None, None, None, None, None, None
-
-
-def _backward_weight_setup(ctx, inputs, output):
-    grad_output, input, weight_size, stride, padding, dilation, groups, *rest = inputs
-    _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
-    ctx.save_for_backward(grad_output, input)
-    ctx.save_for_forward(grad_output, input)
-    ctx.weight_size = tuple(inputs[2])
-
-
-def _backward_weight_jvp(ctx, t_dy, t_x, *_):
-    grad_output, input = ctx.saved_tensors
-    op, args = _ops.conv2d_backward_weight, ctx.conv_args
-    return sum_tangents(None if t_dy is None else op(t_dy, input, ctx.weight_size, *args),
-                        None if t_x is None else op(grad_output, t_x, ctx.weight_size, *args))
 
 
 def _backward_weight_backward(ctx, grad_dw):
