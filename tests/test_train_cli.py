@@ -23,14 +23,7 @@ def _has_convbench_nn():
         return False
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches: one thread avoids OpenMP spin-waiting on a shared 2-core CI machine."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 BACKENDS = "convbench,torch" if _has_convbench_nn() else "torch"

@@ -30,12 +30,7 @@ TINY = ["--no-progress", "--epochs", "1", "--subset", "40", "--batch-size", "20"
         "--backend", "convbench"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def _env():

@@ -16,12 +16,7 @@ from convbench.train.experiments import REGISTRY, Options  # noqa: E402
 from convbench.train.schedule import scaled_switches  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 TINY = ["--no-progress", "--backend", "torch", "--epochs", "1"]
