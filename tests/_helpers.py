@@ -27,14 +27,13 @@ def pair(v):
 def conv_shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
     """The 16 Conv2dShape fields the raw _C.conv2d_* calls take (symmetric
     padding unless P, Q say otherwise)."""
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
+    H, W = x.shape[2:]
+    R, S = w.shape[2:]
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     if P is None:
         P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
         Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    fields = dict(N=N, C=C, H=H, W=W, K=K, R=R, S=S, P=P, Q=Q, stride_h=sh, stride_w=sw,
-                  pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw, groups=groups)
-    from convbench import _C  # the order is the compiled module's (its ABI)
+    from convbench import _launch  # the launch layer's builder: _C's field order
 
-    return [fields[f] for f in _C.CONV2D_SHAPE_FIELDS]
+    return list(_launch._conv_shape(x.shape, w.shape, (P, Q), (sh, sw), (ph, ph, pw, pw),
+                                    (dh, dw), groups))

@@ -139,11 +139,11 @@ def test_resume_after_interruption_redoes_only_missing_runs(tmp_path, monkeypatc
     real = runner.train_run
     calls = []
 
-    def interrupted(cfg, data, progress=None):
+    def interrupted(cfg, data, progress=None, world=None):
         if len(calls) == 1:
             raise KeyboardInterrupt
         calls.append(cfg.key)
-        return real(cfg, data, progress)
+        return real(cfg, data, progress, world)
 
     args = ["1rt720-ex3", "--subset", "64", "--batch-size", "32", "--backend", "torch"]
     monkeypatch.setattr(runner, "train_run", interrupted)
@@ -156,9 +156,9 @@ def test_resume_after_interruption_redoes_only_missing_runs(tmp_path, monkeypatc
 
     calls.clear()
 
-    def counting(cfg, data, progress=None):
+    def counting(cfg, data, progress=None, world=None):
         calls.append(cfg.key)
-        return real(cfg, data, progress)
+        return real(cfg, data, progress, world)
 
     monkeypatch.setattr(runner, "train_run", counting)
     assert run(tmp_path, *args, "--resume") == 0
@@ -239,8 +239,8 @@ def test_backends_train_interleaved_epoch_by_epoch_with_unchanged_results(monkey
     alone = [loop.train_run(a, bundle), loop.train_run(b, bundle)]
     seen, real = [], loop.train_epochs
 
-    def logged(cfg, data, progress=None):  # re-yields each epoch, noting whose it was
-        gen = real(cfg, data, progress)
+    def logged(cfg, data, progress=None, world=None):  # re-yields each epoch, noting whose it was
+        gen = real(cfg, data, progress, world)
         while True:
             try:
                 e = next(gen)

@@ -202,12 +202,13 @@ def inputs(layer, torch, device="cuda"):
     return tuple(t.to(device) if t is not None else None for t in (x, w, b, dy))
 
 
-def _calls(layer, torch, F, device="cuda"):
+def _calls(layer, torch, F, device="cuda", tensors=None):
     """(ours(pass, algo), aten(pass), exact): callables of one layer's calls on
-    `device` and the float64 answers (the tests run them on the CPU)."""
+    `device` and the float64 answers (the tests run them on the CPU), on
+    `tensors` (x, w, b, dy) or inputs(layer)."""
     import convbench  # noqa: F401 - registers torch.ops.convbench
 
-    x, w, b, dy = inputs(layer, torch, device)
+    x, w, b, dy = tensors if tensors is not None else inputs(layer, torch, device)
     st, pd, dl, gr = list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups
     pad4 = [pd[0], pd[0], pd[1], pd[1]]
     ops = torch.ops.convbench

@@ -13,26 +13,17 @@ from .tables import TARGETS, impl_order, ratios, sections
 _PEAK_KEY = {"float32": "sgemm_gflops", "float16": "hgemm_gflops", "bfloat16": "bf16gemm_gflops"}
 
 
-class _Figures:
-    """The two pyplot calls the plots make, on matplotlib Figure objects
-    instead: no display needed, the user's backend and figures left alone."""
+def _subplots_function():
+    """pyplot.subplots on a bare matplotlib Figure (no pyplot: no display
+    needed, the user's backend and open figures left alone, nothing to close).
+    ImportError without matplotlib: then no plots."""
+    from matplotlib.figure import Figure
 
-    def __init__(self, figure_class):
-        self._figure = figure_class
-
-    def subplots(self, nrows=1, ncols=1, figsize=None, **kw):
-        fig = self._figure(figsize=figsize)
+    def subplots(nrows=1, ncols=1, figsize=None, **kw):
+        fig = Figure(figsize=figsize)
         return fig, fig.subplots(nrows, ncols, **kw)
 
-    @staticmethod
-    def close(fig):
-        pass  # (not registered with pyplot: nothing to close)
-
-
-def _plt():
-    from matplotlib.figure import Figure  # ImportError without matplotlib: no plots
-
-    return _Figures(Figure)
+    return subplots
 
 
 def _ceilings(run: Run, device: str, dtype: str) -> Tuple[Optional[float], Optional[float]]:
@@ -40,13 +31,13 @@ def _ceilings(run: Run, device: str, dtype: str) -> Tuple[Optional[float], Optio
     return roof.get(_PEAK_KEY.get(dtype, "sgemm_gflops")), roof.get("memcpy_gbps")
 
 
-def _speedup(run: Run, plt, kind, device, dtype, passes, path) -> bool:
+def _speedup(run: Run, subplots, kind, device, dtype, passes, path) -> bool:
     secs = sections(run)
     keys = [(kind, device, dtype, p) for p in passes]
     found = [(k[3], secs[k]) for k in keys if k in secs]
     if not found:
         return False
-    fig, axes = plt.subplots(len(found), 1, figsize=(12, 3.2 * len(found)), squeeze=False)
+    fig, axes = subplots(len(found), 1, figsize=(12, 3.2 * len(found)), squeeze=False)
     for ax, (pass_, rows) in zip(axes[:, 0], found):
         reference = rows[0].reference
         impls = sorted({r.impl for r in rows if r.impl.startswith("convbench")},
@@ -70,7 +61,6 @@ def _speedup(run: Run, plt, kind, device, dtype, passes, path) -> bool:
         ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
@@ -82,14 +72,14 @@ def roofline_rows(run: Run, device: str, dtype: str) -> list:
             and r.suite == "homework" and r.flops and r.bytes and not r.tf32]
 
 
-def _roofline(run: Run, plt, device, dtype, path) -> bool:
+def _roofline(run: Run, subplots, device, dtype, path) -> bool:
     rows = roofline_rows(run, device, dtype)
     if not rows:
         return False
     peak, bw = _ceilings(run, device, dtype)
     reference = rows[0].reference
     impls = sorted({r.impl for r in rows}, key=lambda i: impl_order(i, reference))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(13, 5))
     for impl in impls:
         mine = [r for r in rows if r.impl == impl]
         ax1.scatter([r.flops / r.bytes for r in mine], [r.gflops for r in mine], s=12, label=impl)
@@ -114,25 +104,24 @@ def _roofline(run: Run, plt, device, dtype, path) -> bool:
         ax.grid(True, which="both", lw=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
 def write_plots(run: Run, out_dir: str) -> List[str]:
     """Write the PNGs into out_dir; return their file names."""
-    plt = _plt()
+    subplots = _subplots_function()
     names = []
     combos = sorted({(r.device, r.dtype) for r in run.rows if r.kind in ("conv", "pool")})
     for device, dtype in combos:
         name = f"speedup_conv_{device}_{dtype}.png"
-        if _speedup(run, plt, "conv", device, dtype, ("fwd", "bwd_input", "bwd_weight",
+        if _speedup(run, subplots, "conv", device, dtype, ("fwd", "bwd_input", "bwd_weight",
                                                       "fwd_bwd"), os.path.join(out_dir, name)):
             names.append(name)
         name = f"speedup_pool_{device}_{dtype}.png"
-        if _speedup(run, plt, "pool", device, dtype, ("fwd", "bwd", "fwd_bwd"),
+        if _speedup(run, subplots, "pool", device, dtype, ("fwd", "bwd", "fwd_bwd"),
                     os.path.join(out_dir, name)):
             names.append(name)
         name = f"roofline_{device}_{dtype}.png"
-        if _roofline(run, plt, device, dtype, os.path.join(out_dir, name)):
+        if _roofline(run, subplots, device, dtype, os.path.join(out_dir, name)):
             names.append(name)
     return names

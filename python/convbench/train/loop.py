@@ -47,10 +47,35 @@ def evaluate(model, split, device, confusion_classes: Optional[int] = None,
     added up over the ranks; predictions are then gathered only for a confusion matrix."""
     if world is not None and world.active:
         return _evaluate_sharded(model, split, device, confusion_classes, world)
+    loss_sum, correct, pred = _eval_batches(model, batches(split, EVAL_BATCH), device)
+    n = max(len(split), 1)
+    return loss_sum / n, 100.0 * correct / n, _confusion(split.y, pred, confusion_classes), pred
+
+
+def _evaluate_sharded(model, split, device, confusion_classes, world):
+    # `model` is the bare module, never the DDP wrapper: DDP's forward broadcasts buffers, a
+    # collective that ranks holding different numbers of evaluation batches would deadlock on.
+    world.sync_buffers(model)
+    idx = shard(len(split), world)
+    mine = (idx[s:s + EVAL_BATCH] for s in range(0, len(idx), EVAL_BATCH))
+    loss_sum, correct, mine_pred = _eval_batches(model, ((split.x[i], split.y[i]) for i in mine),
+                                                 device)
+    loss_sum, correct = world.sum([loss_sum, correct])
+    n = max(len(split), 1)
+    pred = torch.zeros(0, dtype=torch.long)
+    if confusion_classes:  # predictions gathered back into sample order
+        pred = torch.zeros(len(split), dtype=torch.long)
+        for r, part in enumerate(world.all_gather(mine_pred)):
+            pred[r::world.size] = part
+    return loss_sum / n, 100.0 * correct / n, _confusion(split.y, pred, confusion_classes), pred
+
+
+def _eval_batches(model, pairs, device):
+    """(summed loss, correct count, predictions) of `model` in eval mode over (x, y) batches."""
     was_training = model.training
     model.eval()
     loss_sum, correct, preds = 0.0, 0, []
-    for x, y in batches(split, EVAL_BATCH):
+    for x, y in pairs:
         x, y = x.to(device), y.to(device)
         out = model(x)
         loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
@@ -58,43 +83,16 @@ def evaluate(model, split, device, confusion_classes: Optional[int] = None,
         correct += int((p == y).sum())
         preds.append(p.cpu())
     model.train(was_training)
-    n = max(len(split), 1)
-    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
-    cm = None
-    if confusion_classes:
-        cm = torch.zeros(confusion_classes, confusion_classes, dtype=torch.long)
-        cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
-    return loss_sum / n, 100.0 * correct / n, cm, pred
+    return loss_sum, correct, torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
 
 
-def _evaluate_sharded(model, split, device, confusion_classes, world):
-    # `model` is the bare module, never the DDP wrapper: DDP's forward broadcasts buffers, a
-    # collective that ranks holding different numbers of evaluation batches would deadlock on.
-    world.sync_buffers(model)
-    was_training = model.training
-    model.eval()
-    idx = shard(len(split), world)
-    loss_sum, correct, preds = 0.0, 0, []
-    for s in range(0, len(idx), EVAL_BATCH):
-        i = idx[s:s + EVAL_BATCH]
-        x, y = split.x[i].to(device), split.y[i].to(device)
-        out = model(x)
-        loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-        p = out.argmax(1)
-        correct += int((p == y).sum())
-        preds.append(p.cpu())
-    model.train(was_training)
-    loss_sum, correct = world.sum([loss_sum, correct])
-    n = max(len(split), 1)
-    cm, pred = None, torch.zeros(0, dtype=torch.long)
-    if confusion_classes:
-        mine = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
-        pred = torch.zeros(len(split), dtype=torch.long)
-        for r, part in enumerate(world.all_gather(mine)):
-            pred[r::world.size] = part
-        cm = torch.zeros(confusion_classes, confusion_classes, dtype=torch.long)
-        cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
-    return loss_sum / n, 100.0 * correct / n, cm, pred
+def _confusion(y, pred, classes):
+    """classes x classes counts of (label, prediction), or None without classes."""
+    if not classes:
+        return None
+    cm = torch.zeros(classes, classes, dtype=torch.long)
+    cm.index_put_((y, pred), torch.ones_like(pred), accumulate=True)
+    return cm
 
 
 def train_run(cfg: RunConfig, data: DataBundle, progress=None,
@@ -109,8 +107,7 @@ def train_interleaved(jobs, progress=None, world: Optional[World] = None) -> lis
     """Train several (cfg, data) runs in lockstep, one epoch of each in turn (the order reversed
     every epoch), so that runs differing only in backend see the same machine load: on a shared
     machine their time-per-epoch ratio is then fair. Returns their records, in order."""
-    extra = (world,) if world is not None and world.active else ()
-    gens = [train_epochs(cfg, data, progress, *extra) for cfg, data in jobs]
+    gens = [train_epochs(cfg, data, progress, world) for cfg, data in jobs]
     records, running = [None] * len(gens), set(range(len(gens)))
     order = list(range(len(gens)))
     while running:

@@ -234,18 +234,14 @@ def _data_parallel(group):
 def _train_group(group, update, world=SINGLE):
     if len(group) > 1:
         jobs = [(cfg, bundle) for _, cfg, bundle, _ in group]
-        if world.active:
-            return train_interleaved(jobs, progress=update, world=world)
-        return train_interleaved(jobs, progress=update)
+        return train_interleaved(jobs, progress=update, world=world)
     _, cfg, bundle, _ = group[0]
     if trains_with_numpy(cfg):
         result = train_numpy_mlp(bundle, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                  seed=cfg.seed, progress=update, key=cfg.key)
         result["tags"] = dict(cfg.tags)
         return [result]
-    if world.active:
-        return [train_run(cfg, bundle, progress=update, world=world)]
-    return [train_run(cfg, bundle, progress=update)]
+    return [train_run(cfg, bundle, progress=update, world=world)]
 
 
 def _described(data):

@@ -145,11 +145,7 @@ def run(ctx) -> dict:
             curves.append((act, c))
             boundaries.append((f"{act}, held-out accuracy {c['test_acc'][-1]:.1f}%",
                                mse_forward_backward(p, grid, np.zeros(len(grid)), act)[1].reshape(gx.shape)))
-        z = np.linspace(-5, 5, 201)
-        fig.lines([(f"{a}", z, ACTS[a][0](z)) for a in ACTS]
-                  + [(f"{a}' (derivative)", z, ACTS[a][1](z)) for a in ACTS],
-                  ctx.out_dir / "activations.png", "activation functions and their derivatives",
-                  xlabel="z", ylabel="value")
+        _activations_figure(ctx.out_dir)
         fig.decision_boundaries(boundaries, gx, gy, xv, yv, ctx.out_dir / "xor_decision_boundaries.png",
                                 "2-4-1 MLP (NumPy, squared error) on noisy XOR: held-out points")
         fig.panels([(f"{a}: loss", [("training MSE", c["epoch"], c["loss"])]) for a, c in curves]
@@ -160,6 +156,15 @@ def run(ctx) -> dict:
     return {"n_train": R_TRAIN, "n_test": R_VAL, "noise": R_NOISE, "lr": R_LR, "hidden": HIDDEN,
             "loss": "squared error, activation on the output too (report 001)", **out,
             "data": [data]}
+
+
+def _activations_figure(out_dir):
+    """Sigmoid, tanh and ReLU with their derivatives (both part 1 set-ups draw it)."""
+    z = np.linspace(-5, 5, 201)
+    fig.lines([(f"{a}", z, ACTS[a][0](z)) for a in ACTS]
+              + [(f"{a}' (derivative)", z, ACTS[a][1](z)) for a in ACTS],
+              out_dir / "activations.png", "activation functions and their derivatives",
+              xlabel="z", ylabel="value")
 
 
 register(Experiment(
@@ -187,11 +192,7 @@ def run_bce(ctx) -> dict:
         out[act] = {"loss_curve": losses[::10], "final_loss": losses[-1], "train_acc": acc}
         boundaries.append((f"{act} hidden units, accuracy {acc:.1f}%",
                            predict(p, grid, act).reshape(gx.shape)))
-    z = np.linspace(-5, 5, 201)
-    fig.lines([(f"{a}", z, ACTS[a][0](z)) for a in ACTS]
-              + [(f"{a}' (derivative)", z, ACTS[a][1](z)) for a in ACTS],
-              ctx.out_dir / "activations.png", "activation functions and their derivatives",
-              xlabel="z", ylabel="value")
+    _activations_figure(ctx.out_dir)
     fig.decision_boundaries(boundaries, gx, gy, x, y, ctx.out_dir / "xor_decision_boundaries.png",
                             f"2-{HIDDEN}-1 MLP (NumPy, from scratch) on noisy XOR, {epochs} epochs")
     fig.lines([(a, list(range(0, 10 * len(out[a]["loss_curve"]), 10)), out[a]["loss_curve"])
