@@ -108,18 +108,26 @@ inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T*
     for (int v = 0; v < NV; ++v) S::store(out + m * wb + v * L, acc[m][v]);
 }
 
-// Tiles [0, nt) of one transform point: mb[t][wb] = vb[t][Cg] * ub[Cg][wb].
+// Tiles [0, nt) of one transform point: mb[t][wb] = vb[t][Cg] * ub[Cg][wb],
+// in register tiles of even heights: a task's 32 tiles run as 3 of 11, not
+// 14 + 14 + 4 computed as 14 (31% of the products wasted at 16 channels).
+// Zen 4, one thread: 1.05-1.17x faster on the homework's Winograd layers,
+// 1.29x on the 64 -> 128 input gradient (14 tiles a task: 6 + 6 + 2 as 6).
 template <typename T, int NV>
 void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T* mb) {
-  constexpr int MR = kvec_rows(NV);
-  for (int64_t t0 = 0; t0 < nt; t0 += MR) {
-    const T* vt[MR];
-    for (int m = 0; m < MR; ++m) vt[m] = vb + std::min<int64_t>(t0 + m, nt - 1) * Cg;
-    alignas(64) T tmp[MR * kKvecMaxNV * 16];
-    T* out = t0 + MR <= nt ? mb + t0 * wb : tmp;
-    gemm_tile<T, MR, NV>(vt, ub, Cg, wb, out);
-    if (out == tmp) std::memcpy(mb + t0 * wb, tmp, sizeof(T) * (nt - t0) * wb);
-  }
+  constexpr int MRMAX = kvec_rows(NV);
+  const int64_t mr = ceil_div64(nt, ceil_div64(nt, MRMAX));
+  with_rows<MRMAX>(mr, [&](auto h) {
+    constexpr int MR = h();
+    for (int64_t t0 = 0; t0 < nt; t0 += MR) {
+      const T* vt[MR];
+      for (int m = 0; m < MR; ++m) vt[m] = vb + std::min<int64_t>(t0 + m, nt - 1) * Cg;
+      alignas(64) T tmp[MR * kKvecMaxNV * 16];
+      T* out = t0 + MR <= nt ? mb + t0 * wb : tmp;
+      gemm_tile<T, MR, NV>(vt, ub, Cg, wb, out);
+      if (out == tmp) std::memcpy(mb + t0 * wb, tmp, sizeof(T) * (nt - t0) * wb);
+    }
+  });
 }
 
 }  // namespace
