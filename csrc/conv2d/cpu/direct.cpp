@@ -7,7 +7,7 @@
 // positions (tiles.h: 8 x 48 floats on AVX-512, 4 x 24 on AVX2) whatever
 // the image width, fed by unaligned loads at offsets c*plane + r*dh*Wp +
 // s*dw. Weight gradient: inner products along the flattened positions
-// between dy rows and shifted input rows, 4 out x 3 kernel columns per
+// between dy rows and shifted input rows, kInnerMR out x 3 kernel columns per
 // tile, summed over the batch in a fixed order (deterministic).
 #include <algorithm>
 #include <cstdint>
@@ -181,7 +181,8 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
   const int64_t slots =
       wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
-  const int64_t nkb = ceil_div64(Kg, 4), nsb = ceil_div64(p.S, 3);
+  const int64_t KB = kInnerMR;
+  const int64_t nkb = ceil_div64(Kg, KB), nsb = ceil_div64(p.S, 3);
   const int64_t ntiles = p.G * nkb * Cg * p.R * nsb;
   const bool unit = p.sw == 1;
 
@@ -216,15 +217,15 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
       const int64_t r = rem % p.R; rem /= p.R;
       const int64_t c = rem % Cg; rem /= Cg;
       const int64_t gg = rem;
-      const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+      const int mr = static_cast<int>(std::min<int64_t>(KB, Kg - kb * KB));
       const int nr = static_cast<int>(std::min<int64_t>(3, p.S - sb * 3));
-      const int64_t k0 = gg * Kg + kb * 4, s0 = sb * 3;
-      const T* a[4];
+      const int64_t k0 = gg * Kg + kb * KB, s0 = sb * 3;
+      const T* a[kInnerMR];
       const T* b[3];
       for (int i = 0; i < mr; ++i) a[i] = db + (k0 + i) * Jr;
       const T* xrow = xb + (gg * Cg + c) * g.plane + r * p.dh * g.Wp;
       for (int j = 0; j < nr; ++j) b[j] = xrow + (s0 + j) * p.dw;
-      T part[12];
+      T part[kInnerMR * 3];
       if (unit)
         inner_tile_any<T, true>(mr, nr, a, b, 1, Jr / L, nn, p.Co * Jr, p.Ci * g.plane, part);
       else

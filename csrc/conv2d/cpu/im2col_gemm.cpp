@@ -9,7 +9,7 @@
 // pick; see choose.cpp.)
 // Weight gradient: dW[Kg x CRS] = dY[Kg x L] * col[CRS x L]^T with the
 // batch folded into L; im2col rows and repacked dy rows of a batch chunk,
-// then 4 x 3 inner-product tiles vectorised along L. Chunks are reduced in
+// then kInnerMR x 3 inner-product tiles vectorised along L. Chunks are reduced in
 // batch order, so the result is bitwise reproducible for any thread count.
 #include <algorithm>
 #include <cstdint>
@@ -187,7 +187,8 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const int64_t slots =
       wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
   Buffer<T> xbs(slots * xsize), cols(slots * csize), dyks(slots * dsize);
-  const int64_t nkb = ceil_div64(Kg, 4), ncb = ceil_div64(CRS, 3);
+  const int64_t KB = kInnerMR;
+  const int64_t nkb = ceil_div64(Kg, KB), ncb = ceil_div64(CRS, 3);
   const int64_t ntiles = p.G * nkb * ncb;
 
   wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw,
@@ -232,14 +233,14 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
     for (int64_t t = 0; t < ntiles; ++t) {
       // kb innermost: the 3 column rows stay in L1 while dy rows come from L2.
       const int64_t gg = t / (nkb * ncb), cb = (t / nkb) % ncb, kb = t % nkb;
-      const int64_t k0 = gg * Kg + kb * 4, c0 = cb * 3;
-      const int mr = static_cast<int>(std::min<int64_t>(4, Kg - kb * 4));
+      const int64_t k0 = gg * Kg + kb * KB, c0 = cb * 3;
+      const int mr = static_cast<int>(std::min<int64_t>(KB, Kg - kb * KB));
       const int nr = static_cast<int>(std::min<int64_t>(3, CRS - c0));
-      const T* a[4];
+      const T* a[kInnerMR];
       const T* b[3];
       for (int i = 0; i < mr; ++i) a[i] = dyk + (k0 + i) * Lc;
       for (int j = 0; j < nr; ++j) b[j] = col + (gg * CRS + c0 + j) * Lc;
-      T part[12];
+      T part[kInnerMR * 3];
       inner_tile_any<T, true>(mr, nr, a, b, 1, Lc / L, 1, 0, 0, part);
       for (int i = 0; i < mr; ++i)
         for (int j = 0; j < nr; ++j) out[(k0 + i) * CRS + c0 + j] += part[i * nr + j];

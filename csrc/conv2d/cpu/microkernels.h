@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "conv2d/cpu/simd.h"
+#include "conv2d/cpu/tiles.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
@@ -86,34 +87,32 @@ inline void inner_tile(const T* const* a, const T* const* b, int64_t st, int64_t
   }
 }
 
-// Runtime (mr, nr) -> compile-time tile, 1 <= mr <= 4, 1 <= nr <= 3, summed
-// over nimg segments (A rows advance by astr, B rows by bstr per segment)
-// with vector accumulators, then reduced: res[i*nr + j] (overwritten).
+// Runtime (mr, nr) -> compile-time tile, 1 <= mr <= kInnerMR, 1 <= nr <= 3,
+// summed over nimg segments (A rows advance by astr, B rows by bstr per
+// segment) with vector accumulators, then reduced: res[i*nr + j] (overwritten).
 template <typename T, bool UNIT>
 inline void inner_tile_any(int mr, int nr, const T* const* a, const T* const* b, int64_t st,
                            int64_t nvec, int64_t nimg, int64_t astr, int64_t bstr, T* res) {
   using S = Simd<T>;
-#define CB_IT(MR, NR)                                                        \
-  if (mr == MR && nr == NR) {                                                \
-    typename S::V acc[MR][NR];                                               \
-    for (int i = 0; i < MR; ++i)                                             \
-      for (int j = 0; j < NR; ++j) acc[i][j] = S::zero();                    \
-    const T* as[MR];                                                         \
-    const T* bs[NR];                                                         \
-    for (int i = 0; i < MR; ++i) as[i] = a[i];                               \
-    for (int j = 0; j < NR; ++j) bs[j] = b[j];                               \
-    for (int64_t n = 0; n < nimg; ++n) {                                     \
-      inner_tile<T, MR, NR, UNIT>(as, bs, st, nvec, acc);                    \
-      for (int i = 0; i < MR; ++i) as[i] += astr;                            \
-      for (int j = 0; j < NR; ++j) bs[j] += bstr;                            \
-    }                                                                        \
-    for (int i = 0; i < MR; ++i)                                             \
-      for (int j = 0; j < NR; ++j) res[i * NR + j] = S::hsum(acc[i][j]);     \
-    return;                                                                  \
-  }
-  CB_IT(4, 3) CB_IT(4, 2) CB_IT(4, 1) CB_IT(3, 3) CB_IT(3, 2) CB_IT(3, 1)
-  CB_IT(2, 3) CB_IT(2, 2) CB_IT(2, 1) CB_IT(1, 3) CB_IT(1, 2) CB_IT(1, 1)
-#undef CB_IT
+  with_rows<kInnerMR>(mr, [&](auto m) {
+    with_rows<3>(nr, [&](auto n) {
+      constexpr int MR = m(), NR = n();
+      typename S::V acc[MR][NR];
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = S::zero();
+      const T* as[MR];
+      const T* bs[NR];
+      for (int i = 0; i < MR; ++i) as[i] = a[i];
+      for (int j = 0; j < NR; ++j) bs[j] = b[j];
+      for (int64_t k = 0; k < nimg; ++k) {
+        inner_tile<T, MR, NR, UNIT>(as, bs, st, nvec, acc);
+        for (int i = 0; i < MR; ++i) as[i] += astr;
+        for (int j = 0; j < NR; ++j) bs[j] += bstr;
+      }
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) res[i * NR + j] = S::hsum(acc[i][j]);
+    });
+  });
 }
 
 }  // namespace CB_CPU_NS

@@ -26,6 +26,12 @@ constexpr int kAccRegs = kVecRegs == 32 ? 24 : 12;
 constexpr int kKvecMaxNV = kVecRegs == 32 ? 4 : 2;
 constexpr int kvec_rows(int nv) { return kAccRegs / nv > 14 ? 14 : kAccRegs / nv; }
 
+// Inner-product tiles of the weight gradients (flat direct, im2col): up to
+// kInnerMR output channels x 3 kernel columns, vectorised along the
+// reduction. 8 x 3 on 32 registers loads 11 vectors per 24 products where
+// 4 x 3 loads 7 per 12.
+constexpr int kInnerMR = kVecRegs == 32 ? 8 : 4;
+
 // Flattened-position engine (direct.cpp): mr <= kFlatMR output channels x
 // flat_nv(mr) vectors of positions (wider tiles waste more of small images).
 constexpr int kFlatMR = kVecRegs == 32 ? 8 : 4;
