@@ -157,15 +157,17 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
 
 def _conv2d_gradient(pass_: int):
     """conv2d_backward_input(dy, w, input_size, ...) or
-    conv2d_backward_weight(dy, x, weight_size, ...): op(dy, other, size, ...)
-    makes the gradient of the operand `other` is not, a tensor of `size`. The
-    two differ only in which of (x, w) is given and which is made, and in the
-    grad-weight's workspace; built here once, as closures (no call layer)."""
+    conv2d_backward_weight(dy, x, weight_size, ...) in one body: op(dy, other,
+    size, ...) returns the gradient of the operand other is not, of `size`.
+    A closure, so a call costs what a plain function's does."""
     to_input = pass_ == _BACKWARD_INPUT
 
     def gradient(dy, other, size, stride, padding4, dilation, groups, algo: str,
                  variant: int = 0) -> torch.Tensor:
-        x_shape, w_shape = (size, other.shape) if to_input else (other.shape, size)
+        if to_input:
+            x_shape, w_shape = size, other.shape
+        else:
+            x_shape, w_shape = other.shape, size
         if x_shape[1] == 0:  # no input channels: the gradient has no elements
             algo_id(algo, dy.device.type)
             return dy.new_empty(tuple(size))
@@ -180,13 +182,15 @@ def _conv2d_gradient(pass_: int):
             def run(a, v):
                 _C.conv2d_backward_input(dev, index, stream, dt, a, shape, *ptrs, v)
         else:
+            device = out.device  # run reads this, not dy: captured names are slower
+
             def run(a, v):
                 # CUDA split-K partial sums: scratch from PyTorch's caching allocator
                 # on this stream (counted by torch.cuda.memory_*, reused by later
                 # calls); freed here, it is reused only by work queued after this kernel.
                 n = (_C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape)
                      if dev == _DEVICE_CUDA else 0)
-                ws = torch.empty(n, dtype=torch.uint8, device=dy.device) if n else None
+                ws = torch.empty(n, dtype=torch.uint8, device=device) if n else None
                 _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
                                           ws.data_ptr() if n else 0, n)
 
