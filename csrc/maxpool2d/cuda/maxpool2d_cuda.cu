@@ -9,6 +9,7 @@
 #include "common/check.h"
 #include "common/cuda_check.cuh"
 #include "common/cuda_types.cuh"
+#include "common/cuda_window.cuh"
 #include "maxpool2d/maxpool2d.h"
 #include "maxpool2d/pool_window.h"
 
@@ -37,21 +38,16 @@ __global__ void __launch_bounds__(kBlock)
     // every NaN replaces the running maximum, so the last NaN gives the index.
     int64_t best_idx =
         pool_first_in_bounds(h0, s.dil_h) * s.W + pool_first_in_bounds(w0, s.dil_w);
-    for (int64_t r = 0; r < s.kernel_h; ++r) {
-      const int64_t h = h0 + r * s.dil_h;
-      if (h < 0 || h >= s.H) continue;
-      for (int64_t u = 0; u < s.kernel_w; ++u) {
-        const int64_t w = w0 + u * s.dil_w;
-        if (w < 0 || w >= s.W) continue;
-        const T raw = xp[h * s.W + w];
-        const A v = to_acc<T>(raw);
-        if (v > best || isnan(v)) {
-          best = v;
-          best_val = raw;
-          best_idx = h * s.W + w;
-        }
+    for_each_tap_inside(h0, w0, s.kernel_h, s.kernel_w, s.dil_h, s.dil_w, s.H, s.W,
+                        [&](int64_t, int64_t, int64_t h, int64_t w) {
+      const T raw = xp[h * s.W + w];
+      const A v = to_acc<T>(raw);
+      if (v > best || isnan(v)) {
+        best = v;
+        best_val = raw;
+        best_idx = h * s.W + w;
       }
-    }
+    });
     y[i] = best_val;
     indices[i] = best_idx;
   }
