@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "common/check.h"
+#include "common/cuda_check.cuh"
 #include "common/shapes.h"
 
 namespace convbench {
@@ -74,6 +75,16 @@ void dispatch_cuda_dtype(DType dtype, const char* op, F&& f) {
     case DType::BFloat16: f(__nv_bfloat16{}); return;
   }
   CB_CHECK(false, op, ": unknown dtype id ", static_cast<int>(dtype));
+}
+
+// How an entry point with work to do runs it: on `device` (the caller's
+// current device is restored after) and the caller's stream, f(T{}, stream)
+// with the element type dtype names.
+template <typename F>
+void dispatch_on_device(DType dtype, const char* op, int device, void* stream, F&& f) {
+  CudaDeviceGuard guard(device);
+  const auto st = static_cast<cudaStream_t>(stream);
+  dispatch_cuda_dtype(dtype, op, [&](auto tag) { f(tag, st); });
 }
 
 }  // namespace convbench

@@ -91,20 +91,22 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// An entry point: the dtype is checked even with no work (an empty result),
+// then f(T{}, stream) runs on the device.
+template <typename F>
+void run_pool(DType dtype, int64_t result_numel, int device, void* stream, F&& f) {
+  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
+  if (result_numel > 0) dispatch_on_device(dtype, "max_pool2d", device, stream, f);
+}
+
 }  // namespace
 
 void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, void* y,
                              int64_t* indices, int device, void* stream) {
-  // Validates dtype before any early return.
-  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
-  if (s.output_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
+  run_pool(dtype, s.output_numel(), device, stream, [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
-    const int64_t n = s.output_numel();
     launch_checked("max_pool2d_forward_kernel", [&] {
-      max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+      max_pool2d_forward_kernel<T><<<grid_for(s.output_numel(), kBlock), kBlock, 0, st>>>(
           s, static_cast<const T*>(x), static_cast<T*>(y), indices);
     });
   });
@@ -112,15 +114,10 @@ void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, v
 
 void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
                               const int64_t* indices, void* dx, int device, void* stream) {
-  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
-  if (s.input_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
+  run_pool(dtype, s.input_numel(), device, stream, [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
-    const int64_t n = s.input_numel();
     launch_checked("max_pool2d_backward_kernel", [&] {
-      max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+      max_pool2d_backward_kernel<T><<<grid_for(s.input_numel(), kBlock), kBlock, 0, st>>>(
           s, static_cast<const T*>(dy), indices, static_cast<T*>(dx));
     });
   });
