@@ -20,12 +20,35 @@ import torch
 Pair = Tuple[int, int]
 
 
+def _out_hw(hw, kernel, stride, padding, dilation, ceil_mode=False) -> Pair:
+    """Output (height, width) of a sliding window (conv or pool), torch's rule:
+    ceil_mode rounds up, but the last window must start inside the input or
+    the left padding."""
+    def out(n, k, s, p, d):
+        span = n + 2 * p - d * (k - 1) - 1
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + p:
+            o -= 1
+        return o
+    return tuple(out(*a) for a in zip(hw, kernel, stride, padding, dilation))
+
+
 @dataclasses.dataclass(frozen=True)
-class ConvLayer:
+class _Layer:
+    """A layer's input batch: N maps of C channels, H x W."""
     N: int
     C: int
     H: int
     W: int
+
+    @property
+    def key(self) -> tuple:
+        """What makes two layers one benchmark: every field but used_by and suite."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.compare)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvLayer(_Layer):
     K: int
     R: int
     S: int
@@ -39,16 +62,9 @@ class ConvLayer:
     suite: str = dataclasses.field(default="homework", compare=False)
 
     @property
-    def key(self) -> tuple:
-        return (self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.stride,
-                self.padding, self.dilation, self.groups, self.bias)
-
-    @property
     def out_hw(self) -> Pair:
-        def out(n, k, s, p, d):
-            return (n + 2 * p - d * (k - 1) - 1) // s + 1
-        return (out(self.H, self.R, self.stride[0], self.padding[0], self.dilation[0]),
-                out(self.W, self.S, self.stride[1], self.padding[1], self.dilation[1]))
+        return _out_hw((self.H, self.W), (self.R, self.S), self.stride, self.padding,
+                       self.dilation)
 
     @property
     def id(self) -> str:
@@ -85,11 +101,7 @@ class ConvLayer:
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolLayer:
-    N: int
-    C: int
-    H: int
-    W: int
+class PoolLayer(_Layer):
     kernel: Pair = (2, 2)
     stride: Pair = (2, 2)
     padding: Pair = (0, 0)
@@ -99,20 +111,9 @@ class PoolLayer:
     suite: str = dataclasses.field(default="homework", compare=False)
 
     @property
-    def key(self) -> tuple:
-        return (self.N, self.C, self.H, self.W, self.kernel, self.stride, self.padding,
-                self.dilation, self.ceil_mode)
-
-    @property
     def out_hw(self) -> Pair:
-        def out(n, k, s, p, d):
-            span = n + 2 * p - d * (k - 1) - 1
-            o = (-(-span // s) if self.ceil_mode else span // s) + 1
-            if self.ceil_mode and (o - 1) * s >= n + p:
-                o -= 1
-            return o
-        return tuple(out(n, k, s, p, d) for n, k, s, p, d in zip(
-            (self.H, self.W), self.kernel, self.stride, self.padding, self.dilation))
+        return _out_hw((self.H, self.W), self.kernel, self.stride, self.padding, self.dilation,
+                       self.ceil_mode)
 
     @property
     def id(self) -> str:

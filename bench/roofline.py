@@ -45,31 +45,27 @@ CUDA_SHAPES = ((4096, 4096, 4096), (8192, 8192, 8192), (512, 4608, 3136))
 _MIN_SAMPLE_S = 0.1
 
 
+def _seconds(fn, device):
+    """Seconds of one fn() call, the device's queued work included."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def _best(fn, device, repeats=3):
     """Best seconds of fn() over repeats, after one warm call."""
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return min(_seconds(fn, device) for _ in range(repeats))
 
 
 def _rate(call, flops, device):
     """GFLOP/s of call(), repeated within a sample so each lasts >= 0.1 s."""
     call()  # warm: threads up, memory touched
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    call()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    reps = max(1, int(_MIN_SAMPLE_S / max(time.perf_counter() - t0, 1e-9)))
+    reps = max(1, int(_MIN_SAMPLE_S / max(_seconds(call, device), 1e-9)))
 
     def work():
         for _ in range(reps):

@@ -1,10 +1,12 @@
 """Runs one conv2d or max-pool row (shared by test_conv_layers, test_pool_layers
-and test_beyond): builds the rotating input pool (shared by the rows of one
+and test_beyond; layer_cases lists the per-layer suites' rows): builds the rotating input pool (shared by the rows of one
 group: the same seeds give the same sets), the float64 oracle of input set 0,
 the row's per-set arguments (impls.conv_row/pool_row prepare, untimed) and
 times it with timing.run under the row's backend flags. For CUDA rows the
 graph timing gets its own prepared sets, made on its capture stream."""
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -13,6 +15,30 @@ import rowinfo
 import timing
 
 _POOLS: dict = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row of a per-layer suite."""
+    layer: object
+    pass_: str
+    impl: str
+    device: str
+    dtype: str
+
+
+def layer_cases(tiny, layers, smoke, passes, impls_of):
+    """A per-layer suite's rows as pytest params: per device and dtype, the tiny
+    layer and then `layers`, each pass, each impls_of(device, dtype, layer,
+    tiny) implementation; rows of layers whose key is in smoke are bench_smoke."""
+    for device, dtypes in impls.DTYPES.items():
+        for dtype in dtypes:
+            for layer in (tiny,) + tuple(layers):
+                for pass_ in passes:
+                    for impl in impls_of(device, dtype, layer, layer is tiny):
+                        marks = [pytest.mark.bench_smoke] if layer.key in smoke else []
+                        yield pytest.param(Case(layer, pass_, impl, device, dtype), marks=marks,
+                                           id=f"{pass_}-{device}-{dtype}-{layer.id}-{impl}")
 
 
 def _pool(kind, layer, pass_, device, dtype, numpy, bytes_per_set):

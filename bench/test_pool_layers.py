@@ -3,8 +3,6 @@ convbench beside PyTorch (CPU, CUDA) and the NumPy reference. Reported as
 bandwidth: pooling does next to no arithmetic."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 import impls
@@ -12,31 +10,15 @@ import layers
 import runner
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    layer: layers.PoolLayer
-    pass_: str
-    impl: str
-    device: str
-    dtype: str
-
-
 def _cases():
     pools = layers.pool_layers()
     smoke = {layers.TINY_POOL.key, pools[0].key}
-    for device, dtypes in impls.DTYPES.items():
-        for dtype in dtypes:
-            for layer in (layers.TINY_POOL,) + pools:
-                tiny = layer is layers.TINY_POOL
-                for pass_ in impls.POOL_PASSES:
-                    for impl in impls.pool_impls(device, tiny):
-                        case = Case(layer, pass_, impl, device, dtype)
-                        marks = [pytest.mark.bench_smoke] if layer.key in smoke else []
-                        yield pytest.param(case, marks=marks,
-                                           id=f"{pass_}-{device}-{dtype}-{layer.id}-{impl}")
+    return list(runner.layer_cases(layers.TINY_POOL, pools, smoke, impls.POOL_PASSES,
+                                   lambda device, dtype, layer, tiny:
+                                   impls.pool_impls(device, tiny)))
 
 
-@pytest.mark.parametrize("case", list(_cases()))
+@pytest.mark.parametrize("case", _cases())
 def test_pool(benchmark, settings, case):
     runner.run_pool(benchmark, settings, case.layer, case.pass_, case.impl, case.device,
                     case.dtype)

@@ -91,35 +91,45 @@ auto on_device(int device, Cpu&& cpu, Cuda&& cuda) {
 }
 #ifdef CONVBENCH_WITH_CUDA
 #define CB_CUDA(...) __VA_ARGS__
+#define CB_CUDA_ENTRY(f) f
 #else
 #define CB_CUDA(...) no_cuda()
+#define CB_CUDA_ENTRY(f) nullptr
 #endif
+
+template <class T>
+struct NotDeduced {
+  using type = T;
+};
+
+// Runs a kernel entry point: cpu(args...), or cuda(args..., device_index,
+// stream) (CB_CUDA_ENTRY(f): nullptr without CUDA). The argument types are
+// cpu's alone (NotDeduced), so each argument converts to them.
+template <class... Args>
+void call_kernel(int device, int device_index, uintptr_t stream, void (*cpu)(Args...),
+                 typename NotDeduced<void (*)(Args..., int, void*)>::type cuda,
+                 typename NotDeduced<Args>::type... args) {
+  on_device(device, [&] { cpu(args...); },
+            [&] { CB_CUDA(cuda(args..., device_index, stream_ptr(stream))); });
+}
 
 Conv2dConfig config(int algo, int variant) { return {static_cast<Conv2dAlgo>(algo), variant}; }
 
 void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, int algo,
                     const ConvShapeArgs& shape, uintptr_t x, uintptr_t w, uintptr_t b,
                     uintptr_t y, int variant) {
-  const Conv2dShape s = to_conv_shape(shape);
-  const auto t = static_cast<DType>(dtype);
-  const Conv2dConfig c = config(algo, variant);
-  on_device(device,
-            [&] { conv2d_forward_cpu(c, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b), mptr<void>(y)); },
-            [&] { CB_CUDA(conv2d_forward_cuda(c, t, s, cptr<void>(x), cptr<void>(w), cptr<void>(b),
-                                              mptr<void>(y), device_index, stream_ptr(stream))); });
+  call_kernel(device, device_index, stream, conv2d_forward_cpu, CB_CUDA_ENTRY(conv2d_forward_cuda),
+              config(algo, variant), static_cast<DType>(dtype), to_conv_shape(shape), cptr<void>(x),
+              cptr<void>(w), cptr<void>(b), mptr<void>(y));
 }
 
 void conv2d_backward_input(int device, int device_index, uintptr_t stream, int dtype, int algo,
                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx,
                            int variant) {
-  const Conv2dShape s = to_conv_shape(shape);
-  const auto t = static_cast<DType>(dtype);
-  const Conv2dConfig c = config(algo, variant);
-  on_device(device,
-            [&] { conv2d_backward_input_cpu(c, t, s, cptr<void>(dy), cptr<void>(w), mptr<void>(dx)); },
-            [&] { CB_CUDA(conv2d_backward_input_cuda(c, t, s, cptr<void>(dy), cptr<void>(w),
-                                                     mptr<void>(dx), device_index,
-                                                     stream_ptr(stream))); });
+  call_kernel(device, device_index, stream, conv2d_backward_input_cpu,
+              CB_CUDA_ENTRY(conv2d_backward_input_cuda), config(algo, variant),
+              static_cast<DType>(dtype), to_conv_shape(shape), cptr<void>(dy), cptr<void>(w),
+              mptr<void>(dx));
 }
 
 // workspace: CUDA only, conv2d_workspace_size bytes the caller allocated
@@ -204,24 +214,16 @@ std::vector<int> conv2d_algos(int device) {
 
 void max_pool2d_forward(int device, int device_index, uintptr_t stream, int dtype,
                         const PoolShapeArgs& shape, uintptr_t x, uintptr_t y, uintptr_t idx) {
-  const Pool2dShape s = to_pool_shape(shape);
-  const auto t = static_cast<DType>(dtype);
-  on_device(device,
-            [&] { max_pool2d_forward_cpu(t, s, cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx)); },
-            [&] { CB_CUDA(max_pool2d_forward_cuda(t, s, cptr<void>(x), mptr<void>(y),
-                                                  mptr<int64_t>(idx), device_index,
-                                                  stream_ptr(stream))); });
+  call_kernel(device, device_index, stream, max_pool2d_forward_cpu,
+              CB_CUDA_ENTRY(max_pool2d_forward_cuda), static_cast<DType>(dtype),
+              to_pool_shape(shape), cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx));
 }
 
 void max_pool2d_backward(int device, int device_index, uintptr_t stream, int dtype,
                          const PoolShapeArgs& shape, uintptr_t dy, uintptr_t idx, uintptr_t dx) {
-  const Pool2dShape s = to_pool_shape(shape);
-  const auto t = static_cast<DType>(dtype);
-  on_device(device,
-            [&] { max_pool2d_backward_cpu(t, s, cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx)); },
-            [&] { CB_CUDA(max_pool2d_backward_cuda(t, s, cptr<void>(dy), cptr<int64_t>(idx),
-                                                   mptr<void>(dx), device_index,
-                                                   stream_ptr(stream))); });
+  call_kernel(device, device_index, stream, max_pool2d_backward_cpu,
+              CB_CUDA_ENTRY(max_pool2d_backward_cuda), static_cast<DType>(dtype),
+              to_pool_shape(shape), cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx));
 }
 
 void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, uintptr_t stream) {

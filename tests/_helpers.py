@@ -1,4 +1,6 @@
-"""Tolerances and comparisons shared by the tests."""
+"""Tolerances, comparisons and conv cases shared by the tests."""
+import random
+
 import torch
 
 # Norm-wise relative error bounds. float64 kernels differ from the reference
@@ -37,3 +39,22 @@ def conv_shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
 
     return list(_launch._conv_shape(x.shape, w.shape, (P, Q), (sh, sw), (ph, ph, pw, pw),
                                     (dh, dw), groups))
+
+
+def random_conv_cases(count, seed, groups=(1, 1, 2), per_group=(5, 9), kernel=4, size=12,
+                      batch=3):
+    """count conv2d cases (N, C, H, W, K, R, S, stride, padding, dilation,
+    groups, bias), drawn from seed: C, K up to per_group per group, kernels up
+    to kernel, planes up to size (at least the dilated kernel), N up to batch."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        g = rng.choice(groups)
+        C, K = g * rng.randint(1, per_group[0]), g * rng.randint(1, per_group[1])
+        R, S = rng.randint(1, kernel), rng.randint(1, kernel)
+        sh, sw, dh, dw = rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 2), rng.randint(1, 2)
+        ph, pw = rng.randint(0, (dh * (R - 1)) // 2), rng.randint(0, (dw * (S - 1)) // 2)
+        H, W = rng.randint(dh * (R - 1) + 1, size), rng.randint(dw * (S - 1) + 1, size)
+        out.append((rng.randint(1, batch), C, H, W, K, R, S, (sh, sw), (ph, pw), (dh, dw), g,
+                    rng.random() < 0.5))
+    return out

@@ -15,7 +15,6 @@ check on one. Shapes are small: the emulation runs every CUDA thread.
 """
 import importlib.util
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _helpers import conv_shape16, pair
+from _helpers import conv_shape16, pair, random_conv_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,23 +173,8 @@ CASES = [
 ]
 
 
-def _random_cases(count, seed):
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        g = rng.choice([1, 1, 2])
-        C, K = g * rng.randint(1, 5), g * rng.randint(1, 9)
-        R, S = rng.randint(1, 4), rng.randint(1, 4)
-        sh, sw, dh, dw = rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 2), rng.randint(1, 2)
-        ph, pw = rng.randint(0, (dh * (R - 1)) // 2), rng.randint(0, (dw * (S - 1)) // 2)
-        H, W = rng.randint(dh * (R - 1) + 1, 12), rng.randint(dw * (S - 1) + 1, 12)
-        out.append((rng.randint(1, 3), C, H, W, K, R, S, (sh, sw), (ph, pw), (dh, dw), g,
-                    rng.random() < 0.5))
-    return out
-
-
 @pytest.mark.parametrize("algo", ALGOS)
-@pytest.mark.parametrize("case", CASES + _random_cases(6, 99), ids=_case_id)
+@pytest.mark.parametrize("case", CASES + random_conv_cases(6, 99), ids=_case_id)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_emulated_conv2d_all_passes(emu, case, algo, dtype):
     x, w, b, dy, cfg = make(case, dtype)

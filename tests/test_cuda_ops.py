@@ -7,14 +7,13 @@ through convbench._C with torch tensors' data pointers otherwise, so the
 kernels are checked the same way before and after the Python layer lands.
 """
 import math
-import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import convbench
-from _helpers import conv_shape16, pair
+from _helpers import conv_shape16, pair, random_conv_cases
 
 try:
     from convbench import _C
@@ -181,22 +180,8 @@ CASES = [
 ]
 
 
-def _random_cases(count, seed):
-    rng = random.Random(seed)
-    out = []
-    while len(out) < count:
-        g = rng.choice([1, 1, 2, 3])
-        C, K = g * rng.randint(1, 6), g * rng.randint(1, 12)
-        R, S = rng.randint(1, 5), rng.randint(1, 5)
-        sh, sw, dh, dw = rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 2), rng.randint(1, 2)
-        ph, pw = rng.randint(0, (dh * (R - 1)) // 2), rng.randint(0, (dw * (S - 1)) // 2)
-        H, W = rng.randint(dh * (R - 1) + 1, 21), rng.randint(dw * (S - 1) + 1, 21)
-        out.append((rng.randint(1, 5), C, H, W, K, R, S, (sh, sw), (ph, pw), (dh, dw), g,
-                    rng.random() < 0.5))
-    return out
-
-
-ALL_CASES = CASES + _random_cases(8, seed=1234)
+ALL_CASES = CASES + random_conv_cases(8, seed=1234, groups=(1, 1, 2, 3), per_group=(6, 12),
+                                       kernel=5, size=21, batch=5)
 
 
 def _make(case, dtype=torch.float32, device="cuda", seed=0):

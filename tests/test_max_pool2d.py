@@ -16,19 +16,28 @@ pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 
 @st.composite
-def pool_problems(draw):
-    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+def pool_problems(draw, overlapping=False):
+    """Shapes and arguments of a max_pool2d call. overlapping: windows that
+    overlap (stride below the dilated kernel) on larger planes, so gradients
+    of one input sum from several windows; mostly integer inputs."""
+    k_min, hw_max, c_max = (2, 24, 5) if overlapping else (1, 14, 4)
+    k = (draw(st.integers(k_min, k_min + 3)), draw(st.integers(k_min, k_min + 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    stride = draw(st.sampled_from([None, 1, 2, 3, (1, 2)]))
+    if overlapping:
+        stride = tuple(draw(st.integers(1, max(1, d * (kk - 1)))) for kk, d in zip(k, dilation))
+    else:
+        stride = draw(st.sampled_from([None, 1, 2, 3, (1, 2)]))
     eff = [d * (kk - 1) + 1 for kk, d in zip(k, dilation)]
     padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-    h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), 14))
-    # Up to 40 columns: rows of windows that fill the CPU forward's vectors
-    # (16 float lanes with AVX-512) and leave partial ones.
-    w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), 40))
-    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w), kernel_size=k,
-                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()),
-                ints=draw(st.booleans()))
+    # Up to 40 columns (non-overlapping draws): rows of windows that fill the
+    # CPU forward's vectors (16 float lanes with AVX-512) and leave partial ones.
+    w_max = hw_max if overlapping else 40
+    h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), hw_max))
+    w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), w_max))
+    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, c_max)), h, w),
+                kernel_size=k, stride=stride, padding=padding, dilation=dilation,
+                ceil_mode=draw(st.booleans()),
+                ints=draw(st.sampled_from([True, True, False]) if overlapping else st.booleans()))
 
 
 def _input(p, dtype, requires_grad=False):
@@ -57,21 +66,31 @@ def _empty_window(p):
                                  p["dilation"][a], p["ceil_mode"]) for a in range(2))
 
 
+def _pool_args(p):
+    return {k: p[k] for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")}
+
+
+def _ours_and_torchs(x, p, grad_like):
+    """convbench's and torch's max_pool2d of x with p's arguments, each as
+    (values, indices, x's gradient for the output gradient grad_like(values))."""
+    args = _pool_args(p)
+    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
+    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    g = grad_like(ref)
+    (ours_g,) = torch.autograd.grad(ours, x, g)
+    (ref_g,) = torch.autograd.grad(ref, x, g)
+    return (ours, ours_idx, ours_g), (ref, ref_idx, ref_g)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @settings(max_examples=60, deadline=None)
 @given(p=pool_problems())
 def test_max_pool2d_matches_torch(p, dtype):
     assume(not _empty_window(p))
     x = _input(p, dtype, requires_grad=True)
-    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
-    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
-    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    (ours, ours_idx, ours_g), (ref, ref_idx, ref_g) = _ours_and_torchs(x, p, torch.randn_like)
     assert torch.equal(ours, ref)  # a max is exact
     assert torch.equal(ours_idx, ref_idx)
-    g = torch.randn_like(ref)
-    (ours_g,) = torch.autograd.grad(ours, x, g)
-    (ref_g,) = torch.autograd.grad(ref, x, g)
     # Overlapping windows sum gradients, possibly in another order.
     torch.testing.assert_close(ours_g, ref_g, rtol=1e-6 if dtype == torch.float32 else 1e-13,
                                atol=1e-6 if dtype == torch.float32 else 1e-13)
@@ -126,19 +145,15 @@ def test_nan_ties_and_infinities_follow_torch(p, seed, dtype, layout):
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
     x.requires_grad_()
-    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
-    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
-    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
+    # Small-integer gradients: sums of overlapping windows are exact in any order.
+    (ours, ours_idx, ours_g), (ref, ref_idx, ref_g) = _ours_and_torchs(
+        x, p, lambda y: torch.randint(-3, 4, y.shape).to(dtype))
     assert torch.equal(ours_idx, ref_idx)
     torch.testing.assert_close(ours, ref, rtol=0, atol=0, equal_nan=True)
-    # Small-integer gradients: sums of overlapping windows are exact in any order.
-    g = torch.randint(-3, 4, ref.shape).to(dtype)
-    (ours_g,) = torch.autograd.grad(ours, x, g)
-    (ref_g,) = torch.autograd.grad(ref, x, g)
     assert torch.equal(ours_g, ref_g)
     # The NumPy reference encodes the same rule.
-    ry, ri = convbench.reference.max_pool2d(x.detach().numpy(), return_indices=True, **args)
+    ry, ri = convbench.reference.max_pool2d(x.detach().numpy(), return_indices=True,
+                                            **_pool_args(p))
     assert np.array_equal(ri, ref_idx.numpy())
 
 
@@ -202,8 +217,7 @@ def test_backward_is_deterministic_with_overlap():
 @given(p=pool_problems())
 def test_max_pool2d_matches_numpy_reference(p):
     x = _input(p, torch.float64)
-    args = dict(kernel_size=p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                dilation=p["dilation"], ceil_mode=p["ceil_mode"])
+    args = _pool_args(p)
     ours, idx = convbench.max_pool2d(x, **args, return_indices=True)
     ref, ref_idx = convbench.reference.max_pool2d(x.numpy(), **args, return_indices=True)
     assert np.array_equal(ours.numpy(), ref) and np.array_equal(idx.numpy(), ref_idx)
@@ -220,34 +234,14 @@ def _pair(v):
     return v if isinstance(v, tuple) else (v, v)
 
 
-@st.composite
-def overlapping_pools(draw):
-    """Windows that overlap (stride below the dilated kernel) on larger planes:
-    gradients of one input summed from several windows."""
-    k = (draw(st.integers(2, 5)), draw(st.integers(2, 5)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    stride = tuple(draw(st.integers(1, max(1, d * (kk - 1)))) for kk, d in zip(k, dilation))
-    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-    eff = [d * (kk - 1) + 1 for kk, d in zip(k, dilation)]
-    h = draw(st.integers(max(1, eff[0] - 2 * padding[0]), 24))
-    w = draw(st.integers(max(1, eff[1] - 2 * padding[1]), 24))
-    return dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 5)), h, w), kernel_size=k,
-                stride=stride, padding=padding, dilation=dilation, ceil_mode=draw(st.booleans()),
-                ints=draw(st.sampled_from([True, True, False])))
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @settings(max_examples=40, deadline=None)
-@given(p=overlapping_pools())
+@given(p=pool_problems(overlapping=True))
 def test_max_pool2d_backward_overlapping_windows_matches_torch(p, dtype):
     assume(not _empty_window(p))
     x = _input(p, dtype, requires_grad=True)
-    args = {k: p[k] for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")}
-    ours, ours_idx = convbench.max_pool2d(x, **args, return_indices=True)
-    ref, ref_idx = F.max_pool2d(x, **args, return_indices=True)
-    assert torch.equal(ours_idx, ref_idx)
     # Integer gradients: sums of them are exact in any order, so equal bits.
-    g = torch.randint(-4, 5, ref.shape).to(dtype)
-    (ours_g,) = torch.autograd.grad(ours, x, g)
-    (ref_g,) = torch.autograd.grad(ref, x, g)
+    (_, ours_idx, ours_g), (_, ref_idx, ref_g) = _ours_and_torchs(
+        x, p, lambda y: torch.randint(-4, 5, y.shape).to(dtype))
+    assert torch.equal(ours_idx, ref_idx)
     assert torch.equal(ours_g, ref_g)

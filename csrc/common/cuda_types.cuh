@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "common/check.h"
+#include "common/cuda_check.cuh"
 #include "common/shapes.h"
 
 namespace convbench {
@@ -24,27 +25,25 @@ template <typename T>
 __device__ __forceinline__ acc_t<T> to_acc(T v) {
   return static_cast<acc_t<T>>(v);
 }
-template <>
-__device__ __forceinline__ float to_acc<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
 template <typename T>
 __device__ __forceinline__ T from_acc(acc_t<T> v) {
   return static_cast<T>(v);
 }
-template <>
-__device__ __forceinline__ __half from_acc<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+
+// The half types convert through their intrinsics (back to the half type
+// rounding to nearest even): one row per type.
+#define CB_HALF_CONVERSIONS(T, TO_FLOAT, FROM_FLOAT)                              \
+  template <>                                                                      \
+  __device__ __forceinline__ float to_acc<T>(T v) {                                \
+    return TO_FLOAT(v);                                                            \
+  }                                                                                \
+  template <>                                                                      \
+  __device__ __forceinline__ T from_acc<T>(float v) {                              \
+    return FROM_FLOAT(v);                                                          \
+  }
+CB_HALF_CONVERSIONS(__half, __half2float, __float2half_rn)
+CB_HALF_CONVERSIONS(__nv_bfloat16, __bfloat162float, __float2bfloat16_rn)
+#undef CB_HALF_CONVERSIONS
 
 // The coordinates of flat index i in a [*, d1, d2, d3] tensor, slowest first.
 struct Index4 {
@@ -76,6 +75,16 @@ void dispatch_cuda_dtype(DType dtype, const char* op, F&& f) {
     case DType::BFloat16: f(__nv_bfloat16{}); return;
   }
   CB_CHECK(false, op, ": unknown dtype id ", static_cast<int>(dtype));
+}
+
+// How an entry point with work to do runs it: on `device` (the caller's
+// current device is restored after) and the caller's stream, f(T{}, stream)
+// with the element type dtype names.
+template <typename F>
+void dispatch_on_device(DType dtype, const char* op, int device, void* stream, F&& f) {
+  CudaDeviceGuard guard(device);
+  const auto st = static_cast<cudaStream_t>(stream);
+  dispatch_cuda_dtype(dtype, op, [&](auto tag) { f(tag, st); });
 }
 
 }  // namespace convbench

@@ -120,14 +120,26 @@ _GEOMETRY_CACHE: dict = {}
 _GEOMETRY_CACHE_SIZE = 4096
 
 
-def _cached(key, compute):
+def _geometry(key, compute, *args):
+    """compute(*args), a geometry check; with a key (cache=True), a success
+    is remembered under it. None: checked every time (symbolic shapes)."""
+    if key is None:
+        return compute(*args)
     hit = _GEOMETRY_CACHE.get(key)
     if hit is None:
-        hit = compute()
+        hit = compute(*args)
         if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
             _GEOMETRY_CACHE.clear()
         _GEOMETRY_CACHE[key] = hit
     return hit
+
+
+def _check_batched_input(input: torch.Tensor, op: str, rank_error: str) -> None:
+    """A 4D input on a device the kernels serve; rank_error: torch's message
+    for another rank, which the shape completes."""
+    if input.dim() != 4:
+        raise RuntimeError(f"{rank_error}{list(input.shape)}")
+    check_device_type(input, op)
 
 
 def check_conv2d(
@@ -145,24 +157,18 @@ def check_conv2d(
     earlier call with the same shapes and arguments."""
     if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError("convbench.conv2d: input and weight must be tensors")
-    if input.dim() != 4:
-        raise RuntimeError(
-            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
-            f"{list(input.shape)}"
-        )
-    check_device_type(input, "conv2d")
+    _check_batched_input(input, "conv2d", "Expected 3D (unbatched) or 4D (batched) input to "
+                         "conv2d, but got input of size: ")
     tensors = [("weight", weight)] + ([("bias", bias)] if bias is not None else [])
     for name, t in tensors:
         check_same_device_dtype(input, "input", t, name, "conv2d")
     check_float_dtype(input, "input", "conv2d")
     bias_shape = None if bias is None else bias.shape
-    if not cache:
-        return conv2d_geometry(input.shape, weight.shape, bias_shape, stride, padding4,
-                               dilation, groups)
+    # type(groups): True equals 1 as a key, but is refused as groups.
     key = ("conv2d", input.shape, weight.shape, bias_shape, tuple(stride), tuple(padding4),
-           tuple(dilation), groups, type(groups))
-    return _cached(key, lambda: conv2d_geometry(input.shape, weight.shape, bias_shape, stride,
-                                                padding4, dilation, groups))
+           tuple(dilation), groups, type(groups)) if cache else None
+    return _geometry(key, conv2d_geometry, input.shape, weight.shape, bias_shape, stride,
+                     padding4, dilation, groups)
 
 
 def check_same_device_dtype(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str,
@@ -261,19 +267,13 @@ def check_max_pool2d(
     (cache: as for check_conv2d)."""
     if not isinstance(input, torch.Tensor):
         raise TypeError("convbench.max_pool2d: input must be a tensor")
-    if input.dim() != 4:
-        raise RuntimeError(
-            "max_pool2d: Expected 3D or 4D (batch mode) tensor for input, but got input of size: "
-            f"{list(input.shape)}"
-        )
-    check_device_type(input, "max_pool2d")
+    _check_batched_input(input, "max_pool2d", "max_pool2d: Expected 3D or 4D (batch mode) "
+                         "tensor for input, but got input of size: ")
     check_float_dtype(input, "input", "max_pool2d", pool=True)
-    if not cache:
-        return max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
     key = ("max_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
-           tuple(dilation), ceil_mode)
-    return _cached(key, lambda: max_pool2d_geometry(input.shape, kernel_size, stride, padding,
-                                                    dilation, ceil_mode))
+           tuple(dilation), ceil_mode) if cache else None
+    return _geometry(key, max_pool2d_geometry, input.shape, kernel_size, stride, padding,
+                     dilation, ceil_mode)
 
 
 def check_pool_input_sizes(shape) -> None:

@@ -155,48 +155,55 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     return y
 
 
-def conv2d_backward_input(dy, w, input_size, stride, padding4, dilation, groups,
-                          algo: str, variant: int = 0) -> torch.Tensor:
-    if input_size[1] == 0:  # no input channels: dx has no elements (dy has none either)
-        algo_id(algo, dy.device.type)
-        return dy.new_empty(tuple(input_size))
-    dy, w = dy.contiguous(), w.contiguous()
-    dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
-    dev, index, stream = _device_args(dy)
-    shape = _conv_shape(input_size, w.shape, dy.shape[2:], stride, padding4, dilation, groups)
-    dt = _DTYPE_IDS[dy.dtype]
-    ptrs = (dy.data_ptr(), w.data_ptr(), dx.data_ptr())
+def _conv2d_gradient(pass_: int):
+    """conv2d_backward_input(dy, w, input_size, ...) or
+    conv2d_backward_weight(dy, x, weight_size, ...) in one body: op(dy, other,
+    size, ...) returns the gradient of the operand other is not, of `size`.
+    A closure, so a call costs what a plain function's does."""
+    to_input = pass_ == _BACKWARD_INPUT
 
-    def run(a, v):
-        _C.conv2d_backward_input(dev, index, stream, dt, a, shape, *ptrs, v)
+    def gradient(dy, other, size, stride, padding4, dilation, groups, algo: str,
+                 variant: int = 0) -> torch.Tensor:
+        if to_input:
+            x_shape, w_shape = size, other.shape
+        else:
+            x_shape, w_shape = other.shape, size
+        if x_shape[1] == 0:  # no input channels: the gradient has no elements
+            algo_id(algo, dy.device.type)
+            return dy.new_empty(tuple(size))
+        dy, other = dy.contiguous(), other.contiguous()
+        out = torch.empty(tuple(size), dtype=dy.dtype, device=dy.device)
+        dev, index, stream = _device_args(dy)
+        shape = _conv_shape(x_shape, w_shape, dy.shape[2:], stride, padding4, dilation, groups)
+        dt = _DTYPE_IDS[dy.dtype]
+        ptrs = (dy.data_ptr(), other.data_ptr(), out.data_ptr())
 
-    _run_conv(run, _BACKWARD_INPUT, algo, variant, dev, index, dt, shape, dy.device.type)
-    return dx
+        if to_input:
+            def run(a, v):
+                _C.conv2d_backward_input(dev, index, stream, dt, a, shape, *ptrs, v)
+        else:
+            device = out.device  # run reads this, not dy: captured names are slower
+
+            def run(a, v):
+                # CUDA split-K partial sums: scratch from PyTorch's caching allocator
+                # on this stream (counted by torch.cuda.memory_*, reused by later
+                # calls); freed here, it is reused only by work queued after this kernel.
+                n = (_C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape)
+                     if dev == _DEVICE_CUDA else 0)
+                ws = torch.empty(n, dtype=torch.uint8, device=device) if n else None
+                _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
+                                          ws.data_ptr() if n else 0, n)
+
+        _run_conv(run, pass_, algo, variant, dev, index, dt, shape, dy.device.type)
+        return out
+
+    gradient.__name__ = gradient.__qualname__ = (
+        "conv2d_backward_input" if to_input else "conv2d_backward_weight")
+    return gradient
 
 
-def conv2d_backward_weight(dy, x, weight_size, stride, padding4, dilation, groups,
-                           algo: str, variant: int = 0) -> torch.Tensor:
-    if x.shape[1] == 0:  # no input channels: dw (K, 0, R, S) has no elements
-        algo_id(algo, dy.device.type)
-        return dy.new_empty(tuple(weight_size))
-    dy, x = dy.contiguous(), x.contiguous()
-    dw = torch.empty(tuple(weight_size), dtype=dy.dtype, device=dy.device)
-    dev, index, stream = _device_args(dy)
-    shape = _conv_shape(x.shape, weight_size, dy.shape[2:], stride, padding4, dilation, groups)
-    dt = _DTYPE_IDS[dy.dtype]
-    ptrs = (dy.data_ptr(), x.data_ptr(), dw.data_ptr())
-
-    def run(a, v):
-        # CUDA split-K partial sums: scratch from PyTorch's caching allocator on
-        # this stream (counted by torch.cuda.memory_*, reused by later calls);
-        # freed here, it is reused only by work queued after this kernel.
-        n = _C.conv2d_workspace_size(_BACKWARD_WEIGHT, dt, a, v, shape) if dev == _DEVICE_CUDA else 0
-        ws = torch.empty(n, dtype=torch.uint8, device=dy.device) if n else None
-        _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
-                                  ws.data_ptr() if n else 0, n)
-
-    _run_conv(run, _BACKWARD_WEIGHT, algo, variant, dev, index, dt, shape, dy.device.type)
-    return dw
+conv2d_backward_input = _conv2d_gradient(_BACKWARD_INPUT)
+conv2d_backward_weight = _conv2d_gradient(_BACKWARD_WEIGHT)
 
 
 def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:

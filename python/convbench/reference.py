@@ -249,6 +249,18 @@ class _ConvArgs:
         return (self.N, self.K, self.P, self.Q)
 
 
+def _forward_args(input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """(x, w, bias, geometry) of a conv2d call, checked: both forward versions'."""
+    x = _check_array(input, "input")
+    w = _check_array(weight, "weight")
+    a = _ConvArgs(x.shape, w.shape, stride, padding, dilation, groups, padding_mode)
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (a.K,):
+            raise ValueError(f"bias must have shape ({a.K},), got {bias.shape}")
+    return x, w, bias, a
+
+
 def _source_index(i, n, lo, mode):
     """Input coordinate that padded coordinate ``i`` copies (None: a zero pad).
 
@@ -313,31 +325,35 @@ def _padded_reader(x, a):
     return read
 
 
-def conv2d_loops(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                 padding_mode="zeros"):
-    """conv2d by seven nested loops (see module docstring for semantics)."""
-    x = _check_array(input, "input")
-    w = _check_array(weight, "weight")
-    a = _ConvArgs(x.shape, w.shape, stride, padding, dilation, groups, padding_mode)
-    if bias is not None:
-        bias = np.asarray(bias)
-        if bias.shape != (a.K,):
-            raise ValueError(f"bias must have shape ({a.K},), got {bias.shape}")
-    read = _padded_reader(x, a)
+def _conv_terms(a):
+    """Every product in conv2d's sums, in loop order (n, k, p, q, c, r, s): as
+    (n, k, p, q, c, input channel, r, s, i, j), the weight w[k, c, r, s] times
+    the padded input at (n, input channel, i, j), added into y[n, k, p, q]. The
+    three loop passes are this one sum, each solving for another factor."""
     (sh, sw), (dh, dw) = a.stride, a.dilation
-    y = np.zeros(a.out_shape, dtype=np.float64)
     for n in range(a.N):
         for k in range(a.K):
             g = k // a.Kg
             for p in range(a.P):
                 for q in range(a.Q):
-                    acc = 0.0 if bias is None else float(bias[k])
                     for c in range(a.Cg):
                         for r in range(a.R):
                             for s in range(a.S):
-                                acc += float(w[k, c, r, s]) * read(
-                                    n, g * a.Cg + c, p * sh + r * dh, q * sw + s * dw)
-                    y[n, k, p, q] = acc
+                                yield (n, k, p, q, c, g * a.Cg + c, r, s,
+                                       p * sh + r * dh, q * sw + s * dw)
+
+
+def conv2d_loops(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 padding_mode="zeros"):
+    """conv2d by seven nested loops (see module docstring for semantics)."""
+    x, w, bias, a = _forward_args(input, weight, bias, stride, padding, dilation, groups,
+                                  padding_mode)
+    read = _padded_reader(x, a)
+    y = np.zeros(a.out_shape, dtype=np.float64)
+    if bias is not None:
+        y += bias.astype(np.float64)[None, :, None, None]
+    for n, k, p, q, c, ci, r, s, i, j in _conv_terms(a):
+        y[n, k, p, q] += float(w[k, c, r, s]) * read(n, ci, i, j)
     dts = [x, w] + ([bias] if bias is not None else [])
     return y.astype(_out_dtype(*dts))
 
@@ -350,18 +366,9 @@ def conv2d_backward_input_loops(grad_output, weight, input_shape, stride=1, padd
     a = _ConvArgs(_shape4(input_shape, "input_shape"), w.shape, stride, padding, dilation,
                   groups, padding_mode)
     _check_grad_shape(dy, a)
-    (sh, sw), (dh, dw) = a.stride, a.dilation
     dxp = np.zeros((a.N, a.C, a.Hp, a.Wp), dtype=np.float64)
-    for n in range(a.N):
-        for k in range(a.K):
-            g = k // a.Kg
-            for p in range(a.P):
-                for q in range(a.Q):
-                    for c in range(a.Cg):
-                        for r in range(a.R):
-                            for s in range(a.S):
-                                dxp[n, g * a.Cg + c, p * sh + r * dh, q * sw + s * dw] += (
-                                    float(w[k, c, r, s]) * float(dy[n, k, p, q]))
+    for n, k, p, q, c, ci, r, s, i, j in _conv_terms(a):
+        dxp[n, ci, i, j] += float(w[k, c, r, s]) * float(dy[n, k, p, q])
     (pt, _), (pl, _) = a.pads
     dx = np.zeros((a.N, a.C, a.H, a.W), dtype=np.float64)
     for i in range(a.Hp):
@@ -382,20 +389,9 @@ def conv2d_backward_weight_loops(grad_output, input, weight_shape, stride=1, pad
                   groups, padding_mode)
     _check_grad_shape(dy, a)
     read = _padded_reader(x, a)
-    (sh, sw), (dh, dw) = a.stride, a.dilation
     dwt = np.zeros((a.K, a.Cg, a.R, a.S), dtype=np.float64)
-    for k in range(a.K):
-        g = k // a.Kg
-        for c in range(a.Cg):
-            for r in range(a.R):
-                for s in range(a.S):
-                    acc = 0.0
-                    for n in range(a.N):
-                        for p in range(a.P):
-                            for q in range(a.Q):
-                                acc += float(dy[n, k, p, q]) * read(
-                                    n, g * a.Cg + c, p * sh + r * dh, q * sw + s * dw)
-                    dwt[k, c, r, s] = acc
+    for n, k, p, q, c, ci, r, s, i, j in _conv_terms(a):
+        dwt[k, c, r, s] += float(dy[n, k, p, q]) * read(n, ci, i, j)
     return dwt.astype(_out_dtype(dy, x))
 
 
@@ -520,13 +516,8 @@ def _grouped_input(xp, a):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros"):
     """torch.nn.functional.conv2d (+ nn.Conv2d's padding_mode), vectorised."""
-    x = _check_array(input, "input")
-    w = _check_array(weight, "weight")
-    a = _ConvArgs(x.shape, w.shape, stride, padding, dilation, groups, padding_mode)
-    if bias is not None:
-        bias = np.asarray(bias)
-        if bias.shape != (a.K,):
-            raise ValueError(f"bias must have shape ({a.K},), got {bias.shape}")
+    x, w, bias, a = _forward_args(input, weight, bias, stride, padding, dilation, groups,
+                                  padding_mode)
     xg = _grouped_input(_pad_input(x.astype(np.float64), a), a)
     wg = w.astype(np.float64).reshape(a.groups, a.Kg, a.Cg, a.R, a.S)
     M = a.N * a.P * a.Q

@@ -65,15 +65,32 @@ Conv2dAlgo resolve(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dS
   return algo;
 }
 
-// Kernels run on the caller's stream (torch's current stream), never the default one.
-cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
-
-template <typename T>
-size_t bytes_of(int64_t n) {
-  return static_cast<size_t>(n) * sizeof(T);
-}
-
 size_t acc_bytes(DType dtype) { return dtype == DType::Float64 ? 8 : 4; }
+
+// What every pass's entry point does around its kernel: resolves the
+// algorithm and its knob (checked even when there is no work), returns for
+// an empty result, zero-fills a gradient that no output pixel reaches (an
+// empty reduction; the forward's result is then empty itself), and otherwise
+// runs f(a, b, result, algorithm, knob, stream) with the pass's two operands
+// and its result as T pointers, on the device and the caller's stream
+// (torch's current one, never the default stream).
+template <typename F>
+void run_pass(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dShape& s, const void* a,
+              const void* b, void* result, int64_t result_numel, int device, void* stream,
+              F&& f) {
+  const Conv2dAlgo algo = resolve(cfg, pass, dtype, s);
+  const int knob = variant_knob(algo, pass, cfg.variant);
+  if (result_numel == 0) return;
+  dispatch_on_device(dtype, "conv2d", device, stream, [&](auto tag, cudaStream_t st) {
+    using T = decltype(tag);
+    T* out = static_cast<T*>(result);
+    if (s.output_numel() == 0) {
+      CB_CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(result_numel) * sizeof(T), st));
+      return;
+    }
+    f(static_cast<const T*>(a), static_cast<const T*>(b), out, algo, knob, st);
+  });
+}
 
 }  // namespace
 
@@ -156,43 +173,24 @@ Conv2dAlgo conv2d_choose_algo_cuda(Conv2dPass pass, DType dtype, const Conv2dSha
 
 void conv2d_forward_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                          const void* w, const void* bias, void* y, int device, void* stream) {
-  const Conv2dAlgo a = resolve(cfg, Conv2dPass::Forward, dtype, s);
-  const int knob = variant_knob(a, Conv2dPass::Forward, cfg.variant);
-  if (s.output_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const cudaStream_t st = as_stream(stream);
-  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = static_cast<const T*>(x);
-    const T* wp = static_cast<const T*>(w);
-    const T* bp = static_cast<const T*>(bias);
-    T* yp = static_cast<T*>(y);
-    if (a == Conv2dAlgo::Direct) direct_forward<T>(s, xp, wp, bp, yp, st);
-    else if (a == Conv2dAlgo::Fused) fused_forward<T>(s, xp, wp, bp, yp, knob, st);
-    else igemm_forward<T>(s, xp, wp, bp, yp, knob, st);
+  run_pass(cfg, Conv2dPass::Forward, dtype, s, x, w, y, s.output_numel(), device, stream,
+           [&](const auto* xp, const auto* wp, auto* yp, Conv2dAlgo a, int knob, cudaStream_t st) {
+    const auto* bp = static_cast<decltype(xp)>(bias);
+    if (a == Conv2dAlgo::Direct) direct_forward(s, xp, wp, bp, yp, st);
+    else if (a == Conv2dAlgo::Fused) fused_forward(s, xp, wp, bp, yp, knob, st);
+    else igemm_forward(s, xp, wp, bp, yp, knob, st);
   });
 }
 
 void conv2d_backward_input_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* w, void* dx, int device,
                                 void* stream) {
-  const Conv2dAlgo a = resolve(cfg, Conv2dPass::BackwardInput, dtype, s);
-  const int knob = variant_knob(a, Conv2dPass::BackwardInput, cfg.variant);
-  if (s.input_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const cudaStream_t st = as_stream(stream);
-  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
-    using T = decltype(tag);
-    T* dxp = static_cast<T*>(dx);
-    if (s.output_numel() == 0) {  // no output pixel: the gradient is zero
-      CB_CUDA_CHECK(cudaMemsetAsync(dxp, 0, bytes_of<T>(s.input_numel()), st));
-      return;
-    }
-    const T* dyp = static_cast<const T*>(dy);
-    const T* wp = static_cast<const T*>(w);
-    if (a == Conv2dAlgo::Direct) direct_backward_input<T>(s, dyp, wp, dxp, st);
-    else if (a == Conv2dAlgo::Fused) fused_backward_input<T>(s, dyp, wp, dxp, knob, st);
-    else igemm_backward_input<T>(s, dyp, wp, dxp, knob, st);
+  run_pass(cfg, Conv2dPass::BackwardInput, dtype, s, dy, w, dx, s.input_numel(), device, stream,
+           [&](const auto* dyp, const auto* wp, auto* dxp, Conv2dAlgo a, int knob,
+               cudaStream_t st) {
+    if (a == Conv2dAlgo::Direct) direct_backward_input(s, dyp, wp, dxp, st);
+    else if (a == Conv2dAlgo::Fused) fused_backward_input(s, dyp, wp, dxp, knob, st);
+    else igemm_backward_input(s, dyp, wp, dxp, knob, st);
   });
 }
 
@@ -202,22 +200,11 @@ void conv2d_backward_input_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape
 void conv2d_backward_weight_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                  const void* dy, const void* x, void* dw, void* workspace,
                                  size_t workspace_bytes, int device, void* stream) {
-  const Conv2dAlgo a = resolve(cfg, Conv2dPass::BackwardWeight, dtype, s);
-  const int splits = variant_knob(a, Conv2dPass::BackwardWeight, cfg.variant);
-  if (s.weight_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const cudaStream_t st = as_stream(stream);
-  dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
-    using T = decltype(tag);
-    T* dwp = static_cast<T*>(dw);
-    if (s.output_numel() == 0) {  // empty reduction: the gradient is zero
-      CB_CUDA_CHECK(cudaMemsetAsync(dwp, 0, bytes_of<T>(s.weight_numel()), st));
-      return;
-    }
-    const T* dyp = static_cast<const T*>(dy);
-    const T* xp = static_cast<const T*>(x);
-    if (a == Conv2dAlgo::Direct) direct_backward_weight<T>(s, dyp, xp, dwp, st);
-    else igemm_backward_weight<T>(s, dyp, xp, dwp, workspace, workspace_bytes, splits, st);
+  run_pass(cfg, Conv2dPass::BackwardWeight, dtype, s, dy, x, dw, s.weight_numel(), device, stream,
+           [&](const auto* dyp, const auto* xp, auto* dwp, Conv2dAlgo a, int splits,
+               cudaStream_t st) {
+    if (a == Conv2dAlgo::Direct) direct_backward_weight(s, dyp, xp, dwp, st);
+    else igemm_backward_weight(s, dyp, xp, dwp, workspace, workspace_bytes, splits, st);
   });
 }
 

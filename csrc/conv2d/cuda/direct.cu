@@ -1,6 +1,7 @@
 // Direct convolution on the GPU: the plain definition, one thread per output
 // element, 64-bit indices throughout. The correctness baseline every faster
 // algorithm is compared with, and the fallback for tensors past 2^31 elements.
+#include "common/cuda_window.cuh"
 #include "conv2d/cuda/conv2d_cuda_common.cuh"
 
 namespace convbench {
@@ -26,15 +27,10 @@ __global__ void __launch_bounds__(kBlock)
     const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
     A acc = b ? to_acc<T>(b[k]) : A(0);
     for (int64_t c = 0; c < Cg; ++c) {
-      for (int64_t r = 0; r < s.R; ++r) {
-        const int64_t h = h0 + r * s.dil_h;
-        if (h < 0 || h >= s.H) continue;
-        for (int64_t u = 0; u < s.S; ++u) {
-          const int64_t ww = w0 + u * s.dil_w;
-          if (ww < 0 || ww >= s.W) continue;
-          acc += to_acc<T>(xn[(c * s.H + h) * s.W + ww]) * to_acc<T>(wk[(c * s.R + r) * s.S + u]);
-        }
-      }
+      for_each_tap_inside(h0, w0, s.R, s.S, s.dil_h, s.dil_w, s.H, s.W,
+                          [&](int64_t r, int64_t u, int64_t h, int64_t ww) {
+        acc += to_acc<T>(xn[(c * s.H + h) * s.W + ww]) * to_acc<T>(wk[(c * s.R + r) * s.S + u]);
+      });
     }
     y[i] = from_acc<T>(acc);
   }

@@ -202,10 +202,21 @@ Dim make_dim(bool backward, int64_t stride, int64_t pad, int64_t dil, int64_t ta
   return d;
 }
 
-FusedDims common_dims(const Conv2dShape& s) {
+// Forward gathers x (C, H, W) into y (K, P, Q); the grad-input gathers dy
+// (K, P, Q) into dx (C, H, W): the same kernel with source and destination
+// swapped, and the window walked backward.
+FusedDims fused_dims(const Conv2dShape& s, bool backward) {
+  const int64_t x[3] = {s.C, s.H, s.W}, y[3] = {s.K, s.P, s.Q};
+  const int64_t* src = backward ? y : x;
+  const int64_t* dst = backward ? x : y;
   FusedDims d{};
   d.N = int(s.N), d.G = int(s.groups), d.R = int(s.R), d.S = int(s.S), d.RS = d.R * d.S;
   d.Cg = int(s.c_per_group()), d.Kg = int(s.k_per_group());
+  d.Csrc = int(src[0]), d.Hs = int(src[1]), d.Ws = int(src[2]);
+  d.Cdst = int(dst[0]), d.Hd = int(dst[1]), d.Wd = int(dst[2]);
+  d.CI = backward ? d.Kg : d.Cg, d.OC = backward ? d.Cg : d.Kg;
+  d.h = make_dim(backward, s.stride_h, s.pad_h, s.dil_h, s.R, src[1]);
+  d.w = make_dim(backward, s.stride_w, s.pad_w, s.dil_w, s.S, src[2]);
   return d;
 }
 
@@ -214,25 +225,13 @@ FusedDims common_dims(const Conv2dShape& s) {
 template <typename T>
 void fused_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y, int channels,
                    cudaStream_t st) {
-  FusedDims d = common_dims(s);
-  d.Csrc = int(s.C), d.Hs = int(s.H), d.Ws = int(s.W);
-  d.Cdst = int(s.K), d.Hd = int(s.P), d.Wd = int(s.Q);
-  d.CI = d.Cg, d.OC = d.Kg;
-  d.h = make_dim(false, s.stride_h, s.pad_h, s.dil_h, s.R, s.H);
-  d.w = make_dim(false, s.stride_w, s.pad_w, s.dil_w, s.S, s.W);
-  launch_fused<T, false>(d, x, w, b, y, channels, st);
+  launch_fused<T, false>(fused_dims(s, false), x, w, b, y, channels, st);
 }
 
 template <typename T>
 void fused_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx, int channels,
                           cudaStream_t st) {
-  FusedDims d = common_dims(s);
-  d.Csrc = int(s.K), d.Hs = int(s.P), d.Ws = int(s.Q);
-  d.Cdst = int(s.C), d.Hd = int(s.H), d.Wd = int(s.W);
-  d.CI = d.Kg, d.OC = d.Cg;
-  d.h = make_dim(true, s.stride_h, s.pad_h, s.dil_h, s.R, s.P);
-  d.w = make_dim(true, s.stride_w, s.pad_w, s.dil_w, s.S, s.Q);
-  launch_fused<T, true>(d, dy, w, nullptr, dx, channels, st);
+  launch_fused<T, true>(fused_dims(s, true), dy, w, nullptr, dx, channels, st);
 }
 
 #define CB_INSTANTIATE(T)                                                                  \

@@ -9,6 +9,7 @@
 #include "common/check.h"
 #include "common/cuda_check.cuh"
 #include "common/cuda_types.cuh"
+#include "common/cuda_window.cuh"
 #include "maxpool2d/maxpool2d.h"
 #include "maxpool2d/pool_window.h"
 
@@ -37,21 +38,16 @@ __global__ void __launch_bounds__(kBlock)
     // every NaN replaces the running maximum, so the last NaN gives the index.
     int64_t best_idx =
         pool_first_in_bounds(h0, s.dil_h) * s.W + pool_first_in_bounds(w0, s.dil_w);
-    for (int64_t r = 0; r < s.kernel_h; ++r) {
-      const int64_t h = h0 + r * s.dil_h;
-      if (h < 0 || h >= s.H) continue;
-      for (int64_t u = 0; u < s.kernel_w; ++u) {
-        const int64_t w = w0 + u * s.dil_w;
-        if (w < 0 || w >= s.W) continue;
-        const T raw = xp[h * s.W + w];
-        const A v = to_acc<T>(raw);
-        if (v > best || isnan(v)) {
-          best = v;
-          best_val = raw;
-          best_idx = h * s.W + w;
-        }
+    for_each_tap_inside(h0, w0, s.kernel_h, s.kernel_w, s.dil_h, s.dil_w, s.H, s.W,
+                        [&](int64_t, int64_t, int64_t h, int64_t w) {
+      const T raw = xp[h * s.W + w];
+      const A v = to_acc<T>(raw);
+      if (v > best || isnan(v)) {
+        best = v;
+        best_val = raw;
+        best_idx = h * s.W + w;
       }
-    }
+    });
     y[i] = best_val;
     indices[i] = best_idx;
   }
@@ -95,20 +91,22 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// An entry point: the dtype is checked even with no work (an empty result),
+// then f(T{}, stream) runs on the device.
+template <typename F>
+void run_pool(DType dtype, int64_t result_numel, int device, void* stream, F&& f) {
+  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
+  if (result_numel > 0) dispatch_on_device(dtype, "max_pool2d", device, stream, f);
+}
+
 }  // namespace
 
 void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, void* y,
                              int64_t* indices, int device, void* stream) {
-  // Validates dtype before any early return.
-  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
-  if (s.output_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
+  run_pool(dtype, s.output_numel(), device, stream, [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
-    const int64_t n = s.output_numel();
     launch_checked("max_pool2d_forward_kernel", [&] {
-      max_pool2d_forward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+      max_pool2d_forward_kernel<T><<<grid_for(s.output_numel(), kBlock), kBlock, 0, st>>>(
           s, static_cast<const T*>(x), static_cast<T*>(y), indices);
     });
   });
@@ -116,15 +114,10 @@ void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, v
 
 void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
                               const int64_t* indices, void* dx, int device, void* stream) {
-  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
-  if (s.input_numel() == 0) return;
-  CudaDeviceGuard guard(device);
-  const auto st = static_cast<cudaStream_t>(stream);
-  dispatch_cuda_dtype(dtype, "max_pool2d", [&](auto tag) {
+  run_pool(dtype, s.input_numel(), device, stream, [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
-    const int64_t n = s.input_numel();
     launch_checked("max_pool2d_backward_kernel", [&] {
-      max_pool2d_backward_kernel<T><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+      max_pool2d_backward_kernel<T><<<grid_for(s.input_numel(), kBlock), kBlock, 0, st>>>(
           s, static_cast<const T*>(dy), indices, static_cast<T*>(dx));
     });
   });

@@ -6,65 +6,29 @@ ending in global average pooling.
 """
 from __future__ import annotations
 
-from .layers import LayerFactory
-from .stack import Net, Stack, mlp_head
+from .stack import cnn_net, mlp_net
 
 
-def _in_flat(shape):
-    c, h, w = shape
-    return c * h * w
+def _mlp_2(hidden: int, wide: int):
+    """[FC-hidden, act, FC-wide] + FC, FC-wide without bias or activation (spec table)."""
+    return mlp_net([hidden, wide], bias=[True, False, True], act=[True, False, False])
 
 
 # ---- CIFAR-10 edition ----------------------------------------------------------------------
 
-def mlp_1(f: LayerFactory, shape, classes: int) -> Net:
-    return Net([], mlp_head([_in_flat(shape), 32, classes], f))
-
-
-def mlp_2(f: LayerFactory, shape, classes: int) -> Net:
-    # FC-64 has no bias and no activation (spec table).
-    return Net([], mlp_head([_in_flat(shape), 32, 64, classes], f, bias=[True, False, True],
-                            act=[True, False, False]))
-
-
-def cnn_3(f: LayerFactory, shape, classes: int) -> Net:
-    s = Stack(f, shape).conv(16, 3).conv(8, 5).pool().conv(16, 7, act=False).pool()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
-
-def cnn_4(f: LayerFactory, shape, classes: int) -> Net:
-    s = Stack(f, shape).conv(16, 3).conv(8, 3).conv(16, 5).pool().conv(16, 5).pool()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
-
-def cnn_5(f: LayerFactory, shape, classes: int) -> Net:
-    # The table (conv6 included, flatten 8x4x4), not report 000's buggy code.
-    s = Stack(f, shape).conv(8, 3).conv(16, 3).conv(8, 3).conv(16, 3).pool().conv(16, 3).conv(8, 3).pool()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
+mlp_1 = mlp_net([32])
+mlp_2 = _mlp_2(32, 64)
+cnn_3 = cnn_net(lambda s: s.conv(16, 3).conv(8, 5).pool().conv(16, 7, act=False).pool())
+cnn_4 = cnn_net(lambda s: s.conv(16, 3).conv(8, 3).conv(16, 5).pool().conv(16, 5).pool())
+# The table (conv6 included, flatten 8x4x4), not report 000's buggy code.
+cnn_5 = cnn_net(lambda s: s.conv(8, 3).conv(16, 3).conv(8, 3).conv(16, 3).pool()
+                .conv(16, 3).conv(8, 3).pool())
 
 # ---- 2021 edition --------------------------------------------------------------------------
 
-def mlp1_2021(f: LayerFactory, shape, classes: int) -> Net:
-    return Net([], mlp_head([_in_flat(shape), 64, classes], f))
-
-
-def mlp2_2021(f: LayerFactory, shape, classes: int) -> Net:
-    return Net([], mlp_head([_in_flat(shape), 16, 64, classes], f, bias=[True, False, True],
-                            act=[True, False, False]))
-
-
-def cnn3_2021(f: LayerFactory, shape, classes: int) -> Net:
-    s = Stack(f, shape).conv(16, 3).conv(8, 7).pool().conv(16, 5, act=False).pool().gap()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
-
-def cnn4_2021(f: LayerFactory, shape, classes: int) -> Net:
-    s = Stack(f, shape).conv(16, 3).conv(8, 5).conv(8, 3).pool().conv(16, 5).pool().gap()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
-
-def cnn5_2021(f: LayerFactory, shape, classes: int) -> Net:
-    s = (Stack(f, shape).conv(16, 3).conv(8, 3).conv(8, 3).conv(8, 3).pool()
-         .conv(16, 3).conv(16, 3).pool().gap())
-    return Net(s.layers, mlp_head([s.flat, classes], f))
+mlp1_2021 = mlp_net([64])
+mlp2_2021 = _mlp_2(16, 64)
+cnn3_2021 = cnn_net(lambda s: s.conv(16, 3).conv(8, 7).pool().conv(16, 5, act=False).pool().gap())
+cnn4_2021 = cnn_net(lambda s: s.conv(16, 3).conv(8, 5).conv(8, 3).pool().conv(16, 5).pool().gap())
+cnn5_2021 = cnn_net(lambda s: s.conv(16, 3).conv(8, 3).conv(8, 3).conv(8, 3).pool()
+                    .conv(16, 3).conv(16, 3).pool().gap())

@@ -5,25 +5,15 @@ import torch
 from torch import nn
 
 from .layers import LayerFactory
-from .stack import Net, Stack, mlp_head
+from .stack import cnn_net, mlp_net
 
 
-def mlp(f: LayerFactory, shape, classes: int) -> Net:
-    c, h, w = shape
-    return Net([], mlp_head([c * h * w, 50, 50, classes], f))
-
-
-def cnn(f: LayerFactory, shape, classes: int) -> Net:
-    """Ex 2: [Conv3x3x8 p1, act, pool, Conv3x3x16 p1, act, pool, Conv3x3x32 p1, act] + FC."""
-    s = Stack(f, shape).conv(8, 3, 1).pool().conv(16, 3, 1).pool().conv(32, 3, 1)
-    return Net(s.layers, mlp_head([s.flat, classes], f))
-
-
-def cnn_pool_first(f: LayerFactory, shape, classes: int) -> Net:
-    """Ex 3: the same with max-pool before the activation (3b: the same with tanh)."""
-    s = Stack(f, shape).conv(8, 3, 1, act=False).pool().act()
-    s.conv(16, 3, 1, act=False).pool().act().conv(32, 3, 1)
-    return Net(s.layers, mlp_head([s.flat, classes], f))
+mlp = mlp_net([50, 50])
+# Ex 2: [Conv3x3x8 p1, act, pool, Conv3x3x16 p1, act, pool, Conv3x3x32 p1, act] + FC.
+cnn = cnn_net(lambda s: s.conv(8, 3, 1).pool().conv(16, 3, 1).pool().conv(32, 3, 1))
+# Ex 3: the same with max-pool before the activation (3b: the same with tanh).
+cnn_pool_first = cnn_net(lambda s: s.conv(8, 3, 1, act=False).pool().act()
+                         .conv(16, 3, 1, act=False).pool().act().conv(32, 3, 1))
 
 
 class ResidualBlock(nn.Module):
@@ -43,29 +33,20 @@ class ResidualBlock(nn.Module):
         return x + t if self.residual else t
 
 
-def _deep(f: LayerFactory, shape, classes: int, residual: bool, batch_norm: bool, blocks: int = 3) -> Net:
+def _deep(residual: bool, batch_norm: bool, blocks: int = 3):
     """Ex 5/6a: conv1 + 3 blocks (8->8) + pool, conv2 + 3 blocks (16->16) + pool, conv3 + 3 blocks
     (32->32), act, FC. The blocks start with the activation, so the convs before them have none."""
-    s = Stack(f, shape).conv(8, 3, 1, act=False)
-    for _ in range(blocks):
-        s.add(ResidualBlock(f, 8, residual, batch_norm))
-    s.pool().conv(16, 3, 1, act=False)
-    for _ in range(blocks):
-        s.add(ResidualBlock(f, 16, residual, batch_norm))
-    s.pool().conv(32, 3, 1, act=False)
-    for _ in range(blocks):
-        s.add(ResidualBlock(f, 32, residual, batch_norm))
-    s.act()
-    return Net(s.layers, mlp_head([s.flat, classes], f))
+    def features(s):
+        for i, channels in enumerate((8, 16, 32)):
+            if i:
+                s.pool()
+            s.conv(channels, 3, 1, act=False)
+            for _ in range(blocks):
+                s.add(ResidualBlock(s.f, channels, residual, batch_norm))
+        return s.act()
+    return cnn_net(features)
 
 
-def deep_plain(f, shape, classes):
-    return _deep(f, shape, classes, residual=False, batch_norm=False)
-
-
-def deep_residual(f, shape, classes):
-    return _deep(f, shape, classes, residual=True, batch_norm=False)
-
-
-def deep_residual_bn(f, shape, classes):
-    return _deep(f, shape, classes, residual=True, batch_norm=True)
+deep_plain = _deep(residual=False, batch_norm=False)
+deep_residual = _deep(residual=True, batch_norm=False)
+deep_residual_bn = _deep(residual=True, batch_norm=True)

@@ -1,5 +1,6 @@
 """A tiny builder that appends layers and tracks the (C, H, W) shape, so flatten sizes follow the
-input size instead of being hard-coded (the spec's 16x3x3 etc. come out for the spec's inputs)."""
+input size instead of being hard-coded (the spec's 16x3x3 etc. come out for the spec's inputs);
+mlp_net and cnn_net make a network's builder, (factory, (C, H, W), classes) -> Net."""
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -92,3 +93,22 @@ class Net(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 return m.weight
         raise ValueError("network has no conv or linear layer")
+
+
+def mlp_net(hidden: Sequence[int], bias: Sequence[bool] | None = None,
+            act: Sequence[bool] | None = None):
+    """The builder of an MLP: flatten, then Linear layers through `hidden` to the classes
+    (bias, act: per layer, as mlp_head's)."""
+    def build(f: LayerFactory, shape, classes: int) -> Net:
+        c, h, w = shape
+        return Net([], mlp_head([c * h * w, *hidden, classes], f, bias=bias, act=act))
+    return build
+
+
+def cnn_net(features, fc: Sequence[int] = ()):
+    """The builder of a CNN: the layers features(Stack) appends, flatten, then Linear layers
+    through `fc` to the classes."""
+    def build(f: LayerFactory, shape, classes: int) -> Net:
+        s = features(Stack(f, shape))
+        return Net(s.layers, mlp_head([s.flat, *fc, classes], f))
+    return build

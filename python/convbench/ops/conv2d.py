@@ -54,28 +54,6 @@ def _conv2d_meta(input, weight, bias, stride, padding, dilation, groups):
     return (input.shape[0], k, pq[0], pq[1]), pq
 
 
-def _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups):
-    op = "conv2d_backward_input"
-    _args.check_same_device_dtype(grad_output, "grad_output", weight, "weight", op)
-    _args.check_device_type(grad_output, op)
-    _args.check_float_dtype(grad_output, "grad_output", op)
-    pq = _args.conv2d_geometry(input_size, weight.shape, None, stride, padding, dilation, groups)
-    k = _args.conv2d_out_channels(input_size, weight.shape)
-    _check_grad_output(grad_output, (input_size[0], k, pq[0], pq[1]), op)
-    return pq
-
-
-def _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups):
-    op = "conv2d_backward_weight"
-    _args.check_same_device_dtype(grad_output, "grad_output", input, "input", op)
-    _args.check_device_type(grad_output, op)
-    _args.check_float_dtype(grad_output, "grad_output", op)
-    pq = _args.conv2d_geometry(input.shape, weight_size, None, stride, padding, dilation, groups)
-    k = _args.conv2d_out_channels(input.shape, weight_size)
-    _check_grad_output(grad_output, (input.shape[0], k, pq[0], pq[1]), op)
-    return pq
-
-
 # ---- kernels -------------------------------------------------------------------
 
 
@@ -89,37 +67,41 @@ def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, algo="a
     return input.new_empty(out)
 
 
-def _backward_input_kernel(grad_output, weight, input_size, stride, padding, dilation, groups,
-                           algo="auto"):
-    _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups)
-    return _launch.conv2d_backward_input(grad_output, weight, input_size, stride, padding,
-                                         dilation, groups, algo)
+# The two gradient operators, op(grad_output, other, size, *conv_args), and
+# what `other` is: the weight (size: the input's) or the input (size: the
+# weight's). Each is the other's transpose in `other`.
+_GRADIENT_OPS = {"conv2d_backward_input": "weight", "conv2d_backward_weight": "input"}
 
 
-def _backward_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups,
-                         algo="auto"):
-    _backward_input_meta(grad_output, weight, input_size, stride, padding, dilation, groups)
-    return grad_output.new_empty(tuple(input_size))
+def _gradient_op_kernels(name, other_name):
+    """The kernel and fake kernel of a gradient operator (see _GRADIENT_OPS):
+    one check for both, with other.shape and size in swapped roles."""
+    launch = getattr(_launch, name)
+    other_is_weight = other_name == "weight"
+
+    def check(grad_output, other, size, stride, padding, dilation, groups):
+        _args.check_same_device_dtype(grad_output, "grad_output", other, other_name, name)
+        _args.check_device_type(grad_output, name)
+        _args.check_float_dtype(grad_output, "grad_output", name)
+        x_shape, w_shape = (size, other.shape) if other_is_weight else (other.shape, size)
+        pq = _args.conv2d_geometry(x_shape, w_shape, None, stride, padding, dilation, groups)
+        k = _args.conv2d_out_channels(x_shape, w_shape)
+        _check_grad_output(grad_output, (x_shape[0], k, pq[0], pq[1]), name)
+
+    def kernel(grad_output, other, size, stride, padding, dilation, groups, algo="auto"):
+        check(grad_output, other, size, stride, padding, dilation, groups)
+        return launch(grad_output, other, size, stride, padding, dilation, groups, algo)
+
+    def fake(grad_output, other, size, stride, padding, dilation, groups, algo="auto"):
+        check(grad_output, other, size, stride, padding, dilation, groups)
+        return grad_output.new_empty(tuple(size))
+
+    return kernel, fake
 
 
-def _backward_weight_kernel(grad_output, input, weight_size, stride, padding, dilation, groups,
-                            algo="auto"):
-    _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups)
-    return _launch.conv2d_backward_weight(grad_output, input, weight_size, stride, padding,
-                                          dilation, groups, algo)
-
-
-def _backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation, groups,
-                          algo="auto"):
-    _backward_weight_meta(grad_output, input, weight_size, stride, padding, dilation, groups)
-    return grad_output.new_empty(tuple(weight_size))
-
-
-for _name, _kernel, _fake in (
-        ("conv2d", _conv2d_kernel, _conv2d_fake),
-        ("conv2d_backward_input", _backward_input_kernel, _backward_input_fake),
-        ("conv2d_backward_weight", _backward_weight_kernel, _backward_weight_fake)):
-    register(_name, _kernel, _fake, vmap.RULES[_name])
+register("conv2d", _conv2d_kernel, _conv2d_fake, vmap.RULES["conv2d"])
+for _name, _other in _GRADIENT_OPS.items():
+    register(_name, *_gradient_op_kernels(_name, _other), vmap.RULES[_name])
 autocast.register(LIB, "conv2d")  # the gradient ops: no autocast, as torch's
 
 
@@ -187,10 +169,12 @@ def _conv2d_jvp(ctx, t_input, t_weight, t_bias, *_):
     return out + t_bias[None, :, None, None]
 
 
-def _gradient_op_rules(name):
-    """setup_context and jvp of a gradient operator, op(grad_output, other,
-    size, *conv_args) with `other` the weight (grad-input) or the input
-    (grad-weight): linear in each of grad_output and other."""
+def _gradient_op_rules(name, other_name):
+    """setup_context, backward and jvp of a gradient operator (see
+    _GRADIENT_OPS): linear in each of grad_output and other."""
+    other_is_weight = other_name == "weight"
+    transpose = next(op for op in _GRADIENT_OPS if op != name)
+
     def setup(ctx, inputs, output):
         grad_output, other, size, stride, padding, dilation, groups, *rest = inputs
         _save_conv_args(ctx, stride, padding, dilation, groups, rest[0] if rest else "auto")
@@ -198,46 +182,30 @@ def _gradient_op_rules(name):
         ctx.save_for_forward(grad_output, other)
         ctx.size = tuple(size)
 
+    def backward(ctx, grad_result):
+        # d/d(grad_output): the forward conv with grad_result in place of the
+        # operand this op makes; d/d(other): the transpose operator with
+        # grad_result in the role of other.
+        grad_output, other = ctx.saved_tensors
+        args, need = ctx.conv_args, ctx.needs_input_grad
+        x, w = (grad_result, other) if other_is_weight else (other, grad_result)
+        g_dy = _ops.conv2d(x, w, None, *args) if need[0] else None
+        g_other = (getattr(_ops, transpose)(grad_output, grad_result, other.shape, *args)
+                   if need[1] else None)
+        return g_dy, g_other, None, None, None, None, None, None
+
     def jvp(ctx, t_dy, t_other, *_):
         grad_output, other = ctx.saved_tensors
         op, args = getattr(_ops, name), ctx.conv_args
         return sum_tangents(None if t_dy is None else op(t_dy, other, ctx.size, *args),
                             None if t_other is None else op(grad_output, t_other, ctx.size, *args))
 
-    return setup, jvp
-
-
-_backward_input_setup, _backward_input_jvp = _gradient_op_rules("conv2d_backward_input")
-_backward_weight_setup, _backward_weight_jvp = _gradient_op_rules("conv2d_backward_weight")
-
-
-def _backward_input_backward(ctx, grad_dx):
-    # dx = A^T(dy, w): d/d(dy) is the forward conv of grad_dx, d/dw is the
-    # weight gradient with dy in the role of grad_output.
-    grad_output, weight = ctx.saved_tensors
-    args = ctx.conv_args
-    need = ctx.needs_input_grad
-    g_dy = _ops.conv2d(grad_dx, weight, None, *args) if need[0] else None
-    g_w = (_ops.conv2d_backward_weight(grad_output, grad_dx, weight.shape, *args)
-           if need[1] else None)
-    return g_dy, g_w, None, None, None, None, None, None
-
-
-def _backward_weight_backward(ctx, grad_dw):
-    grad_output, input = ctx.saved_tensors
-    args = ctx.conv_args
-    need = ctx.needs_input_grad
-    g_dy = _ops.conv2d(input, grad_dw, None, *args) if need[0] else None
-    g_x = (_ops.conv2d_backward_input(grad_output, grad_dw, input.shape, *args)
-           if need[1] else None)
-    return g_dy, g_x, None, None, None, None, None, None
+    return setup, backward, jvp
 
 
 register_autograd("conv2d", _conv2d_setup, _conv2d_backward, _conv2d_jvp)
-register_autograd("conv2d_backward_input", _backward_input_setup, _backward_input_backward,
-                  _backward_input_jvp)
-register_autograd("conv2d_backward_weight", _backward_weight_setup, _backward_weight_backward,
-                  _backward_weight_jvp)
+for _name, _other in _GRADIENT_OPS.items():
+    register_autograd(_name, *_gradient_op_rules(_name, _other))
 
 
 # ---- the lean eager path (see _eager.py) ------------------------------------------

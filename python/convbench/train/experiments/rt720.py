@@ -64,7 +64,12 @@ def _figures(title):
     return figures
 
 
-def _exp(name, title, help_, plan, sweeps=False):
+def _exp(name, title, help_, runs, sweeps=False, confusion=False):
+    """runs: a plan function (Ex 1), or the plan's (key, model, optimizer, lr, epochs[, betas])
+    rows. sweeps: the rows' learning rates stand (--lr is ignored); confusion: every run records
+    a confusion matrix and misclassified digits."""
+    plan = runs if callable(runs) else (
+        lambda o: [c for row in runs for c in _run(o, *row, confusion=confusion, sweeps=sweeps)])
     register(Experiment(name, f"1RT720 {title}", help_, plan, _summarize, _figures(f"1RT720 {title}"),
                         sweeps_lr=sweeps))
 
@@ -89,29 +94,29 @@ _exp("1rt720-ex1", "Ex 1: MLP, NumPy vs PyTorch",
 _exp("1rt720-ex2", "Ex 2: CNN",
      "CNN [C3x3x8 p1, ReLU, pool, C3x3x16 p1, ReLU, pool, C3x3x32 p1, ReLU] + FC-10 (21,578 "
      "parameters), SGD lr 0.01, batch 128, 100 epochs; the report reaches > 98%.",
-     lambda o: _run(o, "cnn", "cnn", "sgd", 0.01, 100))
+     [("cnn", "cnn", "sgd", 0.01, 100)])
 _exp("1rt720-ex3", "Ex 3: pool before activation, and tanh",
      "Ex 2's CNN with max-pool before the activation (3), and the same with tanh (3b); SGD lr 0.01, "
      "batch 128, 100 epochs.",
-     lambda o: _run(o, "cnn_pool_first", "cnn_pool_first", "sgd", 0.01, 100)
-     + _run(o, "cnn_pool_first_tanh", "cnn_pool_first_tanh", "sgd", 0.01, 100))
+     [("cnn_pool_first", "cnn_pool_first", "sgd", 0.01, 100),
+      ("cnn_pool_first_tanh", "cnn_pool_first_tanh", "sgd", 0.01, 100)])
 _exp("1rt720-ex4", "Ex 4: Adam",
      "Ex 2's CNN with Adam at lr 0.001 (the report's choice) and 0.01 (which oscillates), batch "
      "128, 100 epochs. --lr is ignored here.",
-     lambda o: _run(o, "cnn_adam_0.001", "cnn", "adam", 0.001, 100, sweeps=True)
-     + _run(o, "cnn_adam_0.01", "cnn", "adam", 0.01, 100, sweeps=True), sweeps=True)
+     [("cnn_adam_0.001", "cnn", "adam", 0.001, 100), ("cnn_adam_0.01", "cnn", "adam", 0.01, 100)],
+     sweeps=True)
 _exp("1rt720-ex5", "Ex 5: residual connections",
      "Ex 2's CNN deepened by 9 extra 3x3 convs (3 each at 8, 16, 32 channels) as pre-activation "
      "residual blocks, against the same deep network without the residual connections (which "
      "fails to train with SGD); SGD lr 0.01, batch 128, 50 epochs.",
-     lambda o: _run(o, "deep_residual", "deep_residual", "sgd", 0.01, 50)
-     + _run(o, "deep_plain", "deep_plain", "sgd", 0.01, 50))
+     [("deep_residual", "deep_residual", "sgd", 0.01, 50),
+      ("deep_plain", "deep_plain", "sgd", 0.01, 50)])
 _exp("1rt720-ex6", "Ex 6: variations, confusion matrix, misclassified digits",
      "6a residual + BatchNorm, SGD lr 0.025, 50 epochs (report: 99.18%); 6b Ex 2's CNN with Adam "
      "lr 0.0005, betas (0.85, 0.95), 35 epochs; 6c residual + BatchNorm with Adam lr 0.001, 25 "
      "epochs; batch 128. Confusion matrix on the test set and 10 misclassified digits of the best "
      "model. --lr is ignored here.",
-     lambda o: _run(o, "6a_residual_bn_sgd", "deep_residual_bn", "sgd", 0.025, 50, confusion=True, sweeps=True)
-     + _run(o, "6b_cnn_adam_betas", "cnn", "adam", 0.0005, 35, betas=(0.85, 0.95), confusion=True, sweeps=True)
-     + _run(o, "6c_residual_bn_adam", "deep_residual_bn", "adam", 0.001, 25, confusion=True, sweeps=True),
-     sweeps=True)
+     [("6a_residual_bn_sgd", "deep_residual_bn", "sgd", 0.025, 50),
+      ("6b_cnn_adam_betas", "cnn", "adam", 0.0005, 35, (0.85, 0.95)),
+      ("6c_residual_bn_adam", "deep_residual_bn", "adam", 0.001, 25)],
+     sweeps=True, confusion=True)
