@@ -151,15 +151,7 @@ void direct_forward_engine(const FwdProb<T>& p) {
   }
 }
 
-template <typename T>
-void conv2d_forward_direct_flat(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  direct_forward_engine(forward_problem(s, x, w, b, y));
-}
-
-template <typename T>
-void conv2d_backward_input_direct_flat(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { direct_forward_engine(p); });
-}
+CB_CONV2D_CPU_FORWARD_PASSES(direct_flat, direct_forward_engine)
 
 template <typename T>
 void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const T* x, T* dw) {

@@ -351,15 +351,7 @@ void kvec_forward_engine(const FwdProb<T>& p) {
   }
 }
 
-template <typename T>
-void conv2d_forward_direct_kvec(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  kvec_forward_engine(forward_problem(s, x, w, b, y));
-}
-
-template <typename T>
-void conv2d_backward_input_direct_kvec(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { kvec_forward_engine(p); });
-}
+CB_CONV2D_CPU_FORWARD_PASSES(direct_kvec, kvec_forward_engine)
 
 // Weight gradient, channel-vectorised: dW^T[(r,s,c) x Kg] accumulated as
 // outer products over output positions, x broadcast from the transposed

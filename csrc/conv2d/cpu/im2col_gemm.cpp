@@ -159,15 +159,7 @@ void gemm_forward_engine(const FwdProb<T>& p) {
   }
 }
 
-template <typename T>
-void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  gemm_forward_engine(forward_problem(s, x, w, b, y));
-}
-
-template <typename T>
-void conv2d_backward_input_im2col(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { gemm_forward_engine(p); });
-}
+CB_CONV2D_CPU_FORWARD_PASSES(im2col, gemm_forward_engine)
 
 template <typename T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x, T* dw) {

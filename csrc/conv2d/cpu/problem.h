@@ -156,6 +156,20 @@ void backward_input_by_phases(const Conv2dShape& s, const T* dy, const T* w, T* 
     }
 }
 
+// An algorithm's forward and input-gradient entry points, from its engine
+// for forward problems (void ENGINE(const FwdProb<T>&)): the input gradient
+// is that engine run on each stride phase.
+#define CB_CONV2D_CPU_FORWARD_PASSES(ALGO, ENGINE)                                          \
+  template <typename T>                                                                    \
+  void conv2d_forward_##ALGO(const Conv2dShape& s, const T* x, const T* w, const T* b,     \
+                             T* y) {                                                       \
+    ENGINE(forward_problem(s, x, w, b, y));                                                \
+  }                                                                                        \
+  template <typename T>                                                                    \
+  void conv2d_backward_input_##ALGO(const Conv2dShape& s, const T* dy, const T* w, T* dx) { \
+    backward_input_by_phases(s, dy, w, dx, [](const FwdProb<T>& p) { ENGINE(p); });        \
+  }
+
 // Geometry of the padded input planes. Padded row a / column b hold
 // xu[a - ph, b - pw]; every output reads rows a = ho*sh + r*dh and columns
 // wo*sw + s*dw, all inside the plane. Wp is a multiple of sw so that output

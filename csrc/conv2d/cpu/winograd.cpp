@@ -275,24 +275,18 @@ void winograd_engine(const FwdProb<T>& p) {
 }
 
 template <typename T>
-void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  winograd_engine<T, 2>(forward_problem(s, x, w, b, y));
+void winograd_f2(const FwdProb<T>& p) {
+  winograd_engine<T, 2>(p);
 }
 
 template <typename T>
-void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  winograd_engine<T, 2>(backward_input_problem(s, dy, w, dx));
+void winograd_f4(const FwdProb<T>& p) {
+  winograd_engine<T, 4>(p);
 }
 
-template <typename T>
-void conv2d_forward_winograd4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  winograd_engine<T, 4>(forward_problem(s, x, w, b, y));
-}
-
-template <typename T>
-void conv2d_backward_input_winograd4(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  winograd_engine<T, 4>(backward_input_problem(s, dy, w, dx));
-}
+// (Winograd applies at stride 1 only: its input gradient is one phase.)
+CB_CONV2D_CPU_FORWARD_PASSES(winograd, winograd_f2)
+CB_CONV2D_CPU_FORWARD_PASSES(winograd4, winograd_f4)
 
 #define CB_INSTANTIATE(T)                                                                       \
   template void conv2d_forward_winograd<T>(const Conv2dShape&, const T*, const T*, const T*, T*);  \
