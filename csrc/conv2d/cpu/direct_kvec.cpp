@@ -360,15 +360,8 @@ CB_CONV2D_CPU_FORWARD_PASSES(direct_kvec, kvec_forward_engine)
 // (fixed-order partials, bitwise reproducible).
 namespace {
 
-// Rows per weight-gradient tile: each row's input pointer lives in a
-// general register (16 in all) through the position loop. At 14 rows GCC
-// moved 6 of them through vector registers every step: 16 -> 16 channels
-// at 14x14 ran 1.17x slower than at 9 (Zen 4, one thread; 8-10 rows within
-// 2% of 9, on 1, 2 and 4 vectors of output channels).
-// (Kept out of line too: each instantiation then gets the whole register
-// file to itself, 3-4% faster on one vector of output channels.)
-constexpr int64_t kWgradRows = 9;
-
+// (Out of line: each instantiation gets the whole register file to itself,
+// 3-4% faster on one vector of output channels.)
 template <typename T, int MR, int NV>
 __attribute__((noinline)) void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
                             int64_t dstr, const T* xg, const T* dg, const int64_t* off,
@@ -448,10 +441,10 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   for (int64_t r = 0, i = 0; r < p.R; ++r)
     for (int64_t sx = 0; sx < p.S; ++sx)
       for (int64_t c = 0; c < Cg; ++c, ++i) off[i] = (r * p.dh * g.Wp + sx * p.dw) * Cg + c;
-  // Tile rows of even heights, at most kWgradRows: 3x3 over 8 channels (72
+  // Tile rows of even heights, at most kPointerRows: 3x3 over 8 channels (72
   // rows) as 8 tiles of 9, not 6 of 14 with 84 computed (1.10-1.18x).
   auto rows_of = [&](int64_t b) {
-    const int64_t mx = std::min<int64_t>(kWgradRows, kvec_rows(static_cast<int>(cb.size(b) / L)));
+    const int64_t mx = std::min<int64_t>(kPointerRows, kvec_rows(static_cast<int>(cb.size(b) / L)));
     return ceil_div64(CRS, ceil_div64(CRS, mx));
   };
   // Row blocks per channel block (the tile height depends on the block width).

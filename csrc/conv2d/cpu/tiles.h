@@ -25,6 +25,14 @@ constexpr int kAccRegs = kVecRegs == 32 ? 24 : 12;
 // output channels; a narrower block takes more positions per tile.
 constexpr int kKvecMaxNV = kVecRegs == 32 ? 4 : 2;
 constexpr int kvec_rows(int nv) { return kAccRegs / nv > 14 ? 14 : kAccRegs / nv; }
+// Rows of tiles whose every row keeps its own input pointer in a general
+// register (16 in all) through the inner loop: the weight gradient's (r, s,
+// c) rows and Winograd's GEMM tiles. At 14 rows GCC moved 6 pointers
+// through vector registers every step (16 -> 16 channels at 14x14: weight
+// gradient 1.17x, Winograd 1.06-1.10x slower than at 9; Zen 4, one
+// thread; 8-10 within 2%). The forward kvec tiles keep 14: its pointer
+// setup is per tap, not per step.
+constexpr int kPointerRows = 9;
 
 // Inner-product tiles of the weight gradients (flat direct, im2col): up to
 // kInnerMR output channels x 3 kernel columns, vectorised along the

@@ -109,13 +109,14 @@ inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T*
 }
 
 // Tiles [0, nt) of one transform point: mb[t][wb] = vb[t][Cg] * ub[Cg][wb],
-// in register tiles of even heights: a task's 32 tiles run as 3 of 11, not
-// 14 + 14 + 4 computed as 14 (31% of the products wasted at 16 channels).
+// in register tiles of even heights of at most kPointerRows: a task's 32
+// tiles run as 4 of 8, not 14 + 14 + 4 computed as 14 (31% of the products
+// wasted at 16 channels).
 // Zen 4, one thread: 1.05-1.17x faster on the homework's Winograd layers,
 // 1.29x on the 64 -> 128 input gradient (14 tiles a task: 6 + 6 + 2 as 6).
 template <typename T, int NV>
 void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T* mb) {
-  constexpr int MRMAX = kvec_rows(NV);
+  constexpr int MRMAX = kvec_rows(NV) < kPointerRows ? kvec_rows(NV) : kPointerRows;
   const int64_t mr = ceil_div64(nt, ceil_div64(nt, MRMAX));
   with_rows<MRMAX>(mr, [&](auto h) {
     constexpr int MR = h();
