@@ -32,7 +32,7 @@ def usable(*tensors) -> bool:
     if _any_autocast():  # the ops' autocast kernels decide the dtype
         return False
     for t in tensors:
-        if t is not None and (type(t) not in _PLAIN or t.device.type == "meta"):
+        if t is not None and (type(t) not in _PLAIN or t.is_meta):
             return False
     return True
 
