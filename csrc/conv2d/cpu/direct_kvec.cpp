@@ -263,9 +263,8 @@ void kvec_forward_engine(const FwdProb<T>& p) {
   // [position][channel] buffer stays in L1 beside the input rows it reads.
   const int64_t PB = 4 * L;
   const bool streamed = wbytes > 2 * kL2WeightBytes && p.N * ceil_div64(M, PB) <= 8;
-  // Rows of the widest block's tile when whole output rows fit one (see
-  // kvec_block); tasks then hold whole tiles' rows too.
-  // Row tiles (see tile_plan) where they save 3% or more of the
+  // Row tiles (see tile_plan; tasks then hold whole tiles' rows too) where
+  // whole output rows fit the widest block's tile and they save 3% or more of the
   // multiply-adds, from skipped padding rows and no repeated tail positions
   // (Zen 4, one thread, against even tiles: padded 3x3 at 14x14 and 7x7
   // outputs save 6% and 11%, 1.06x and 1.10x faster; full-padding input
@@ -363,9 +362,10 @@ namespace {
 // (Out of line: each instantiation gets the whole register file to itself,
 // 3-4% faster on one vector of output channels.)
 template <typename T, int MR, int NV>
-__attribute__((noinline)) void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
-                            int64_t dstr, const T* xg, const T* dg, const int64_t* off,
-                            int64_t Kp, T* out) {
+__attribute__((noinline)) void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g,
+                                                int64_t nn, int64_t xstr, int64_t dstr,
+                                                const T* xg, const T* dg, const int64_t* off,
+                                                int64_t Kp, T* out) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L;
@@ -444,7 +444,8 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   // Tile rows of even heights, at most kPointerRows: 3x3 over 8 channels (72
   // rows) as 8 tiles of 9, not 6 of 14 with 84 computed (1.10-1.18x).
   auto rows_of = [&](int64_t b) {
-    const int64_t mx = std::min<int64_t>(kPointerRows, kvec_rows(static_cast<int>(cb.size(b) / L)));
+    const int64_t nv = cb.size(b) / L;
+    const int64_t mx = std::min<int64_t>(kPointerRows, kvec_rows(static_cast<int>(nv)));
     return ceil_div64(CRS, ceil_div64(CRS, mx));
   };
   // Row blocks per channel block (the tile height depends on the block width).
