@@ -179,8 +179,7 @@ void kvec_positions(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const
 // then one of tail positions. rows > 0: tiles of that many whole output rows
 // (m0 starts a row), so a tile on the first or last rows of a padded image
 // skips the kernel rows that read only padding. Else as few tiles as the
-// register file allows, of even heights: 49 positions (a 7x7 image) run as
-// 5 tiles of 10, not 4 of 12 and one of 1.
+// register file allows, of even heights (even_rows).
 struct TilePlan {
   int64_t mr, whole, tail;
 };
@@ -190,7 +189,7 @@ inline TilePlan tile_plan(int64_t m0, int64_t m1, int64_t rows, int64_t Wo, int 
     const int64_t mr = rows * Wo, whole = m0 + (m1 - m0) / mr * mr;
     return {mr, whole, m1 - whole};
   }
-  return {ceil_div64(m1 - m0, ceil_div64(m1 - m0, mrmax)), m1, 0};
+  return {even_rows(m1 - m0, mrmax), m1, 0};
 }
 
 // Positions [m0, m1) of one channel block, one chunk: out is [m - m0][wb].
@@ -211,19 +210,27 @@ void kvec_block(const FwdProb<T>& p, const PadGeom& g, const T* xbase, const int
   if (tp.tail > 0) tiles(tp.whole, m1, tp.tail);
 }
 
+// How an image's M positions split into tasks: by whole rows (blocks of
+// `width` positions, tiles of `rows` output rows) or evenly into `count`
+// blocks of at most `width` (rows 0: even tiles).
+struct PositionBlocks {
+  int64_t M, count, width, rows;
+  bool by_rows() const { return rows > 0; }
+  int64_t m0(int64_t b) const { return by_rows() ? b * width : M * b / count; }
+  int64_t m1(int64_t b) const {
+    return by_rows() ? std::min(M, m0(b) + width) : M * (b + 1) / count;
+  }
+};
+
 // Multiply-adds per output channel vector and input channel of one image
-// when tasks cover blocks of pbw positions (by rows, or split evenly into
-// npb) tiled by tile_plan: computed positions (tails repeat the last) times
-// the taps each tile keeps.
+// under these blocks, tiled by tile_plan: computed positions (tails repeat
+// the last) times the taps each tile keeps.
 template <typename T>
-int64_t kvec_image_work(const FwdProb<T>& p, int64_t npb, int64_t pbw, bool by_rows,
-                        int64_t rows, int mrmax) {
-  const int64_t M = p.Ho * p.Wo;
+int64_t kvec_image_work(const FwdProb<T>& p, const PositionBlocks& pb, int mrmax) {
   int64_t work = 0;
-  for (int64_t pb = 0; pb < npb; ++pb) {
-    const int64_t m0 = by_rows ? pb * pbw : M * pb / npb;
-    const int64_t m1 = by_rows ? std::min(M, m0 + pbw) : M * (pb + 1) / npb;
-    const TilePlan tp = tile_plan(m0, m1, by_rows ? rows : 0, p.Wo, mrmax);
+  for (int64_t b = 0; b < pb.count; ++b) {
+    const int64_t m0 = pb.m0(b), m1 = pb.m1(b);
+    const TilePlan tp = tile_plan(m0, m1, pb.rows, p.Wo, mrmax);
     for (int64_t ma = m0; ma < m1;) {
       const int64_t mr = ma < tp.whole ? tp.mr : tp.tail, cnt = std::min(mr, m1 - ma);
       work += mr * tile_taps(p, ma, cnt).count();
@@ -274,13 +281,15 @@ void kvec_forward_engine(const FwdProb<T>& p) {
   const int64_t tile_rows = p.Wo > 0 ? mrmax / p.Wo : 0;
   const int64_t task_rows =
       tile_rows * std::max<int64_t>(1, PB / std::max<int64_t>(1, tile_rows * p.Wo));
-  const bool by_rows =
+  const PositionBlocks even = streamed ? PositionBlocks{M, 1, M, 0}
+                                       : PositionBlocks{M, ceil_div64(M, PB), PB, 0};
+  const PositionBlocks rows{M, tile_rows > 0 ? ceil_div64(p.Ho, task_rows) : 0,
+                            task_rows * p.Wo, tile_rows};
+  const PositionBlocks blocks =
       !streamed && tile_rows > 0 &&
-      100 * kvec_image_work(p, ceil_div64(p.Ho, task_rows), task_rows * p.Wo, true, tile_rows,
-                            mrmax) <=
-          97 * kvec_image_work(p, ceil_div64(M, PB), PB, false, 0, mrmax);
-  const int64_t pbw = streamed ? M : by_rows ? task_rows * p.Wo : PB;
-  const int64_t npb = by_rows ? ceil_div64(p.Ho, task_rows) : ceil_div64(M, pbw);
+              100 * kvec_image_work(p, rows, mrmax) <= 97 * kvec_image_work(p, even, mrmax)
+          ? rows
+          : even;
   // Streamed chunks: input channels whose packed weights fill ~kL2WeightBytes / 4.
   const int64_t cc = streamed ? std::max<int64_t>(
       1, std::min(Cg, (kL2WeightBytes / 4) / (RS * cb.width * int64_t(sizeof(T))))) : Cg;
@@ -307,7 +316,7 @@ void kvec_forward_engine(const FwdProb<T>& p) {
 #pragma omp parallel
   {
     // Streamed tasks hold every image of a chunk: [image][position][wb].
-    Buffer<T> obuf((streamed ? nb : 1) * (pbw + 16) * cb.width);
+    Buffer<T> obuf((streamed ? nb : 1) * (blocks.width + 16) * cb.width);
     Buffer<T> wchunk(streamed ? RS * cc * cb.width : 0);
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
       const int64_t nn = std::min(nb, p.N - n0);
@@ -316,15 +325,14 @@ void kvec_forward_engine(const FwdProb<T>& p) {
       // position blocks of one channel block back to back on a thread.
       // Streamed: tasks (group, channel block), each over all the chunk's
       // images, so each weight chunk is packed once per call.
-      const int64_t ntask = streamed ? p.G * cb.count : nn * p.G * cb.count * npb;
+      const int64_t ntask = streamed ? p.G * cb.count : nn * p.G * cb.count * blocks.count;
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < ntask; ++t) {
-        const int64_t pb = streamed ? 0 : t % npb;
+        const int64_t npb = blocks.count, pb = streamed ? 0 : t % npb;
         const int64_t b = streamed ? t % cb.count : (t / npb) % cb.count;
         const int64_t gg = streamed ? t / cb.count : (t / (npb * cb.count)) % p.G;
         const int64_t nl0 = streamed ? 0 : t / (npb * cb.count * p.G), nl1 = streamed ? nn : nl0 + 1;
-        const int64_t m0 = by_rows ? pb * pbw : M * pb / npb, span = pbw + 16;
-        const int64_t m1 = by_rows ? std::min(M, m0 + pbw) : M * (pb + 1) / npb;
+        const int64_t m0 = blocks.m0(pb), m1 = blocks.m1(pb), span = blocks.width + 16;
         const int64_t k0 = cb.k0(b), wb = cb.size(b);
         const T* bv = bias.data() + gg * cb.Kp + k0;
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
@@ -338,7 +346,7 @@ void kvec_forward_engine(const FwdProb<T>& p) {
                             p.dw == 1 && cn == Cg};
           for (int64_t nl = nl0; nl < nl1; ++nl)
             kvec_block_any(wb / L, p, g, xb.data() + (nl * p.G + gg) * gplane, offrs.data(), m0,
-                           m1, by_rows ? tile_rows : 0, ck, wb, obuf.data() + (nl - nl0) * span * wb);
+                           m1, blocks.rows, ck, wb, obuf.data() + (nl - nl0) * span * wb);
         }
         for (int64_t nl = nl0; nl < nl1; ++nl) {
           T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + m0;
@@ -400,7 +408,7 @@ template <typename T, int NV>
 void kvec_wgrad_rows(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
                      int64_t dstr, const T* xg, const T* dg, const int64_t* off, int64_t mr,
                      int64_t cnt, int64_t Kp, T* out) {
-  with_rows<kvec_rows(NV)>(mr, [&](auto h) {
+  with_rows<pointer_rows(NV)>(mr, [&](auto h) {
     constexpr int MR = h();
     int64_t o[MR];
     for (int m = 0; m < MR; ++m) o[m] = off[std::min<int64_t>(m, cnt - 1)];
@@ -444,9 +452,7 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   // Tile rows of even heights, at most kPointerRows: 3x3 over 8 channels (72
   // rows) as 8 tiles of 9, not 6 of 14 with 84 computed (1.10-1.18x).
   auto rows_of = [&](int64_t b) {
-    const int64_t nv = cb.size(b) / L;
-    const int64_t mx = std::min<int64_t>(kPointerRows, kvec_rows(static_cast<int>(nv)));
-    return ceil_div64(CRS, ceil_div64(CRS, mx));
+    return even_rows(CRS, pointer_rows(static_cast<int>(cb.size(b) / L)));
   };
   // Row blocks per channel block (the tile height depends on the block width).
   std::vector<int64_t> first_task(cb.count + 1, 0);

@@ -33,6 +33,17 @@ constexpr int kvec_rows(int nv) { return kAccRegs / nv > 14 ? 14 : kAccRegs / nv
 // thread; 8-10 within 2%). The forward kvec tiles keep 14: its pointer
 // setup is per tap, not per step.
 constexpr int kPointerRows = 9;
+constexpr int pointer_rows(int nv) {
+  return kvec_rows(nv) < kPointerRows ? kvec_rows(nv) : kPointerRows;
+}
+
+// Height of the fewest tiles of at most `max` rows that cover n rows, made
+// as even as possible (49 rows at most 12 high: 5 tiles of 10, not 4 of 12
+// and one of 1, or a last tile computed whole for one row).
+inline int64_t even_rows(int64_t n, int64_t max) {
+  const int64_t tiles = (n + max - 1) / max;
+  return (n + tiles - 1) / tiles;
+}
 
 // Inner-product tiles of the weight gradients (flat direct, im2col): up to
 // kInnerMR output channels x 3 kernel columns, vectorised along the

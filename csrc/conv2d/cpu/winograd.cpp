@@ -116,8 +116,8 @@ inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T*
 // 1.29x on the 64 -> 128 input gradient (14 tiles a task: 6 + 6 + 2 as 6).
 template <typename T, int NV>
 void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T* mb) {
-  constexpr int MRMAX = kvec_rows(NV) < kPointerRows ? kvec_rows(NV) : kPointerRows;
-  const int64_t mr = ceil_div64(nt, ceil_div64(nt, MRMAX));
+  constexpr int MRMAX = pointer_rows(NV);
+  const int64_t mr = even_rows(nt, MRMAX);
   with_rows<MRMAX>(mr, [&](auto h) {
     constexpr int MR = h();
     for (int64_t t0 = 0; t0 < nt; t0 += MR) {
