@@ -3,8 +3,9 @@
 // cpu_avx512 (zmm, FMA, mask registers for tails), 256 bits in cpu_avx2 (ymm,
 // FMA) and in cpu_generic (GCC/Clang vector extensions, split into SSE2
 // halves). Kernels use Simd<T>::L lanes and never name an ISA; their register
-// tiles come from cpu/tiles.h. Included only by cpu/*.cpp, so every inline
-// function lands in that variant's namespace.
+// tiles come from cpu/tiles.h. Included only by the per-ISA sources
+// (conv2d/cpu/*.cpp and maxpool2d/cpu/*.cpp), so every inline function lands
+// in that variant's namespace.
 #pragma once
 #include <cstdint>
 #include <cstring>
