@@ -240,6 +240,10 @@ WINOGRAD = [
     Case(3, 21, 10, 13, 70, 3, 3, pad=(1, 0, 2, 1)),
     Case(2, 40, 6, 6, 24, 3, 3, pad=(3, 3, 3, 3)),     # input-gradient crop (pad > 2)
     Case(5, 8, 9, 9, 136, 3, 3, pad=(1, 1, 1, 1), groups=2, bias=False),
+    # Rows wider than a task (69 and 35 tiles against at most 32 a task):
+    # tasks start and end inside tile rows, and one task's rows each hold a
+    # run that stops short of the row's end (the output window's partial runs).
+    Case(2, 4, 6, 140, 5, 3, 3, pad=(1, 1, 0, 0)),
 ]
 
 

@@ -480,12 +480,25 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
         const int64_t nl = i / p.G, gg = i % p.G;
         T* e = db + i * dplane;
         const T* src = dy + ((n0 + nl) * p.Co + gg * Kg) * M;
+        // The next (image, group)'s Kg x M values follow contiguously: fetch
+        // them while this one is transposed (cold gradients stream in).
+        if (i + 1 < nn * p.G) prefetch_lines(src + Kg * M, Kg * M);
         transpose_2d(src, M, e, cb.Kp, Kg, M);
         if (cb.Kp > Kg)
           for (int64_t m = 0; m < M; ++m) std::fill(e + m * cb.Kp + Kg, e + (m + 1) * cb.Kp, T(0));
       }
+      // The next chunk's images (the next part's, on a part's last chunk:
+      // the same thread's, as parts go to threads in order) stream into L2
+      // while this chunk's tiles run: a slice per tile.
+      const int64_t n1 = n0 + nn, nn1 = std::min(nb, p.N - n1);
+      const T* x1 = p.x + n1 * p.Ci * p.Hi * p.Wi;
+      const T* dy1 = dy + n1 * p.Co * M;
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < ntiles; ++t) {
+        if (nn1 > 0) {
+          prefetch_share(x1, nn1 * p.Ci * p.Hi * p.Wi, t, ntiles);
+          prefetch_share(dy1, nn1 * p.Co * M, t, ntiles);
+        }
         const int64_t gg = t / first_task[cb.count], u = t % first_task[cb.count];
         int64_t b = 0;
         while (u >= first_task[b + 1]) ++b;

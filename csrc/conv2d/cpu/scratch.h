@@ -80,6 +80,22 @@ struct ScratchCache {
   }
 };
 
+// Software prefetch of n values from p on, a cache line at a time (into
+// L1 and L2; Far: into L2 only, for data needed a chunk later).
+template <bool Far = false, typename T>
+inline void prefetch_lines(const T* p, int64_t n) {
+  constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+  for (int64_t j = 0; j < n; j += kLine) __builtin_prefetch(p + j, 0, Far ? 2 : 3);
+}
+
+// Share `i` of `parts` of [p, p + n): a chunked engine fetches the next
+// chunk's inputs a slice per task while it computes the current chunk.
+template <typename T>
+inline void prefetch_share(const T* p, int64_t n, int64_t i, int64_t parts) {
+  const int64_t a = n * i / parts, b = n * (i + 1) / parts;
+  prefetch_lines<true>(p + a, b - a);
+}
+
 // 64-byte aligned scratch; uninitialised; memory recycled per thread.
 template <typename T>
 struct Buffer {
