@@ -134,18 +134,27 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
 
 // workspace: CUDA only, conv2d_workspace_size bytes the caller allocated
 // (from PyTorch's allocator, on this stream); 0 with 0 bytes where none.
+// db: CPU only, [K] for the bias gradient as well; 0 for none.
 void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
                             const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw,
-                            int variant, uintptr_t workspace, size_t workspace_bytes) {
+                            int variant, uintptr_t workspace, size_t workspace_bytes,
+                            uintptr_t db) {
   const Conv2dShape s = to_conv_shape(shape);
   const auto t = static_cast<DType>(dtype);
   const Conv2dConfig c = config(algo, variant);
   on_device(device,
-            [&] { conv2d_backward_weight_cpu(c, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw)); },
-            [&] { CB_CUDA(conv2d_backward_weight_cuda(c, t, s, cptr<void>(dy), cptr<void>(x),
-                                                      mptr<void>(dw), mptr<void>(workspace),
-                                                      workspace_bytes, device_index,
-                                                      stream_ptr(stream))); });
+            [&] {
+              conv2d_backward_weight_cpu(c, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
+                                         mptr<void>(db));
+            },
+            [&] {
+              CB_CHECK(db == 0, "conv2d_backward_weight: the bias gradient is computed with the "
+                                "weight gradient on the CPU only");
+              CB_CUDA(conv2d_backward_weight_cuda(c, t, s, cptr<void>(dy), cptr<void>(x),
+                                                  mptr<void>(dw), mptr<void>(workspace),
+                                                  workspace_bytes, device_index,
+                                                  stream_ptr(stream)));
+            });
 }
 
 int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& shape) {
@@ -273,9 +282,11 @@ PYBIND11_MODULE(_C, m) {
       call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"),
            py::arg("variant") = 0));
   def("conv2d_backward_weight", &conv2d_backward_weight,
-      "dw from dy and x (CUDA: workspace of conv2d_workspace_size bytes)",
+      "dw from dy and x (CUDA: workspace of conv2d_workspace_size bytes; CPU: db, the bias "
+      "gradient, too unless 0)",
       call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"),
-           py::arg("variant") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0));
+           py::arg("variant") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+           py::arg("db") = 0));
   def("max_pool2d_forward", &max_pool2d_forward, "y and argmax indices of max_pool2d(x)",
       call(py::arg("shape"), py::arg("x"), py::arg("y"), py::arg("indices")));
   def("max_pool2d_backward", &max_pool2d_backward, "dx from dy and the forward's indices",

@@ -27,8 +27,10 @@ void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, con
                         const void* w, const void* bias, void* y);
 void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                const void* dy, const void* w, void* dx);
+// db: nullptr, or [K] to receive the bias gradient too (dy summed over
+// n, p, q), while dy is at hand.
 void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
-                                const void* dy, const void* x, void* dw);
+                                const void* dy, const void* x, void* dw, void* db);
 // The kernel a request resolves to on the CPU variant in use (never Auto,
 // never variant 0); throws for an algorithm or engine that cannot run it.
 Conv2dConfig conv2d_resolve_cpu(Conv2dConfig cfg, Conv2dPass pass, DType dtype,

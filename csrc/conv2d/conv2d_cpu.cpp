@@ -135,8 +135,16 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
 }
 
 void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
-                                const void* dy, const void* x, void* dw) {
+                                const void* dy, const void* x, void* dw, void* db) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardWeight, dtype, s);
+  if (db && s.K > 0) {  // (an empty batch or output: zeros)
+    if (dtype == DType::Float32)
+      CB_CPU_DISPATCH(conv2d_backward_bias<float>, s, static_cast<const float*>(dy),
+                      static_cast<float*>(db));
+    else
+      CB_CPU_DISPATCH(conv2d_backward_bias<double>, s, static_cast<const double*>(dy),
+                      static_cast<double*>(db));
+  }
   if (s.weight_numel() == 0) return;
   // Empty batch or output: the kernels write zeros.
   if (dtype == DType::Float32)

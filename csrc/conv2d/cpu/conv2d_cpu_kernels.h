@@ -42,6 +42,9 @@
   void conv2d_forward_winograd4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
   void conv2d_backward_input_winograd4(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  /* bias_grad.cpp: db[k] = sum of dy over (n, p, q) */                                    \
+  template <typename T>                                                                    \
+  void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db);                     \
   /* choose.cpp: the heuristic (algo Auto: any algorithm) and the autotuner's candidates */ \
   Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,         \
                                     const Conv2dShape& s);                                 \

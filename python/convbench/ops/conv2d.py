@@ -127,14 +127,22 @@ def conv2d_grads(grad, input, weight, conv_args, need, has_bias, differentiable)
     backward and the eager Function's. differentiable: through the gradient
     operators (so the result can be differentiated again), else straight to
     the kernels."""
+    want_bias = has_bias and need[2]
     if differentiable:
-        backward_input, backward_weight = _ops.conv2d_backward_input, _ops.conv2d_backward_weight
+        gi = _ops.conv2d_backward_input(grad, weight, input.shape, *conv_args) if need[0] else None
+        gw = _ops.conv2d_backward_weight(grad, input, weight.shape, *conv_args) if need[1] else None
+        gb = None
     else:
-        backward_input, backward_weight = (_launch.conv2d_backward_input,
-                                           _launch.conv2d_backward_weight)
-    gi = backward_input(grad, weight, input.shape, *conv_args) if need[0] else None
-    gw = backward_weight(grad, input, weight.shape, *conv_args) if need[1] else None
-    gb = conv2d_bias_grad(grad, weight.shape[0]) if has_bias and need[2] else None
+        gi = (_launch.conv2d_backward_input(grad, weight, input.shape, *conv_args)
+              if need[0] else None)
+        gw, gb = None, None
+        if need[1] and want_bias:  # the kernel call sums the bias gradient too (CPU)
+            gw, gb = _launch.conv2d_backward_weight(grad, input, weight.shape, *conv_args,
+                                                    bias_grad=True)
+        elif need[1]:
+            gw = _launch.conv2d_backward_weight(grad, input, weight.shape, *conv_args)
+    if want_bias and gb is None:
+        gb = conv2d_bias_grad(grad, weight.shape[0])
     return gi, gw, gb
 
 
