@@ -131,7 +131,13 @@ void transpose_2d(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t rows, 
       // Masked row copies: nothing outside the block is read or written.
       for (int a = 0; a < ni; ++a) S::store(in + a * L, S::load_n(src + (i + a) * lds + j, nj));
       transpose_block(in, L, out, L);
-      for (int b = 0; b < nj; ++b) S::store_n(dst + (j + b) * ldd + i, S::load(out + b * L), ni);
+      for (int b = 0; b < nj; ++b) {
+        if (S::kFastStoreN) {
+          S::store_n(dst + (j + b) * ldd + i, S::load(out + b * L), ni);
+        } else {
+          for (int a = 0; a < ni; ++a) dst[(j + b) * ldd + i + a] = out[b * L + a];
+        }
+      }
     }
 }
 
