@@ -58,7 +58,7 @@ void backward_input(Conv2dConfig c, const Conv2dShape& s, const void* dy, const 
 
 template <typename T>
 void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const void* x,
-                     void* dw) {
+                     void* dw, void* db) {
   auto dyp = static_cast<const T*>(dy), xp = static_cast<const T*>(x);
   auto dwp = static_cast<T*>(dw);
   if (c.algo == Conv2dAlgo::Direct && c.variant == kDirectFlat)
@@ -67,6 +67,7 @@ void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const
     CB_CPU_DISPATCH(conv2d_backward_weight_direct_kvec<T>, s, dyp, xp, dwp);
   else
     CB_CPU_DISPATCH(conv2d_backward_weight_im2col<T>, s, dyp, xp, dwp);
+  if (db) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, static_cast<T*>(db));
 }
 
 }  // namespace
@@ -137,20 +138,12 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
 void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* x, void* dw, void* db) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardWeight, dtype, s);
-  if (db && s.K > 0) {  // (an empty batch or output: zeros)
-    if (dtype == DType::Float32)
-      CB_CPU_DISPATCH(conv2d_backward_bias<float>, s, static_cast<const float*>(dy),
-                      static_cast<float*>(db));
-    else
-      CB_CPU_DISPATCH(conv2d_backward_bias<double>, s, static_cast<const double*>(dy),
-                      static_cast<double*>(db));
-  }
   if (s.weight_numel() == 0) return;
-  // Empty batch or output: the kernels write zeros.
+  // Empty batch or output: the kernels write zeros (db too).
   if (dtype == DType::Float32)
-    backward_weight<float>(c, s, dy, x, dw);
+    backward_weight<float>(c, s, dy, x, dw, db);
   else
-    backward_weight<double>(c, s, dy, x, dw);
+    backward_weight<double>(c, s, dy, x, dw, db);
 }
 
 }  // namespace convbench

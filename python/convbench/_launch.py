@@ -163,26 +163,25 @@ def _conv2d_gradient(pass_: int):
     to_input = pass_ == _BACKWARD_INPUT
 
     def gradient(dy, other, size, stride, padding4, dilation, groups, algo: str,
-                 variant: int = 0, bias_grad: bool = False):
+                 variant: int = 0, bias_out: Optional[torch.Tensor] = None) -> torch.Tensor:
         if to_input:
             x_shape, w_shape = size, other.shape
         else:
             x_shape, w_shape = other.shape, size
         if x_shape[1] == 0:  # no input channels: the gradient has no elements
             algo_id(algo, dy.device.type)
-            out = dy.new_empty(tuple(size))
-            return (out, None) if bias_grad else out
+            if bias_out is not None:  # nor has the output: the bias has no effect
+                bias_out.zero_()
+            return dy.new_empty(tuple(size))
         dy, other = dy.contiguous(), other.contiguous()
         out = torch.empty(tuple(size), dtype=dy.dtype, device=dy.device)
         dev, index, stream = _device_args(dy)
         shape = _conv_shape(x_shape, w_shape, dy.shape[2:], stride, padding4, dilation, groups)
         dt = _DTYPE_IDS[dy.dtype]
         ptrs = (dy.data_ptr(), other.data_ptr(), out.data_ptr())
-        # bias_grad (weight gradient): also returns db, summed by the kernel call
-        # on the CPU (else None: the caller sums dy itself).
-        db = (torch.empty(w_shape[0], dtype=dy.dtype, device=dy.device)
-              if bias_grad and dev == _DEVICE_CPU else None)
-        dbp = db.data_ptr() if db is not None else 0
+        # bias_out (weight gradient, CPU): [K], filled with the bias gradient by
+        # the same kernel call.
+        dbp = bias_out.data_ptr() if bias_out is not None else 0
 
         if to_input:
             def run(a, v):
@@ -201,7 +200,7 @@ def _conv2d_gradient(pass_: int):
                                           ws.data_ptr() if n else 0, n, dbp)
 
         _run_conv(run, pass_, algo, variant, dev, index, dt, shape, dy.device.type)
-        return (out, db) if bias_grad else out
+        return out
 
     gradient.__name__ = gradient.__qualname__ = (
         "conv2d_backward_input" if to_input else "conv2d_backward_weight")

@@ -8,7 +8,6 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
-#include "conv2d/cpu/scratch.h"
 #include "conv2d/cpu/simd.h"
 
 namespace convbench {

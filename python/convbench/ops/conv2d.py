@@ -128,20 +128,18 @@ def conv2d_grads(grad, input, weight, conv_args, need, has_bias, differentiable)
     operators (so the result can be differentiated again), else straight to
     the kernels."""
     want_bias = has_bias and need[2]
+    # The CPU weight-gradient kernel call sums the bias gradient on the way.
+    fused_bias = want_bias and need[1] and not differentiable and grad.device.type == "cpu"
+    gb = grad.new_empty(weight.shape[0]) if fused_bias else None
     if differentiable:
         gi = _ops.conv2d_backward_input(grad, weight, input.shape, *conv_args) if need[0] else None
         gw = _ops.conv2d_backward_weight(grad, input, weight.shape, *conv_args) if need[1] else None
-        gb = None
     else:
         gi = (_launch.conv2d_backward_input(grad, weight, input.shape, *conv_args)
               if need[0] else None)
-        gw, gb = None, None
-        if need[1] and want_bias:  # the kernel call sums the bias gradient too (CPU)
-            gw, gb = _launch.conv2d_backward_weight(grad, input, weight.shape, *conv_args,
-                                                    bias_grad=True)
-        elif need[1]:
-            gw = _launch.conv2d_backward_weight(grad, input, weight.shape, *conv_args)
-    if want_bias and gb is None:
+        gw = (_launch.conv2d_backward_weight(grad, input, weight.shape, *conv_args, bias_out=gb)
+              if need[1] else None)
+    if want_bias and not fused_bias:
         gb = conv2d_bias_grad(grad, weight.shape[0])
     return gi, gw, gb
 
