@@ -317,6 +317,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_runtime_version", &cuda_runtime_version, "CUDA runtime version ('' without CUDA)");
   m.def("cuda_driver_version", &cuda_driver_version, "CUDA driver version ('' without a driver)");
   m.def("cuda_architectures", &cuda_architectures, "CUDA architectures compiled for");
+  m.def("build_commit", &build_commit, "The source commit the module was built from");
   m.def("cpu_isa", [] { return std::string(cpu_isa_name(cpu_isa_active())); },
         "Name of the CPU kernel variant in use");
   m.def("cpu_isas_compiled", [] { return isa_names(cpu_isas_compiled()); },

@@ -8,6 +8,11 @@ import torch
 # sums of at most a few thousand terms.
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
+# Every skip for want of a usable GPU starts with this tag: the GPU check
+# (tools/gpucheck/verdicts.py NO_GPU_TAG) fails a run in which any test skipped
+# for it, since on the GPU machine that test checked nothing.
+NO_GPU = "[no GPU]"
+
 
 def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()

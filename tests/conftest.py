@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import convbench
+from _helpers import NO_GPU
 
 
 def pytest_collection_modifyitems(config, items):
@@ -11,7 +12,7 @@ def pytest_collection_modifyitems(config, items):
         return
     why = ("no usable CUDA GPU" if convbench.has_cuda()
            else "convbench was built without CUDA support")
-    skip = pytest.mark.skip(reason=why)
+    skip = pytest.mark.skip(reason=f"{NO_GPU} {why}")
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)

@@ -24,6 +24,10 @@ def test_build_info_is_consistent():
         assert {"direct", "implicit_gemm"} <= set(info["conv2d_algos_cuda"])
     else:
         assert convbench.algorithms("cuda") == ("auto",)
+    # The commit, written at build time (CONVBENCH_COMMIT or git's HEAD): a
+    # copied tree without .git still says what it is.
+    assert info["commit"] == "unknown" or (
+        info["commit"] and all(c.isalnum() or c in "-_." for c in info["commit"]))
 
 
 def test_cpu_kernels_take_numpy_arrays():

@@ -62,4 +62,12 @@ std::string cuda_architectures() {
 #endif
 }
 
+std::string build_commit() {
+#ifdef CONVBENCH_COMMIT
+  return CONVBENCH_COMMIT;
+#else
+  return "unknown";
+#endif
+}
+
 }  // namespace convbench

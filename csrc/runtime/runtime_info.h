@@ -14,6 +14,9 @@ int cuda_device_count();
 std::string cuda_runtime_version();
 std::string cuda_driver_version();
 std::string cuda_architectures();
+// The source commit the module was built from (CONVBENCH_COMMIT at configure
+// time, else git's HEAD, else "unknown"): known without the .git folder.
+std::string build_commit();
 
 #ifdef CONVBENCH_WITH_CUDA
 // y <- a * x + y on `device`/`stream`: the smallest real kernel, used by the

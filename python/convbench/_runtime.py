@@ -38,6 +38,7 @@ def build_info() -> dict:
         "cuda_runtime": _C.cuda_runtime_version() or None,
         "cuda_driver": _C.cuda_driver_version() or None,
         "cuda_architectures": _C.cuda_architectures() or None,
+        "commit": _C.build_commit(),
         "cpu_isa": _C.cpu_isa(),
         "cpu_isas_compiled": list(_C.cpu_isas_compiled()),
         "cpu_isas_supported": list(_C.cpu_isas_supported()),

@@ -1,4 +1,4 @@
-"""The representative subset tools/gpu_check.sh runs under compute-sanitizer
+"""The representative subset the GPU check runs under compute-sanitizer
 (memcheck, racecheck, synccheck, initcheck): one case per kernel family
 (each CUDA conv2d algorithm, and max-pool), pass and dtype, on a shape that
 leaves partial tiles everywhere (odd sizes, stride, padding, dilation,
@@ -15,11 +15,14 @@ own allocation (with PyTorch's cache, a small overrun lands inside another
 cached tensor and memcheck sees nothing).
 
 Cases run on the small shapes first (float32, then float16, bfloat16,
-float64: every family and pass), the larger float32 shapes last; --budget S
-stops starting new cases after S seconds from start (imports included), so
-a sanitizer still ends with its summary.
+float64: every family and pass), the larger float32 shapes last. No case
+starts after --deadline (epoch seconds), so the sanitizer still ends with its
+summary, except the first: a run that checks nothing is worth nothing, and
+the stage's hard limit stops a first case that cannot finish. The last lines
+say how many cases ran and how many of the family x pass x dtype
+combinations they covered (the stage's promise); exit 3 if none ran.
 
-usage: python tools/gpu_sanitize_cases.py [--budget S] [--list]
+usage: python -m gpucheck.sanitize_cases [--deadline EPOCH] [--list]
 """
 from __future__ import annotations
 
@@ -27,8 +30,6 @@ import argparse
 import dataclasses
 import sys
 import time
-
-_T0 = time.monotonic()
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 CONV_PASSES = ("fwd", "bwd_input", "bwd_weight")
@@ -53,6 +54,10 @@ class Case:
     dtype: str
     shape: tuple
     shape_name: str
+
+    @property
+    def combination(self):
+        return (self.family, self.pass_, self.dtype)
 
     @property
     def name(self) -> str:
@@ -142,8 +147,8 @@ def run_case(case, torch, F, device="cuda") -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds from start after which no new case starts")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="epoch seconds after which no new case starts (the first always runs)")
     ap.add_argument("--list", action="store_true", help="print the cases and exit (no GPU)")
     args = ap.parse_args(argv)
 
@@ -157,17 +162,19 @@ def main(argv=None) -> int:
     if args.list:
         for c in todo:
             print(c.name)
+        print(f"SANITIZE COVERAGE planned: {len({c.combination for c in todo})} family x pass "
+              "x dtype")
         print(f"{len(todo)} cases: {len(algos)} conv algorithms ({', '.join(algos) or 'none'}) "
               f"x {len(CONV_PASSES)} passes and max_pool2d x {len(POOL_PASSES)} passes, "
               f"x {len(DTYPES)} dtypes")
         return 0 if algos else 1
     if not torch.cuda.is_available() or not convbench.has_cuda():
-        print("gpu_sanitize_cases: needs a CUDA GPU and convbench built with CUDA")
+        print("sanitize_cases: needs a CUDA GPU and convbench built with CUDA")
         return 2
-    bad, done = [], 0
+    bad, done, covered = [], 0, set()
     for c in todo:
-        if args.budget is not None and time.monotonic() - _T0 > args.budget:
-            print(f"SANITIZE CASES STOPPED BY BUDGET after {done} of {len(todo)} cases",
+        if done and args.deadline is not None and time.time() > args.deadline:
+            print(f"SANITIZE CASES STOPPED BY DEADLINE after {done} of {len(todo)} cases",
                   flush=True)
             break
         try:
@@ -183,8 +190,13 @@ def main(argv=None) -> int:
         if not ok:
             bad.append(c.name)
         done += 1
+        covered.add(c.combination)
     print(f"SANITIZE CASES: {done} of {len(todo)} run, {len(bad)} wrong"
           + (": " + "; ".join(bad) if bad else ""), flush=True)
+    every = {c.combination for c in todo}
+    print(f"SANITIZE COVERAGE: {len(covered)} of {len(every)} family x pass x dtype", flush=True)
+    if not done:
+        return 3
     return 1 if bad else 0
 
 
