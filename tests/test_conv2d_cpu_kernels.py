@@ -272,6 +272,32 @@ def test_winograd_rejects_what_it_does_not_cover(pass_, case):
         run_pass(pass_, "winograd", case, np.float64, x, w, b, dy)
 
 
+# Wide layers (16+ channels per group on both sides, 160+ output tiles of
+# 2x2) that auto would send to Winograd were they 3x3, stride 1, dilation 1:
+# the geometry check must stop it (Winograd computes such a layer wrongly).
+NOT_WINOGRAD = [Case(8, 16, 16, 16, 16, 5, 5, pad=(2, 2, 2, 2)),
+                Case(8, 16, 32, 32, 16, 3, 3, stride=(2, 2), pad=(1, 1, 1, 1)),
+                Case(8, 16, 32, 32, 16, 3, 3, stride=(1, 2), pad=(1, 1, 1, 1)),
+                Case(8, 16, 16, 16, 16, 3, 3, pad=(2, 2, 2, 2), dil=(2, 2)),
+                Case(8, 32, 16, 16, 32, 1, 3, pad=(0, 0, 1, 1), groups=2)]
+
+
+def _as_3x3(case):
+    return Case(case.N, case.C, case.P, case.Q, case.K, 3, 3, pad=(1, 1, 1, 1),
+                groups=case.groups)
+
+
+@pytest.mark.parametrize("case", NOT_WINOGRAD, ids=repr)
+def test_auto_keeps_wide_layers_winograd_cannot_do_away_from_it(case):
+    # The same layer as a 3x3 stride-1 one is Winograd's: these are wide enough.
+    assert C.conv2d_choose_algo(CPU, FWD, DTYPES[np.float32], _as_3x3(case).shape16()) \
+        == ALGOS["winograd"]
+    for pass_ in (FWD, BWD_IN):
+        assert C.conv2d_choose_algo(CPU, pass_, DTYPES[np.float32], case.shape16()) \
+            != ALGOS["winograd"]
+    check_case(case, np.float32, algos=("auto",), passes=(FWD, BWD_IN))
+
+
 def test_full_batch_layer_float32():
     check_case(Case(50, 3, 32, 32, 16, 3, 3), np.float32)
 

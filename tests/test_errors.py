@@ -120,6 +120,30 @@ def test_ops_validate_their_own_arguments():
                                 [0, 0], [1, 1])
 
 
+def test_the_max_pool_gradient_op_checks_the_forwards_geometry():
+    # Called directly, the gradient takes only what the forward could have
+    # made: padding beyond half the kernel would reach windows of nothing but
+    # padding that the kernel assumes away (it once summed them wrongly).
+    ops = torch.ops.convbench
+    dy = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 1, 4)
+    idx = torch.zeros(1, 1, 1, 4, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"pad should be at most half.*pad=\(0, 2\)"):
+        ops.max_pool2d_backward(dy, idx, [1, 1, 1, 1], [1, 2], [1, 1], [0, 2], [1, 1])
+    for bad, what in (([0, 2], "kernel_size must be positive"), ([2, -1], "stride")):
+        args = ([1, 2], bad, [0, 0], [1, 1]) if what == "stride" else (bad, [1, 1], [0, 0], [1, 1])
+        with pytest.raises(ValueError, match=what):
+            ops.max_pool2d_backward(dy, idx, [1, 1, 1, 5], *args)
+    # grad_output must be the size the forward gives input_size (either ceil_mode).
+    x = torch.randn(1, 2, 7, 7)
+    y, i = ops.max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], True)      # 4x4 (3x3 floor)
+    ops.max_pool2d_backward(y, i, [1, 2, 7, 7], [2, 2], [2, 2], [0, 0], [1, 1])
+    ops.max_pool2d_backward(y[..., :3, :3].contiguous(), i[..., :3, :3].contiguous(),
+                            [1, 2, 7, 7], [2, 2], [2, 2], [0, 0], [1, 1])
+    with pytest.raises(ValueError, match=r"grad_output's size \[4, 4\] is not max_pool2d's "
+                                         r"output size \(\[2, 2\] or \[3, 3\]\) for input_size"):
+        ops.max_pool2d_backward(y, i, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0], [1, 1])
+
+
 def test_cuda_tensor_without_cuda_build_or_gpu():
     if convbench.cuda_available():
         pytest.skip("a GPU is usable here")

@@ -111,6 +111,43 @@ def test_window_of_only_padding():
     assert torch.equal(grad, torch.zeros_like(x))
 
 
+@pytest.mark.parametrize("axis", [2, 3])
+def test_a_window_of_only_padding_is_its_axis_only_window(axis):
+    """Every small geometry the forward accepts: where a window reads only
+    padding, every window along that axis does (so the gradient is zero and
+    the CPU backward skips the plane); elsewhere the gradient is dy summed at
+    the indices. Checked through the public API on each axis."""
+    empty_axes = 0
+    for size in range(1, 9):
+        for k in range(1, 5):
+            for pad in range(k // 2 + 1):
+                for s in (1, 2, 3):
+                    for d in (1, 2, 3, 4):
+                        for ceil_mode in (False, True):
+                            try:
+                                P = convbench.reference.max_pool2d_output_size(
+                                    (size, 1), (k, 1), (s, 1), (pad, 0), (d, 1), ceil_mode)[0]
+                            except ValueError:
+                                continue
+                            shape, kk, ss, pp, dd = [1, 2, 1, 1], [1, 1], [1, 1], [0, 0], [1, 1]
+                            shape[axis] = size
+                            a = axis - 2
+                            kk[a], ss[a], pp[a], dd[a] = k, s, pad, d
+                            x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+                            y, idx = convbench.max_pool2d(x, kk, ss, pp, dd, ceil_mode,
+                                                          return_indices=True)
+                            empty = torch.isinf(y).flatten(2)[0, 0]
+                            assert empty.all() or not empty.any(), (size, k, s, pad, d, ceil_mode)
+                            empty_axes += bool(empty.all())
+                            dy = torch.randn_like(y)
+                            (dx,) = torch.autograd.grad(y, x, dy)
+                            want = torch.zeros_like(x).flatten(2)
+                            if not empty.any():
+                                want.scatter_add_(2, idx.flatten(2), dy.flatten(2))
+                            assert torch.equal(dx.flatten(2), want), (size, k, s, pad, d, P)
+    assert empty_axes > 10  # the padded geometries were reached
+
+
 def test_ties_and_nan_follow_torch():
     x = torch.tensor([[[[1.0, 1.0, 0.0], [1.0, float("nan"), 2.0], [3.0, 3.0, 3.0]]]])
     for k, s in [(2, 1), (3, 1), (2, 2)]:

@@ -94,6 +94,18 @@ def test_convert_keeps_the_same_parameters_dtype_and_algo():
     assert all(c.algo == "im2col" for c in convs)
 
 
+def test_converting_a_converted_layer_again_takes_the_new_algorithm():
+    layer = convbench.nn.convert(torch.nn.Conv2d(2, 3, 3), algo="direct")
+    assert convbench.nn.convert(layer, algo="im2col") is layer and layer.algo == "im2col"
+    model = torch.nn.Sequential(layer, torch.nn.Sequential(convbench.nn.Conv2d(3, 3, 1)))
+    convbench.nn.convert(model, algo="winograd")
+    assert [m.algo for m in model.modules() if isinstance(m, convbench.nn.Conv2d)] \
+        == ["winograd", "winograd"]
+    with pytest.raises(ValueError, match="algo"):
+        convbench.nn.convert(layer, algo="fastest")
+    assert layer.algo == "winograd"  # a bad name changes nothing
+
+
 def test_convert_a_bare_layer_and_leaves_subclasses_alone():
     layer = convbench.nn.convert(torch.nn.Conv2d(2, 3, 3))
     assert type(layer) is convbench.nn.Conv2d

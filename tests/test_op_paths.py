@@ -83,3 +83,31 @@ def test_max_pool2d_eager_path_equals_the_registered_op(monkeypatch, dtype):
     (h1,) = torch.autograd.grad(torch.autograd.grad(y1, x, dy1, create_graph=True)[0].sum(), dy1)
     (h2,) = torch.autograd.grad(torch.autograd.grad(y2, x, dy2, create_graph=True)[0].sum(), dy2)
     assert torch.equal(h1, h2)
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+@pytest.mark.parametrize("path", ["eager", "op", "layer"])
+def test_the_bias_gradient_without_the_weights(path, input_grad):
+    """Bias-only fine-tuning: a frozen weight (requires_grad False) and a
+    trainable bias. The CPU weight-gradient call that sums the bias on the way
+    does not run, so the bias gradient must come from its own sum, not from a
+    buffer nothing filled."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 24, 3, padding=1).double()
+    conv.weight.requires_grad_(False)
+    x = torch.randn(3, 6, 9, 9, dtype=torch.float64, requires_grad=input_grad)
+    dy = torch.randn(3, 24, 9, 9, dtype=torch.float64)
+    want = torch.autograd.grad(conv(x), [conv.bias] + ([x] if input_grad else []), dy)
+    for _ in range(3):  # (fresh buffers of the bias's size hold garbage, not zeros)
+        junk = torch.full((24,), float("nan"), dtype=torch.float64)
+        del junk
+        if path == "eager":
+            y = convbench.conv2d(x, conv.weight, conv.bias, padding=1)
+        elif path == "op":
+            y = torch.ops.convbench.conv2d(x, conv.weight, conv.bias, [1, 1], [1, 1, 1, 1],
+                                           [1, 1], 1, "auto")
+        else:
+            y = convbench.nn.convert(conv)(x)
+        got = torch.autograd.grad(y, [conv.bias] + ([x] if input_grad else []), dy)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)

@@ -276,6 +276,31 @@ def check_max_pool2d(
                      dilation, ceil_mode)
 
 
+def check_max_pool2d_backward_size(out_hw, input_size, kernel_size, stride, padding, dilation,
+                                   cache: bool = False) -> None:
+    """The gradient's checks: the forward's geometry rules, and grad_output the
+    size that forward gives input_size (with or without ceil_mode). The CPU
+    kernel relies on both (csrc/maxpool2d/cpu/maxpool2d_kernel.cpp)."""
+    key = ("max_pool2d_backward", out_hw, input_size, tuple(kernel_size), tuple(stride),
+           tuple(padding), tuple(dilation)) if cache else None
+    _geometry(key, _max_pool2d_backward_size, out_hw, input_size, kernel_size, stride, padding,
+              dilation)
+
+
+def _max_pool2d_backward_size(out_hw, input_size, kernel_size, stride, padding, dilation):
+    # (a list, not a set: symbolic sizes compare but do not hash)
+    sizes = [max_pool2d_geometry(input_size, kernel_size, stride, padding, dilation, ceil)
+             for ceil in (False, True)]
+    if tuple(out_hw) not in sizes:
+        shown = [sizes[0]] + ([sizes[1]] if sizes[1] != sizes[0] else [])
+        raise ArgumentError(
+            f"max_pool2d_backward: grad_output's size {list(out_hw)} is not max_pool2d's "
+            f"output size ({' or '.join(str(list(x)) for x in shown)}) for input_size "
+            f"{list(input_size)}, kernel_size {list(kernel_size)}, stride {list(stride)}, "
+            f"padding {list(padding)}, dilation {list(dilation)}")
+    return True
+
+
 def check_pool_input_sizes(shape) -> None:
     """torch's rule: only the batch dimension of a 4D (or none of a 3D) input may be 0."""
     if any(n == 0 for n in shape[-3:]):

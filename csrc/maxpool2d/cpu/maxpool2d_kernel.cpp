@@ -141,52 +141,41 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* indices
   }
 }
 
-// Whether window row p (or column q) reads at least one input position; a
-// window that reads only padding gets no gradient (see pool_window_holds).
-inline std::vector<char> windows_with_input(int64_t n_out, int64_t size, int64_t stride,
-                                            int64_t pad, int64_t kernel, int64_t dil) {
-  std::vector<char> ok(static_cast<size_t>(n_out));
+// Whether every window along one axis reads at least one input position.
+// Under the forward's rules (padding at most half the kernel, the output
+// size they give; the operators check both for the gradient too) a window
+// that reads only padding occurs only where it is the axis's one window
+// (tests/test_maxpool2d.py enumerates the geometries), so one such window
+// means the whole gradient is zero: its index points outside the plane, as
+// torch's does.
+inline bool every_window_reads_input(int64_t n_out, int64_t size, int64_t stride, int64_t pad,
+                                     int64_t kernel, int64_t dil) {
   for (int64_t o = 0; o < n_out; ++o) {
     const int64_t start = o * stride - pad;
     const int64_t first = pool_first_in_bounds(start, dil);
-    ok[o] = first < size && first <= start + (kernel - 1) * dil;
+    if (first >= size || first > start + (kernel - 1) * dil) return false;
   }
-  return ok;
+  return true;
 }
 
 template <typename T>
 void max_pool2d_backward(const Pool2dShape& s, const T* dy, const int64_t* indices, T* dx) {
   const int64_t planes = s.N * s.C;
   const int64_t hw = s.H * s.W, pq = s.P * s.Q;  // per plane
-  // Indices from our forward lie in their window unless the window reads only
-  // padding; checking that per row and column (not per element with
-  // divisions) keeps the scatter memory-bound. The range check stops any
-  // index, even a user's, from writing outside the plane.
-  const auto row_ok = windows_with_input(s.P, s.H, s.stride_h, s.pad_h, s.kernel_h, s.dil_h);
-  const auto col_ok = windows_with_input(s.Q, s.W, s.stride_w, s.pad_w, s.kernel_w, s.dil_w);
-  bool all_ok = true;
-  for (char c : row_ok) all_ok = all_ok && c;
-  for (char c : col_ok) all_ok = all_ok && c;
+  const bool any_input =
+      every_window_reads_input(s.P, s.H, s.stride_h, s.pad_h, s.kernel_h, s.dil_h) &&
+      every_window_reads_input(s.Q, s.W, s.stride_w, s.pad_w, s.kernel_w, s.dil_w);
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane) {
     T* dxp = dx + plane * hw;
     std::fill(dxp, dxp + hw, T(0));
+    if (!any_input) continue;
     const T* dyp = dy + plane * pq;
     const int64_t* ip = indices + plane * pq;
-    if (all_ok) {
-      for (int64_t i = 0; i < pq; ++i) {
-        const int64_t j = ip[i];
-        if (static_cast<uint64_t>(j) < static_cast<uint64_t>(hw)) dxp[j] += dyp[i];
-      }
-      continue;
-    }
-    for (int64_t p = 0; p < s.P; ++p) {
-      if (!row_ok[p]) continue;
-      for (int64_t q = 0; q < s.Q; ++q) {
-        const int64_t j = ip[p * s.Q + q];
-        if (col_ok[q] && static_cast<uint64_t>(j) < static_cast<uint64_t>(hw))
-          dxp[j] += dyp[p * s.Q + q];
-      }
+    // The range check stops any index, even a user's, from writing outside the plane.
+    for (int64_t i = 0; i < pq; ++i) {
+      const int64_t j = ip[i];
+      if (static_cast<uint64_t>(j) < static_cast<uint64_t>(hw)) dxp[j] += dyp[i];
     }
   }
 }

@@ -45,7 +45,8 @@ def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
     return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
 
 
-def _pool_backward_check(grad_output, indices, input_size):
+def _pool_backward_check(grad_output, indices, input_size, kernel_size, stride, padding,
+                         dilation, cache=False):
     if grad_output.dim() != 4 or len(input_size) != 4:
         raise RuntimeError("convbench.max_pool2d_backward: expected 4D grad_output and input_size")
     if tuple(indices.shape) != tuple(grad_output.shape) or indices.dtype != torch.int64:
@@ -62,18 +63,21 @@ def _pool_backward_check(grad_output, indices, input_size):
         raise RuntimeError("convbench.max_pool2d_backward: indices and grad_output must be on "
                            "the same device")
     _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward", pool=True)
+    _args.check_max_pool2d_backward_size(tuple(grad_output.shape[2:]), tuple(input_size),
+                                         kernel_size, stride, padding, dilation, cache=cache)
 
 
 def _max_pool2d_backward_kernel(grad_output, indices, input_size, kernel_size, stride, padding,
                                 dilation):
-    _pool_backward_check(grad_output, indices, input_size)
+    _pool_backward_check(grad_output, indices, input_size, kernel_size, stride, padding, dilation,
+                         cache=True)
     return _launch.max_pool2d_backward(grad_output, indices, input_size, kernel_size, stride,
                                        padding, dilation)
 
 
 def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, stride, padding,
                               dilation):
-    _pool_backward_check(grad_output, indices, input_size)
+    _pool_backward_check(grad_output, indices, input_size, kernel_size, stride, padding, dilation)
     return grad_output.new_empty(tuple(input_size))
 
 
