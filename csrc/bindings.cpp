@@ -35,23 +35,20 @@ namespace {
 
 enum Device : int { kCPU = 0, kCUDA = 1 };
 
-// The order of the numbers a shape is passed as: Conv2dShape's and
-// Pool2dShape's fields, in declaration order (aggregate initialisation below).
-constexpr std::array<const char*, 16> kConvShapeFields = {
-    "N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_h", "pad_w",
-    "dil_h", "dil_w", "groups"};
-constexpr std::array<const char*, 14> kPoolShapeFields = {
-    "N", "C", "H", "W", "P", "Q", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h",
-    "pad_w", "dil_h", "dil_w"};
-static_assert(sizeof(Conv2dShape) == kConvShapeFields.size() * sizeof(int64_t));
-static_assert(sizeof(Pool2dShape) == kPoolShapeFields.size() * sizeof(int64_t));
+// A shape arrives as the numbers its ShapeFields name, in that order (common/shapes.h).
+template <class S>
+using ShapeArgs = std::array<int64_t, ShapeFields<S>::count>;
+using ConvShapeArgs = ShapeArgs<Conv2dShape>;
+using PoolShapeArgs = ShapeArgs<Pool2dShape>;
 
-using ConvShapeArgs = std::array<int64_t, kConvShapeFields.size()>;
-using PoolShapeArgs = std::array<int64_t, kPoolShapeFields.size()>;
+template <class S>
+py::tuple field_names() {
+  const auto& n = ShapeFields<S>::names;
+  return py::tuple(py::cast(std::vector<std::string>(std::begin(n), std::end(n))));
+}
 
 Conv2dShape to_conv_shape(const ConvShapeArgs& a) {
-  Conv2dShape s{a[0], a[1], a[2],  a[3],  a[4],  a[5],  a[6],  a[7],
-                a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]};
+  const Conv2dShape s = ShapeFields<Conv2dShape>::from(a.data());
   CB_CHECK(s.N >= 0 && s.C > 0 && s.H >= 0 && s.W >= 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
                s.P >= 0 && s.Q >= 0,
            "conv2d: invalid sizes");
@@ -64,7 +61,7 @@ Conv2dShape to_conv_shape(const ConvShapeArgs& a) {
 }
 
 Pool2dShape to_pool_shape(const PoolShapeArgs& a) {
-  Pool2dShape s{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]};
+  const Pool2dShape s = ShapeFields<Pool2dShape>::from(a.data());
   CB_CHECK(s.N >= 0 && s.C >= 0 && s.H > 0 && s.W > 0 && s.P >= 0 && s.Q >= 0 &&
                s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 &&
                s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
@@ -340,10 +337,8 @@ PYBIND11_MODULE(_C, m) {
   passes["backward_input"] = static_cast<int>(Conv2dPass::BackwardInput);
   passes["backward_weight"] = static_cast<int>(Conv2dPass::BackwardWeight);
   m.attr("CONV2D_PASS_IDS") = passes;
-  m.attr("CONV2D_SHAPE_FIELDS") = py::tuple(py::cast(std::vector<std::string>(
-      kConvShapeFields.begin(), kConvShapeFields.end())));
-  m.attr("POOL2D_SHAPE_FIELDS") = py::tuple(py::cast(std::vector<std::string>(
-      kPoolShapeFields.begin(), kPoolShapeFields.end())));
+  m.attr("CONV2D_SHAPE_FIELDS") = field_names<Conv2dShape>();
+  m.attr("POOL2D_SHAPE_FIELDS") = field_names<Pool2dShape>();
   py::dict algos;
   for (int i = 0; i <= static_cast<int>(Conv2dAlgo::Fused); ++i)
     algos[conv2d_algo_name(static_cast<Conv2dAlgo>(i))] = i;

@@ -40,10 +40,10 @@ def conv_shape16(x, w, stride, padding, dilation, groups, P=None, Q=None):
     if P is None:
         P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
         Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    from convbench import _launch  # the launch layer's builder: _C's field order
+    from convbench._shapes import conv2d_shape  # the launch layer's packer: _C's field order
 
-    return list(_launch._conv_shape(x.shape, w.shape, (P, Q), (sh, sw), (ph, ph, pw, pw),
-                                    (dh, dw), groups))
+    return list(conv2d_shape(x.shape, w.shape, (P, Q), (sh, sw), (ph, ph, pw, pw), (dh, dw),
+                             groups))
 
 
 def random_conv_cases(count, seed, groups=(1, 1, 2), per_group=(5, 9), kernel=4, size=12,

@@ -86,27 +86,29 @@ def test_the_type_stub_lists_the_module():
 
 
 def test_shapes_are_built_by_the_fields_the_module_names():
-    # The ABI's shape order comes from C++ (CONV2D_SHAPE_FIELDS); the launch
-    # layer, the tests' helper and the tools build shapes by those names.
+    # The ABI's shape order comes from C++ (one field list per shape in
+    # csrc/common/shapes.h, exported as CONV2D_SHAPE_FIELDS); the packers the
+    # launch layer, the tests' helper and the tools use follow it by name.
     from _helpers import conv_shape16
-    from convbench import _launch
+    from convbench import _shapes
 
     assert _C.CONV2D_SHAPE_FIELDS[:9] == ("N", "C", "H", "W", "K", "R", "S", "P", "Q")
     x, w = torch.zeros(2, 6, 9, 8), torch.zeros(4, 3, 3, 2)
     want = dict(N=2, C=6, H=9, W=8, K=4, R=3, S=2, P=4, Q=9, stride_h=2, stride_w=1, pad_h=0,
                 pad_w=1, dil_h=1, dil_w=1, groups=2)
     expect = [want[f] for f in _C.CONV2D_SHAPE_FIELDS]
-    assert list(_launch._conv_shape(x.shape, w.shape, (4, 9), (2, 1), (0, 0, 1, 1), (1, 1), 2)) \
-        == expect
+    args = (x.shape, w.shape, (4, 9), (2, 1), (0, 0, 1, 1), (1, 1), 2)
+    assert list(_shapes.conv2d_shape(*args)) == expect
     assert conv_shape16(x, w, (2, 1), (0, 1), 1, 2) == expect
     # A module naming another order gets the numbers in that order; one naming
-    # fields this layer does not know is refused at import.
+    # a field this layer does not know, or lacking one, is refused at import.
     theirs = tuple(reversed(_C.CONV2D_SHAPE_FIELDS))
-    order = _launch._order(_launch._CONV_FIELDS, theirs)
-    assert [expect[i] for i in order] == [want[f] for f in theirs]
-    with pytest.raises(ImportError, match="shape fields"):
-        _launch._order(_launch._CONV_FIELDS, theirs[:-1] + ("bogus",))
+    pack = _shapes.packer("p", _shapes._CONV_PARAMS, _shapes._CONV_VALUES, theirs)
+    assert list(pack(*args)) == [want[f] for f in theirs]
+    for bad in (theirs[:-1] + ("bogus",), theirs[:-1]):
+        with pytest.raises(ImportError, match="fields"):
+            _shapes.packer("p", _shapes._CONV_PARAMS, _shapes._CONV_VALUES, bad)
     pool = dict(N=2, C=6, H=9, W=8, P=4, Q=4, kernel_h=3, kernel_w=2, stride_h=2, stride_w=2,
                 pad_h=1, pad_w=0, dil_h=1, dil_w=1)
-    assert list(_launch._pool_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [
+    assert list(_shapes.pool2d_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [
         pool[f] for f in _C.POOL2D_SHAPE_FIELDS]

@@ -47,6 +47,7 @@ def sweep(rounds: int) -> dict:
 
     import convbench
     from convbench import _C, _launch
+    from convbench._shapes import conv2d_shape
 
     torch.manual_seed(0)
     aten_bwd = torch.ops.aten.convolution_backward
@@ -59,7 +60,7 @@ def sweep(rounds: int) -> dict:
         dy = torch.randn(L.N, L.K, P, Q)
         st, pd, dl, g = list(L.stride), list(L.padding), list(L.dilation), L.groups
         pad4 = (pd[0], pd[0], pd[1], pd[1])
-        shape = _launch._conv_shape(x.shape, w.shape, (P, Q), st, pad4, dl, g)
+        shape = conv2d_shape(x.shape, w.shape, (P, Q), st, pad4, dl, g)
         for pi, pname in enumerate(PASSES):
             if pname == "fwd":
                 peer = lambda: F.conv2d(x, w, b, st, pd, dl, g)

@@ -2,6 +2,7 @@
 // kernels index with int64_t so tensors past 2^31 elements stay correct.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace convbench {
 
@@ -44,17 +45,41 @@ struct Conv2dConfig {
   int variant = 0;
 };
 
+// A shape is declared once, as its list of fields: the struct's members,
+// the order Python passes the numbers in (the module exports the names:
+// CONV2D_SHAPE_FIELDS, POOL2D_SHAPE_FIELDS) and every reader of that order
+// (bindings.cpp, the CUDA emulator's worker) come from the list.
+#define CB_SHAPE_MEMBER(name) int64_t name;
+#define CB_SHAPE_NAME(name) #name,
+#define CB_SHAPE_COUNT(name) +1
+
+// ShapeFields<S>: the field names of shape S in order, and S from that many numbers.
+template <class S>
+struct ShapeFields;
+
+#define CB_SHAPE_FIELDS_OF(Shape, FIELDS)                                         \
+  template <>                                                                     \
+  struct ShapeFields<Shape> {                                                     \
+    static constexpr int count = 0 FIELDS(CB_SHAPE_COUNT);                        \
+    static constexpr const char* names[count] = {FIELDS(CB_SHAPE_NAME)};          \
+    static Shape from(const int64_t* v) {                                         \
+      Shape s;                                                                    \
+      std::memcpy(&s, v, sizeof(Shape));                                          \
+      return s;                                                                   \
+    }                                                                             \
+  };                                                                              \
+  static_assert(sizeof(Shape) == ShapeFields<Shape>::count * sizeof(int64_t),     \
+                #Shape " must hold its fields and nothing else")
+
 // NCHW input [N, C, H, W], weight [K, C / groups, R, S], output [N, K, P, Q].
 // Padding is top/left only: rows/cols read past H/W are zero, so asymmetric
 // ('same' with even kernels) padding is expressed through P and Q.
+#define CB_CONV2D_SHAPE_FIELDS(X)                                                  \
+  X(N) X(C) X(H) X(W) X(K) X(R) X(S) X(P) X(Q) X(stride_h) X(stride_w) X(pad_h) X(pad_w) \
+  X(dil_h) X(dil_w) X(groups)
+
 struct Conv2dShape {
-  int64_t N, C, H, W;
-  int64_t K, R, S;
-  int64_t P, Q;
-  int64_t stride_h, stride_w;
-  int64_t pad_h, pad_w;
-  int64_t dil_h, dil_w;
-  int64_t groups;
+  CB_CONV2D_SHAPE_FIELDS(CB_SHAPE_MEMBER)
 
   int64_t c_per_group() const { return C / groups; }
   int64_t k_per_group() const { return K / groups; }
@@ -62,19 +87,20 @@ struct Conv2dShape {
   int64_t weight_numel() const { return K * c_per_group() * R * S; }
   int64_t output_numel() const { return N * K * P * Q; }
 };
+CB_SHAPE_FIELDS_OF(Conv2dShape, CB_CONV2D_SHAPE_FIELDS);
 
 // NCHW input [N, C, H, W] -> output [N, C, P, Q]. Indices are flat offsets
 // h * W + w inside each (n, c) plane, as torch.nn.functional.max_pool2d returns.
+#define CB_POOL2D_SHAPE_FIELDS(X)                                                  \
+  X(N) X(C) X(H) X(W) X(P) X(Q) X(kernel_h) X(kernel_w) X(stride_h) X(stride_w) X(pad_h) \
+  X(pad_w) X(dil_h) X(dil_w)
+
 struct Pool2dShape {
-  int64_t N, C, H, W;
-  int64_t P, Q;
-  int64_t kernel_h, kernel_w;
-  int64_t stride_h, stride_w;
-  int64_t pad_h, pad_w;
-  int64_t dil_h, dil_w;
+  CB_POOL2D_SHAPE_FIELDS(CB_SHAPE_MEMBER)
 
   int64_t input_numel() const { return N * C * H * W; }
   int64_t output_numel() const { return N * C * P * Q; }
 };
+CB_SHAPE_FIELDS_OF(Pool2dShape, CB_POOL2D_SHAPE_FIELDS);
 
 }  // namespace convbench

@@ -1,7 +1,8 @@
 """Runs the compiled kernels on tensors: allocates outputs, passes data
-pointers, sizes and the current CUDA stream to convbench._C. No validation
-here (see _args.py); inputs are made contiguous NCHW because the kernels
-take dense NCHW data."""
+pointers, sizes and the current CUDA stream to convbench._C. Argument values
+are checked before this layer (_args.py); here only the algorithm name is,
+against the tensor's device. Inputs are made contiguous NCHW because the
+kernels take dense NCHW data."""
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -11,6 +12,7 @@ import torch
 from . import _C
 from ._autotune import TUNER
 from ._runtime import has_cuda
+from ._shapes import conv2d_shape, pool2d_shape
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
 ALGO_IDS = dict(_C.CONV2D_ALGO_IDS)
@@ -18,28 +20,6 @@ _PASS = _C.CONV2D_PASS_IDS
 _FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = (
     _PASS["forward"], _PASS["backward_input"], _PASS["backward_weight"])
 _DEVICE_CPU, _DEVICE_CUDA = _C.DEVICE_IDS["cpu"], _C.DEVICE_IDS["cuda"]
-
-# The shape fields as this module lists them; the numbers go to _C in the
-# order _C.CONV2D_SHAPE_FIELDS / POOL2D_SHAPE_FIELDS name (its ABI). When the
-# orders agree (they do today) the tuple is passed as built: no per-call cost.
-_CONV_FIELDS = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_h",
-                "pad_w", "dil_h", "dil_w", "groups")
-_POOL_FIELDS = ("N", "C", "H", "W", "P", "Q", "kernel_h", "kernel_w", "stride_h", "stride_w",
-                "pad_h", "pad_w", "dil_h", "dil_w")
-
-
-def _order(ours, theirs):
-    """Indices of `theirs` in `ours` (None: the same order); ImportError if the
-    module names fields this layer does not know (a build from another version)."""
-    if sorted(ours) != sorted(theirs):
-        raise ImportError(f"convbench._C takes shape fields {tuple(theirs)}; this Python layer "
-                          f"builds {ours}: reinstall convbench so both come from one version")
-    order = tuple(ours.index(f) for f in theirs)
-    return None if order == tuple(range(len(ours))) else order
-
-
-_CONV_ORDER = _order(_CONV_FIELDS, _C.CONV2D_SHAPE_FIELDS)
-_POOL_ORDER = _order(_POOL_FIELDS, _C.POOL2D_SHAPE_FIELDS)
 
 try:  # a few microseconds cheaper than torch.cuda.current_stream(device).cuda_stream
     _raw_stream = torch._C._cuda_getCurrentRawStream
@@ -100,27 +80,11 @@ def algo_id(algo: str, device_type: str) -> int:
     return ALGO_IDS[algo]
 
 
-def _conv_shape(
-    x_shape: Sequence[int],
-    w_shape: Sequence[int],
-    pq: Tuple[int, int],
-    stride: Sequence[int],
-    padding4: Sequence[int],
-    dilation: Sequence[int],
-    groups: int,
-) -> tuple:
-    N, C, H, W = x_shape
-    K, _, R, S = w_shape
-    v = (N, C, H, W, K, R, S, pq[0], pq[1], stride[0], stride[1], padding4[0], padding4[2],
-         dilation[0], dilation[1], groups)  # in _CONV_FIELDS' order
-    return v if _CONV_ORDER is None else tuple(v[i] for i in _CONV_ORDER)
-
-
 def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, groups,
                 dtype: torch.dtype, device_type: str) -> str:
     """The algorithm 'auto' resolves to (for reports and benchmarks)."""
     code = _C.DEVICE_IDS.get(device_type, _DEVICE_CUDA)
-    shape = _conv_shape(x_shape, w_shape, pq, stride, padding4, dilation, groups)
+    shape = conv2d_shape(x_shape, w_shape, pq, stride, padding4, dilation, groups)
     i = _C.conv2d_choose_algo(code, pass_, _DTYPE_IDS[dtype], shape)
     return next(n for n, j in ALGO_IDS.items() if j == i)
 
@@ -144,7 +108,7 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     b = b.contiguous() if b is not None else None
     y = torch.empty((x.shape[0], w.shape[0], pq[0], pq[1]), dtype=x.dtype, device=x.device)
     dev, index, stream = _device_args(x)
-    shape = _conv_shape(x.shape, w.shape, pq, stride, padding4, dilation, groups)
+    shape = conv2d_shape(x.shape, w.shape, pq, stride, padding4, dilation, groups)
     dt = _DTYPE_IDS[x.dtype]
     ptrs = (x.data_ptr(), w.data_ptr(), b.data_ptr() if b is not None else 0, y.data_ptr())
 
@@ -176,7 +140,7 @@ def _conv2d_gradient(pass_: int):
         dy, other = dy.contiguous(), other.contiguous()
         out = torch.empty(tuple(size), dtype=dy.dtype, device=dy.device)
         dev, index, stream = _device_args(dy)
-        shape = _conv_shape(x_shape, w_shape, dy.shape[2:], stride, padding4, dilation, groups)
+        shape = conv2d_shape(x_shape, w_shape, dy.shape[2:], stride, padding4, dilation, groups)
         dt = _DTYPE_IDS[dy.dtype]
         ptrs = (dy.data_ptr(), other.data_ptr(), out.data_ptr())
         # bias_out (weight gradient, CPU): [K], filled with the bias gradient by
@@ -211,13 +175,6 @@ conv2d_backward_input = _conv2d_gradient(_BACKWARD_INPUT)
 conv2d_backward_weight = _conv2d_gradient(_BACKWARD_WEIGHT)
 
 
-def _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation) -> tuple:
-    N, C, H, W = x_shape
-    v = (N, C, H, W, pq[0], pq[1], kernel_size[0], kernel_size[1], stride[0], stride[1],
-         padding[0], padding[1], dilation[0], dilation[1])  # in _POOL_FIELDS' order
-    return v if _POOL_ORDER is None else tuple(v[i] for i in _POOL_ORDER)
-
-
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -232,7 +189,7 @@ def max_pool2d_forward(x, pq, kernel_size, stride, padding, dilation):
     y = torch.empty((N, C, pq[0], pq[1]), dtype=x.dtype, device=x.device)
     idx = torch.empty((N, C, pq[0], pq[1]), dtype=torch.int64, device=x.device)
     dev, index, stream = _device_args(x)
-    shape = _pool_shape(x.shape, pq, kernel_size, stride, padding, dilation)
+    shape = pool2d_shape(x.shape, pq, kernel_size, stride, padding, dilation)
     _C.max_pool2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], shape, x.data_ptr(),
                           y.data_ptr(), idx.data_ptr())
     return y, idx
@@ -245,7 +202,7 @@ def max_pool2d_backward(dy, indices, input_size, kernel_size, stride, padding, d
     dy, indices = dy.contiguous(), indices.contiguous()
     dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
     dev, index, stream = _device_args(dy)
-    shape = _pool_shape(input_size, dy.shape[2:], kernel_size, stride, padding, dilation)
+    shape = pool2d_shape(input_size, dy.shape[2:], kernel_size, stride, padding, dilation)
     _C.max_pool2d_backward(dev, index, stream, _DTYPE_IDS[dy.dtype], shape, dy.data_ptr(),
                            indices.data_ptr(), dx.data_ptr())
     return dx

@@ -62,16 +62,13 @@ bool read_line(std::string& line) {
   return false;
 }
 
-Conv2dShape conv_shape(const std::vector<int64_t>& a) {
-  if (a.size() != 16) throw std::runtime_error("conv shape needs 16 numbers");
-  return Conv2dShape{a[0], a[1], a[2], a[3], a[4],  a[5],  a[6],  a[7],
-                     a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]};
-}
-
-Pool2dShape pool_shape(const std::vector<int64_t>& a) {
-  if (a.size() != 14) throw std::runtime_error("pool shape needs 14 numbers");
-  return Pool2dShape{a[0], a[1], a[2], a[3], a[4],  a[5],  a[6],
-                     a[7], a[8], a[9], a[10], a[11], a[12], a[13]};
+// A shape as the numbers its ShapeFields name, in that order (common/shapes.h).
+template <class S>
+S shape_of(const std::vector<int64_t>& a) {
+  if (a.size() != static_cast<size_t>(ShapeFields<S>::count))
+    throw std::runtime_error("a shape needs " + std::to_string(ShapeFields<S>::count) +
+                             " numbers, got " + std::to_string(a.size()));
+  return ShapeFields<S>::from(a.data());
 }
 
 struct Buffer {
@@ -91,7 +88,7 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
   auto buf = [&](size_t i) { return i < b.size() ? b[i].p : nullptr; };
   auto bytes = [&](size_t i) { return i < b.size() && b[i].size > 0 ? size_t(b[i].size) : 0; };
   if (op == "conv") {
-    const Conv2dShape s = conv_shape(ints(kv["shape"]));
+    const Conv2dShape s = shape_of<Conv2dShape>(ints(kv["shape"]));
     if (pass == 0) conv2d_forward_cuda(cfg, dtype, s, buf(0), buf(1), buf(2), buf(3), 0, nullptr);
     else if (pass == 1) conv2d_backward_input_cuda(cfg, dtype, s, buf(0), buf(1), buf(3), 0, nullptr);
     else conv2d_backward_weight_cuda(cfg, dtype, s, buf(0), buf(1), buf(3), buf(4), bytes(4), 0,
@@ -100,14 +97,14 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
   }
   if (op == "workspace")
     return int64_t(conv2d_workspace_size_cuda(cfg, static_cast<Conv2dPass>(pass), dtype,
-                                              conv_shape(ints(kv["shape"]))));
+                                              shape_of<Conv2dShape>(ints(kv["shape"]))));
   if (op == "choose")
     return int64_t(conv2d_choose_algo_cuda(static_cast<Conv2dPass>(pass), dtype,
-                                           conv_shape(ints(kv["shape"]))));
+                                           shape_of<Conv2dShape>(ints(kv["shape"]))));
   if (op == "candidates") {  // bit algo * 8 + variant per configuration
     int64_t bits = 0;
     for (Conv2dConfig c : conv2d_candidates_cuda(static_cast<Conv2dPass>(pass), dtype,
-                                                 conv_shape(ints(kv["shape"]))))
+                                                 shape_of<Conv2dShape>(ints(kv["shape"]))))
       bits |= int64_t{1} << (int(c.algo) * 8 + c.variant);
     return bits;
   }
@@ -116,7 +113,7 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
     return 0;
   }
   if (op == "pool") {
-    const Pool2dShape s = pool_shape(ints(kv["shape"]));
+    const Pool2dShape s = shape_of<Pool2dShape>(ints(kv["shape"]));
     if (pass == 0)
       max_pool2d_forward_cuda(dtype, s, buf(0), buf(2), static_cast<int64_t*>(buf(3)), 0, nullptr);
     else

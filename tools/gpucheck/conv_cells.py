@@ -108,13 +108,13 @@ def cuda_candidates(layer, pass_index):
     """[(algo name, variant, tiling name)] the CUDA autotuner times (host code:
     needs a CUDA build, not a GPU)."""
     from convbench import _C, _launch
+    from convbench._shapes import conv2d_shape
 
     names = {i: n for n, i in _launch.ALGO_IDS.items()}
     ph, pw = layer.padding
-    shape = _launch._conv_shape((layer.N, layer.C, layer.H, layer.W),
-                                (layer.K, layer.C // layer.groups, layer.R, layer.S),
-                                layer.out_hw, layer.stride, (ph, ph, pw, pw), layer.dilation,
-                                layer.groups)
+    shape = conv2d_shape((layer.N, layer.C, layer.H, layer.W),
+                         (layer.K, layer.C // layer.groups, layer.R, layer.S), layer.out_hw,
+                         layer.stride, (ph, ph, pw, pw), layer.dilation, layer.groups)
     return [(names[a], var, _C.conv2d_variant_name(a, var, _C.DEVICE_CUDA, pass_index))
             for a, var in _C.conv2d_candidates(pass_index, _C.DTYPE_IDS["float32"], shape,
                                                _C.DEVICE_CUDA)]
