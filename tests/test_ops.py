@@ -40,9 +40,17 @@ def test_opcheck(case):
 
 
 def test_every_op_is_covered():
+    # Every operator an op registers has a sample here, and the registry names
+    # every operator the library defines.
+    from convbench.ops import _library, registry
+
     names = {name for name, _ in _conv_samples()}
-    assert names == {"conv2d", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d",
-                     "max_pool2d_backward"}
+    assert names == set(registry.operator_names()) == set(_library.DEFINED)
+    assert sorted(registry.OPS) == convbench.functional.__all__
+    for op in registry.OPS.values():
+        assert getattr(convbench, op.name) is op.function
+        assert getattr(convbench.nn, op.layer.__name__) is op.layer
+        assert issubclass(op.layer, op.replaces)
 
 
 # gradcheck of the registered operators themselves (opcheck checks that an

@@ -25,7 +25,6 @@ import sys
 import time
 
 PASSES = ("fwd", "bwd_input", "bwd_weight")
-ALGO_NAMES = {1: "direct", 2: "im2col", 4: "winograd"}
 
 
 def _layers():
@@ -35,10 +34,16 @@ def _layers():
     return layers.conv_layers()
 
 
+def _algo_name(algo: int) -> str:
+    from convbench import _C
+
+    return next(n for n, i in _C.CONV2D_ALGO_IDS.items() if i == algo)
+
+
 def _kernel_name(algo: int, variant: int) -> str:
     from convbench import _C
 
-    return f"{ALGO_NAMES[algo]}:{_C.conv2d_variant_name(algo, variant)}"
+    return f"{_algo_name(algo)}:{_C.conv2d_variant_name(algo, variant)}"
 
 
 def sweep(rounds: int) -> dict:
@@ -77,7 +82,7 @@ def sweep(rounds: int) -> dict:
                                                                   a, v)
             fns = {"torch": peer}
             for a, v in _C.conv2d_candidates(pi, 0, shape):
-                fns[_kernel_name(a, v)] = (lambda a=a, v=v: run(ALGO_NAMES[a], v))
+                fns[_kernel_name(a, v)] = (lambda a=a, v=v: run(_algo_name(a), v))
             best = {k: math.inf for k in fns}
             for f in fns.values():
                 f()

@@ -13,8 +13,9 @@
 
 namespace convbench {
 
-// Winograd F(2x2,3x3) covers the forward pass and the input gradient (a 3x3
-// stride-1 forward problem too) of 3x3, stride 1, dilation 1 layers.
+// Winograd (F(2x2,3x3) and F(4x4,3x3) engines) covers the forward pass and the
+// input gradient (a 3x3 stride-1 forward problem too) of 3x3, stride 1,
+// dilation 1 layers.
 // (static: no one definition shared by variants compiled for other ISAs)
 static inline bool conv2d_winograd_applies(Conv2dPass pass, const Conv2dShape& s) {
   return pass != Conv2dPass::BackwardWeight && s.R == 3 && s.S == 3 && s.stride_h == 1 &&

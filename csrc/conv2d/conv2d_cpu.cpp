@@ -1,20 +1,19 @@
-// CPU conv2d dispatch: dtype -> element type, (algorithm, engine) -> kernel,
-// ISA -> compiled variant. Auto and variant 0 are resolved by the variant's
-// own heuristic (cpu/choose.cpp), in one place.
+// CPU conv2d dispatch: dtype -> element type, (algorithm, engine) -> kernel
+// through the engine table, ISA -> compiled variant (CB_CPU_DISPATCH). Auto
+// and variant 0 are resolved by the ISA variant's own heuristic
+// (cpu/choose.cpp), in one place.
+#include <array>
+#include <vector>
+
 #include "common/check.h"
 #include "common/cpu_isa.h"
 #include "conv2d/conv2d.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/engines.h"
 
 namespace convbench {
 
 namespace {
-
-constexpr int kDirectFlat = 1, kWinogradF2 = 1;
-
-int variants_of(Conv2dAlgo a) {
-  return a == Conv2dAlgo::Direct || a == Conv2dAlgo::Winograd ? 2 : 1;
-}
 
 void check_dtype(DType dtype) {
   CB_CHECK(dtype == DType::Float32 || dtype == DType::Float64,
@@ -22,51 +21,96 @@ void check_dtype(DType dtype) {
            static_cast<int>(dtype));
 }
 
+inline bool any_shape(Conv2dPass, const Conv2dShape&) { return true; }
+
+// One pass of one engine for element type T, on the ISA variant in use.
 template <typename T>
-void forward(Conv2dConfig c, const Conv2dShape& s, const void* x, const void* w, const void* b,
-             void* y) {
-  auto xp = static_cast<const T*>(x), wp = static_cast<const T*>(w), bp = static_cast<const T*>(b);
-  auto yp = static_cast<T*>(y);
-  if (c.algo == Conv2dAlgo::Direct && c.variant == kDirectFlat)
-    CB_CPU_DISPATCH(conv2d_forward_direct_flat<T>, s, xp, wp, bp, yp);
-  else if (c.algo == Conv2dAlgo::Direct)
-    CB_CPU_DISPATCH(conv2d_forward_direct_kvec<T>, s, xp, wp, bp, yp);
-  else if (c.algo == Conv2dAlgo::Winograd && c.variant == kWinogradF2)
-    CB_CPU_DISPATCH(conv2d_forward_winograd<T>, s, xp, wp, bp, yp);
-  else if (c.algo == Conv2dAlgo::Winograd)
-    CB_CPU_DISPATCH(conv2d_forward_winograd4<T>, s, xp, wp, bp, yp);
-  else
-    CB_CPU_DISPATCH(conv2d_forward_im2col<T>, s, xp, wp, bp, yp);
+using ForwardFn = void (*)(const Conv2dShape&, const T*, const T*, const T*, T*);
+template <typename T>
+using GradFn = void (*)(const Conv2dShape&, const T*, const T*, T*);
+
+template <typename T>
+struct EngineKernels {
+  ForwardFn<T> forward;
+  GradFn<T> backward_input;
+  GradFn<T> backward_weight;  // nullptr: the pass takes auto's choice instead
+};
+
+// Each pass of ENGINE's kernels (conv2d_cpu_kernels.h) on the ISA variant in use.
+#define CB_ENGINE_FORWARD(ENGINE)                                          \
+  +[](const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {    \
+    CB_CPU_DISPATCH(conv2d_forward_##ENGINE<T>, s, x, w, b, y);            \
+  }
+#define CB_ENGINE_GRAD(PASS, ENGINE)                                       \
+  +[](const Conv2dShape& s, const T* dy, const T* other, T* out) {         \
+    CB_CPU_DISPATCH(conv2d_##PASS##_##ENGINE<T>, s, dy, other, out);       \
+  }
+#define CB_ENGINE_KERNELS(ENGINE)                                          \
+  EngineKernels<T> {                                                       \
+    CB_ENGINE_FORWARD(ENGINE), CB_ENGINE_GRAD(backward_input, ENGINE),     \
+        CB_ENGINE_GRAD(backward_weight, ENGINE)                            \
+  }
+#define CB_ENGINE_KERNELS_NO_WGRAD(ENGINE)                                 \
+  EngineKernels<T> { CB_ENGINE_FORWARD(ENGINE), CB_ENGINE_GRAD(backward_input, ENGINE), nullptr }
+
+// The CPU engines, one row each: what runs a (algorithm, engine) request,
+// its name, and the passes and shapes it covers. Dispatch, resolve, the
+// autotuner's candidates (in this order), the engine names and the algorithm
+// list all read this table.
+template <typename T>
+struct Engine {
+  Conv2dAlgo algo;
+  int engine;
+  const char* name;
+  bool (*applies)(Conv2dPass, const Conv2dShape&);
+  EngineKernels<T> kernels;
+};
+
+template <typename T>
+const std::array<Engine<T>, 5>& engines() {
+  using namespace cpu_engine;
+  static const std::array<Engine<T>, 5> table{{
+      {Conv2dAlgo::Direct, kDirectFlat, "flat", any_shape, CB_ENGINE_KERNELS(direct_flat)},
+      {Conv2dAlgo::Direct, kDirectKvec, "kvec", any_shape, CB_ENGINE_KERNELS(direct_kvec)},
+      {Conv2dAlgo::Im2colGemm, kIm2colGemm, "gemm", any_shape, CB_ENGINE_KERNELS(im2col)},
+      {Conv2dAlgo::Winograd, kWinogradF2, "f2x2", conv2d_winograd_applies,
+       CB_ENGINE_KERNELS_NO_WGRAD(winograd)},
+      {Conv2dAlgo::Winograd, kWinogradF4, "f4x4", conv2d_winograd_applies,
+       CB_ENGINE_KERNELS_NO_WGRAD(winograd4)},
+  }};
+  return table;
+}
+#undef CB_ENGINE_FORWARD
+#undef CB_ENGINE_GRAD
+#undef CB_ENGINE_KERNELS
+#undef CB_ENGINE_KERNELS_NO_WGRAD
+
+// (The rows do not depend on T but for their kernels: float's serve the lookups.)
+const Engine<float>* find_engine(Conv2dAlgo algo, int engine) {
+  for (const auto& e : engines<float>())
+    if (e.algo == algo && e.engine == engine) return &e;
+  return nullptr;
+}
+
+bool has_algo(Conv2dAlgo algo) {
+  for (const auto& e : engines<float>())
+    if (e.algo == algo) return true;
+  return false;
 }
 
 template <typename T>
-void backward_input(Conv2dConfig c, const Conv2dShape& s, const void* dy, const void* w,
-                    void* dx) {
-  auto dyp = static_cast<const T*>(dy), wp = static_cast<const T*>(w);
-  auto dxp = static_cast<T*>(dx);
-  if (c.algo == Conv2dAlgo::Direct && c.variant == kDirectFlat)
-    CB_CPU_DISPATCH(conv2d_backward_input_direct_flat<T>, s, dyp, wp, dxp);
-  else if (c.algo == Conv2dAlgo::Direct)
-    CB_CPU_DISPATCH(conv2d_backward_input_direct_kvec<T>, s, dyp, wp, dxp);
-  else if (c.algo == Conv2dAlgo::Winograd && c.variant == kWinogradF2)
-    CB_CPU_DISPATCH(conv2d_backward_input_winograd<T>, s, dyp, wp, dxp);
-  else if (c.algo == Conv2dAlgo::Winograd)
-    CB_CPU_DISPATCH(conv2d_backward_input_winograd4<T>, s, dyp, wp, dxp);
-  else
-    CB_CPU_DISPATCH(conv2d_backward_input_im2col<T>, s, dyp, wp, dxp);
+const EngineKernels<T>& kernels_of(Conv2dConfig c) {
+  for (const auto& e : engines<T>())
+    if (e.algo == c.algo && e.engine == c.variant) return e.kernels;
+  CB_CHECK(false, "conv2d: no CPU engine ", c.variant, " of '", conv2d_algo_name(c.algo), "'");
+  return engines<T>()[0].kernels;  // (not reached)
 }
 
 template <typename T>
 void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const void* x,
                      void* dw, void* db) {
-  auto dyp = static_cast<const T*>(dy), xp = static_cast<const T*>(x);
-  auto dwp = static_cast<T*>(dw);
-  if (c.algo == Conv2dAlgo::Direct && c.variant == kDirectFlat)
-    CB_CPU_DISPATCH(conv2d_backward_weight_direct_flat<T>, s, dyp, xp, dwp);
-  else if (c.algo == Conv2dAlgo::Direct)
-    CB_CPU_DISPATCH(conv2d_backward_weight_direct_kvec<T>, s, dyp, xp, dwp);
-  else
-    CB_CPU_DISPATCH(conv2d_backward_weight_im2col<T>, s, dyp, xp, dwp);
+  auto dyp = static_cast<const T*>(dy);
+  kernels_of<T>(c).backward_weight(s, dyp, static_cast<const T*>(x), static_cast<T*>(dw));
   if (db) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, static_cast<T*>(db));
 }
 
@@ -75,8 +119,7 @@ void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const
 Conv2dConfig conv2d_resolve_cpu(Conv2dConfig c, Conv2dPass pass, DType dtype,
                                 const Conv2dShape& s) {
   check_dtype(dtype);
-  CB_CHECK(c.algo == Conv2dAlgo::Auto || c.algo == Conv2dAlgo::Direct ||
-               c.algo == Conv2dAlgo::Im2colGemm || c.algo == Conv2dAlgo::Winograd,
+  CB_CHECK(c.algo == Conv2dAlgo::Auto || has_algo(c.algo),
            "conv2d: algorithm '", conv2d_algo_name(c.algo), "' (", static_cast<int>(c.algo),
            ") is not implemented on the CPU");
   CB_CHECK(c.algo != Conv2dAlgo::Winograd || pass == Conv2dPass::BackwardWeight ||
@@ -84,11 +127,13 @@ Conv2dConfig conv2d_resolve_cpu(Conv2dConfig c, Conv2dPass pass, DType dtype,
            "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1 "
            "(got ", s.R, "x", s.S, " kernel, stride ", s.stride_h, "x", s.stride_w,
            ", dilation ", s.dil_h, "x", s.dil_w, ")");
-  CB_CHECK(c.variant >= 0 && (c.algo == Conv2dAlgo::Auto ? c.variant == 0
-                                                          : c.variant <= variants_of(c.algo)),
+  CB_CHECK(c.variant == 0 || (c.algo != Conv2dAlgo::Auto && find_engine(c.algo, c.variant)),
            "conv2d: algorithm '", conv2d_algo_name(c.algo), "' has no CPU engine ", c.variant);
-  if (c.algo == Conv2dAlgo::Auto || c.variant == 0 ||
-      (c.algo == Conv2dAlgo::Winograd && pass == Conv2dPass::BackwardWeight))
+  // An engine without this pass (Winograd's weight gradient) takes auto's choice.
+  const Engine<float>* asked = c.variant ? find_engine(c.algo, c.variant) : nullptr;
+  const bool lacks_pass = pass == Conv2dPass::BackwardWeight && asked &&
+                          !asked->kernels.backward_weight;
+  if (c.algo == Conv2dAlgo::Auto || c.variant == 0 || lacks_pass)
     c = CB_CPU_DISPATCH(conv2d_choose_config, pass, dtype, c.algo, s);
   return c;
 }
@@ -100,18 +145,22 @@ Conv2dAlgo conv2d_choose_algo_cpu(Conv2dPass pass, DType dtype, const Conv2dShap
 std::vector<Conv2dConfig> conv2d_candidates_cpu(Conv2dPass pass, DType dtype,
                                                 const Conv2dShape& s) {
   check_dtype(dtype);
-  return CB_CPU_DISPATCH(conv2d_candidate_configs, pass, dtype, s);
+  std::vector<Conv2dConfig> out;
+  for (const auto& e : engines<float>())
+    if (e.applies(pass, s)) out.push_back({e.algo, e.engine});
+  return out;
 }
 
 std::vector<Conv2dAlgo> conv2d_algos_cpu() {
-  return {Conv2dAlgo::Direct, Conv2dAlgo::Im2colGemm, Conv2dAlgo::Winograd};
+  std::vector<Conv2dAlgo> out;
+  for (const auto& e : engines<float>())
+    if (out.empty() || out.back() != e.algo) out.push_back(e.algo);
+  return out;
 }
 
 const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant) {
-  if (variant == 0) return "";
-  if (algo == Conv2dAlgo::Direct) return variant == kDirectFlat ? "flat" : "kvec";
-  if (algo == Conv2dAlgo::Winograd) return variant == kWinogradF2 ? "f2x2" : "f4x4";
-  return "gemm";
+  const auto* e = variant == 0 ? nullptr : find_engine(algo, variant);
+  return e ? e->name : "";
 }
 
 void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
@@ -119,9 +168,11 @@ void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, con
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::Forward, dtype, s);
   if (s.N == 0 || s.K == 0 || s.P == 0 || s.Q == 0) return;
   if (dtype == DType::Float32)
-    forward<float>(c, s, x, w, bias, y);
+    kernels_of<float>(c).forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
+                                 static_cast<const float*>(bias), static_cast<float*>(y));
   else
-    forward<double>(c, s, x, w, bias, y);
+    kernels_of<double>(c).forward(s, static_cast<const double*>(x), static_cast<const double*>(w),
+                                  static_cast<const double*>(bias), static_cast<double*>(y));
 }
 
 void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
@@ -130,9 +181,11 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
   if (s.N == 0 || s.C == 0 || s.H == 0 || s.W == 0) return;
   // Handles P == 0 or Q == 0 too: dy is empty, dx is all zeros.
   if (dtype == DType::Float32)
-    backward_input<float>(c, s, dy, w, dx);
+    kernels_of<float>(c).backward_input(s, static_cast<const float*>(dy),
+                                        static_cast<const float*>(w), static_cast<float*>(dx));
   else
-    backward_input<double>(c, s, dy, w, dx);
+    kernels_of<double>(c).backward_input(s, static_cast<const double*>(dy),
+                                         static_cast<const double*>(w), static_cast<double*>(dx));
 }
 
 void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,

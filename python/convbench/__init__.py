@@ -7,22 +7,13 @@ drop-in layers, a NumPy reference, and benchmarks against cuDNN/oneDNN.
 """
 from . import _C
 from . import backends
-from ._launch import supported_algos as algorithms
+from ._algos import supported_algos as algorithms
 from ._runtime import build_info, cuda_available, has_cuda
-from .functional import conv2d, max_pool2d
-from . import nn, ops, reference  # noqa: E402
+from ._version import __version__
+from . import functional, nn, ops, reference  # noqa: E402
 
-__version__ = "0.1.0"
+# One function per op in the registry (convbench.conv2d, convbench.max_pool2d, ...).
+globals().update({op.name: op.function for op in ops.OPS.values()})
 
-__all__ = [
-    "algorithms",
-    "backends",
-    "build_info",
-    "conv2d",
-    "cuda_available",
-    "has_cuda",
-    "max_pool2d",
-    "nn",
-    "ops",
-    "reference",
-]
+__all__ = sorted(["algorithms", "backends", "build_info", "cuda_available", "functional",
+                  "has_cuda", "nn", "ops", "reference", *ops.OPS])

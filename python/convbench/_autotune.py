@@ -116,7 +116,8 @@ class Tuner:
     # ---- the cache file -------------------------------------------------
     def _scope_key(self) -> str:
         if self._scope is None:
-            from . import __version__
+            from ._version import __version__
+
             self._scope = f"{_cpu_model()} | convbench {__version__}"
         return self._scope
 

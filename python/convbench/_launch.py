@@ -10,12 +10,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from . import _C
+from ._algos import algo_id
 from ._autotune import TUNER
 from ._runtime import has_cuda
 from ._shapes import conv2d_shape, pool2d_shape
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
-ALGO_IDS = dict(_C.CONV2D_ALGO_IDS)
 _PASS = _C.CONV2D_PASS_IDS
 _FORWARD, _BACKWARD_INPUT, _BACKWARD_WEIGHT = (
     _PASS["forward"], _PASS["backward_input"], _PASS["backward_weight"])
@@ -38,55 +38,6 @@ def _device_args(t: torch.Tensor) -> Tuple[int, int, int]:
     index = t.device.index if t.device.index is not None else torch.cuda.current_device()
     stream = _raw_stream(index) if _raw_stream else torch.cuda.current_stream(index).cuda_stream
     return (_DEVICE_CUDA, index, stream)
-
-
-def supported_algos(device_type: str) -> Tuple[str, ...]:
-    """Algorithm names usable on a device type ('auto' always is)."""
-    code = _C.DEVICE_IDS.get(device_type, _DEVICE_CUDA)
-    if code == _DEVICE_CUDA and not has_cuda():
-        return ("auto",)
-    return ("auto",) + algo_names(code)
-
-
-_ALGO_CACHE: dict = {}
-
-
-def algo_names(code: int) -> Tuple[str, ...]:
-    """Names of the algorithms a device code implements (besides auto)."""
-    if code not in _ALGO_CACHE:
-        ids = set(_C.conv2d_algos(code))
-        _ALGO_CACHE[code] = tuple(n for n, i in ALGO_IDS.items() if i in ids)
-    return _ALGO_CACHE[code]
-
-
-def check_algo_name(algo) -> str:
-    """Early check for layers, which may move between devices: the name must
-    exist on some device (algo_id checks the tensor's device at call time)."""
-    if not isinstance(algo, str) or algo not in ALGO_IDS:
-        raise ValueError(f"convbench: unknown conv2d algo {algo!r}; choose one of "
-                         f"{', '.join(ALGO_IDS)}")
-    return algo
-
-
-def algo_id(algo: str, device_type: str) -> int:
-    if algo == "auto":
-        return 0
-    allowed = supported_algos(device_type)
-    if algo not in allowed:
-        raise ValueError(
-            f"convbench: unknown conv2d algo {algo!r} for {device_type} tensors; "
-            f"choose one of {', '.join(allowed)}"
-        )
-    return ALGO_IDS[algo]
-
-
-def chosen_algo(pass_: int, x_shape, w_shape, pq, stride, padding4, dilation, groups,
-                dtype: torch.dtype, device_type: str) -> str:
-    """The algorithm 'auto' resolves to (for reports and benchmarks)."""
-    code = _C.DEVICE_IDS.get(device_type, _DEVICE_CUDA)
-    shape = conv2d_shape(x_shape, w_shape, pq, stride, padding4, dilation, groups)
-    i = _C.conv2d_choose_algo(code, pass_, _DTYPE_IDS[dtype], shape)
-    return next(n for n, j in ALGO_IDS.items() if j == i)
 
 
 def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, index: int, dtype: int,

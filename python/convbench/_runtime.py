@@ -5,6 +5,7 @@ import functools
 import platform
 
 from . import _C
+from ._algos import algo_names
 
 
 def has_cuda() -> bool:
@@ -29,8 +30,6 @@ def cuda_available() -> bool:
 def build_info() -> dict:
     """Build and machine facts, for bug reports and benchmark records."""
     import torch
-
-    from ._launch import algo_names  # (it imports this module)
 
     return {
         "cuda_compiled": has_cuda(),

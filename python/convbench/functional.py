@@ -1,7 +1,7 @@
-"""The user-facing functions, mirroring torch.nn.functional.conv2d and
-max_pool2d (plus nn.Conv2d's padding_mode and an ``algo`` choice). Each is
-defined beside its operators, in convbench/ops/<op>.py."""
-from .ops.conv2d import conv2d
-from .ops.max_pool2d import max_pool2d
+"""The user-facing functions, mirroring torch.nn.functional (conv2d with
+nn.Conv2d's padding_mode and an ``algo`` choice, max_pool2d): one per op in
+the registry, each defined beside its operators in convbench/ops/<op>.py."""
+from .ops import OPS
 
-__all__ = ["conv2d", "max_pool2d"]
+globals().update({op.name: op.function for op in OPS.values()})
+__all__ = sorted(OPS)

@@ -107,10 +107,10 @@ def sweep_cells(layer_list, algos, candidates):
 def cuda_candidates(layer, pass_index):
     """[(algo name, variant, tiling name)] the CUDA autotuner times (host code:
     needs a CUDA build, not a GPU)."""
-    from convbench import _C, _launch
+    from convbench import _C, _algos
     from convbench._shapes import conv2d_shape
 
-    names = {i: n for n, i in _launch.ALGO_IDS.items()}
+    names = {i: n for n, i in _algos.ALGO_IDS.items()}
     ph, pw = layer.padding
     shape = conv2d_shape((layer.N, layer.C, layer.H, layer.W),
                          (layer.K, layer.C // layer.groups, layer.R, layer.S), layer.out_hw,
@@ -241,10 +241,10 @@ def time_us(fn, torch):
 
 def auto_choice(layer, pass_index, dtype, torch):
     try:
-        from convbench import _launch
+        from convbench import _algos
 
         pd = list(layer.padding)
-        return _launch.chosen_algo(pass_index, (layer.N, layer.C, layer.H, layer.W),
+        return _algos.chosen_algo(pass_index, (layer.N, layer.C, layer.H, layer.W),
                                    (layer.K, layer.C // layer.groups, layer.R, layer.S),
                                    layer.out_hw, list(layer.stride), [pd[0], pd[0], pd[1], pd[1]],
                                    list(layer.dilation), layer.groups, getattr(torch, dtype),

@@ -8,7 +8,7 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 
 namespace convbench {
 namespace CB_CPU_NS {

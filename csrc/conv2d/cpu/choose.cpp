@@ -1,15 +1,17 @@
 // The CPU heuristic: which algorithm and engine run a pass of a layer when
-// the user asks for "auto" (or names an algorithm but not its engine), and
-// which candidates the autotuner times. Compiled per ISA variant, since the
-// vector width and register tiles move the crossovers.
+// the user asks for "auto" (or names an algorithm but not its engine).
+// Compiled per ISA variant, since the vector width and register tiles move
+// the crossovers. (The autotuner's candidates are the engine table's rows:
+// conv2d_cpu.cpp.)
 #include <cstdint>
 #include <vector>
 
 #include "common/shapes.h"
 #include "conv2d/conv2d.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/engines.h"
 #include "conv2d/cpu/problem.h"
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 #include "conv2d/cpu/tiles.h"
 
 namespace convbench {
@@ -17,7 +19,7 @@ namespace CB_CPU_NS {
 
 namespace {
 
-constexpr int kFlat = 1, kKvec = 2;
+constexpr int kFlat = cpu_engine::kDirectFlat, kKvec = cpu_engine::kDirectKvec;
 
 // The phase of one axis with the most work (strided input gradients).
 inline PhaseAxis main_phase(int64_t out, int64_t st, int64_t pad, int64_t dil, int64_t R) {
@@ -77,9 +79,8 @@ double tile_waste(const FwdProb<T>& p, int64_t m) {
 
 // The rules below were fitted to side-by-side runs of every engine on the
 // 35 homework layers, each pass, on Zen 4 (2 cores) with AVX-512 and with
-// AVX2 (tools/cpu_engine_sweep.py; bench/results/cpu-2026-11-30-*/
-// engines.json): auto reaches 95% of the fastest engine in 103 / 105 passes
-// (AVX-512) and 102 / 105 (AVX2).
+// AVX2 (tools/cpu_engine_sweep.py): how close auto comes to the fastest
+// engine is in bench/results/cpu-2026-11-30-*/engines.json and README.md.
 constexpr bool kRegs32 = kVecRegs == 32;
 
 // Forward problems (forward pass, input gradient), 3x3 stride 1: Winograd
@@ -111,7 +112,7 @@ template <typename T>
 int winograd_engine(const FwdProb<T>& p) {
   const bool f4 = batch_tiles(p, 4) >= kWinogradMinTiles &&
                   (tile_waste(p, 4) <= 1.05 * tile_waste(p, 2) || (p.Cg() >= 64 && p.Kg() >= 64));
-  return f4 ? 2 : 1;
+  return f4 ? cpu_engine::kWinogradF4 : cpu_engine::kWinogradF2;
 }
 
 // Direct's engine for a forward problem. Flat wins while it wastes little
@@ -169,7 +170,7 @@ bool wgrad_prefers_im2col(const Conv2dShape& s) {
 template <typename T>
 int variant_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Winograd) return winograd_engine(problem_of<T>(pass, s));
-  if (algo != Conv2dAlgo::Direct) return 1;
+  if (algo != Conv2dAlgo::Direct) return cpu_engine::kIm2colGemm;
   return pass == Conv2dPass::BackwardWeight ? direct_wgrad_engine<T>(s)
                                             : direct_engine(problem_of<T>(pass, s));
 }
@@ -200,18 +201,6 @@ Conv2dConfig choose(Conv2dPass pass, Conv2dAlgo algo, const Conv2dShape& s) {
 Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,
                                   const Conv2dShape& s) {
   return dtype == DType::Float64 ? choose<double>(pass, algo, s) : choose<float>(pass, algo, s);
-}
-
-std::vector<Conv2dConfig> conv2d_candidate_configs(Conv2dPass pass, DType dtype,
-                                                   const Conv2dShape& s) {
-  std::vector<Conv2dConfig> out{{Conv2dAlgo::Direct, kFlat},
-                                {Conv2dAlgo::Direct, kKvec},
-                                {Conv2dAlgo::Im2colGemm, 1}};
-  if (conv2d_winograd_applies(pass, s)) {
-    out.push_back({Conv2dAlgo::Winograd, 1});
-    out.push_back({Conv2dAlgo::Winograd, 2});
-  }
-  return out;
 }
 
 }  // namespace CB_CPU_NS

@@ -45,11 +45,9 @@
   /* bias_grad.cpp: db[k] = sum of dy over (n, p, q) */                                    \
   template <typename T>                                                                    \
   void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db);                     \
-  /* choose.cpp: the heuristic (algo Auto: any algorithm) and the autotuner's candidates */ \
+  /* choose.cpp: the heuristic (algo Auto: any algorithm) */                              \
   Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,         \
                                     const Conv2dShape& s);                                 \
-  std::vector<Conv2dConfig> conv2d_candidate_configs(Conv2dPass pass, DType dtype,         \
-                                                     const Conv2dShape& s);                \
   }                                                                                        \
   }
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 #include "conv2d/cpu/tiles.h"
 
 namespace convbench {

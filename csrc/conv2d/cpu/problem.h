@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/scratch.h"
+#include "common/cpu/scratch.h"
 
 namespace convbench {
 namespace CB_CPU_NS {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 
 namespace convbench {
 namespace CB_CPU_NS {

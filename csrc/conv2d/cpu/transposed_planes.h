@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "conv2d/cpu/problem.h"
-#include "conv2d/cpu/simd_transpose.h"
+#include "common/cpu/simd_transpose.h"
 
 namespace convbench {
 namespace CB_CPU_NS {

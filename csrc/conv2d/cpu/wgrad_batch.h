@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "conv2d/cpu/scratch.h"
+#include "common/cpu/scratch.h"
 #include "conv2d/cpu/tiles.h"
 
 namespace convbench {

@@ -25,8 +25,8 @@
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
 #include "conv2d/cpu/microkernels.h"
 #include "conv2d/cpu/problem.h"
-#include "conv2d/cpu/simd.h"
-#include "conv2d/cpu/simd_transpose.h"
+#include "common/cpu/simd.h"
+#include "common/cpu/simd_transpose.h"
 #include "conv2d/cpu/tiles.h"
 #include "conv2d/cpu/transposed_planes.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/shapes.h"
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 #include "maxpool2d/pool_window.h"
 
 namespace convbench {

@@ -1,9 +1,10 @@
 """convbench's kernels as PyTorch operators (namespace ``convbench``), one
 module per op: conv2d.py, max_pool2d.py. Each holds its operators' schemas,
-checks, fake kernels and autograd formula, its lean eager Function and its
-user-facing function; _library.py the registration they share, vmap.py and
-autocast.py the rules for those transforms. Importing this package registers
-every operator:
+checks, fake kernels, vmap rules and autograd formula, its lean eager
+Function, its user-facing function and its layer, and adds itself to
+registry.OPS; _library.py holds the registration they share, _batching.py
+the vmap helpers, autocast.py the autocast rule. Importing this package
+registers every operator:
 
     torch.ops.convbench.conv2d(input, weight, bias, stride, padding, dilation, groups, algo)
     torch.ops.convbench.conv2d_backward_input(grad_output, weight, input_size, ...)
@@ -15,4 +16,5 @@ every operator:
 Forward and each backward are operators of their own, so torch.compile keeps
 them in the graph and ``torch.library.opcheck`` can test each one.
 """
-from . import conv2d, max_pool2d  # noqa: F401  (registers the operators)
+from . import conv2d, max_pool2d  # noqa: F401  (each registers its op)
+from .registry import OPS  # noqa: E402

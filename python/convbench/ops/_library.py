@@ -10,10 +10,12 @@ from torch._functorch.utils import enable_single_level_autograd_function as _sin
 from torch.autograd.forward_ad import _set_fwd_grad_enabled
 
 LIB = torch.library.Library("convbench", "DEF")
+DEFINED: list = []  # every operator register() registered, in order (the tests read it)
 
 
 def register(name, kernel, fake, vmap_rule):
     """The op's CPU and CUDA kernel, fake kernel and vmap rule."""
+    DEFINED.append(name)
     for key in ("CPU", "CUDA"):
         LIB.impl(name, kernel, key)
     torch.library.register_fake(f"convbench::{name}", fake, lib=LIB)

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _args, _eager, _launch
-from . import autocast, vmap
+from .._algos import check_algo_name
+from . import _batching, autocast, registry
 from ._library import LIB, register, register_autograd, sum_tangents
 
 _ops = torch.ops.convbench
@@ -99,9 +100,90 @@ def _gradient_op_kernels(name, other_name):
     return kernel, fake
 
 
-register("conv2d", _conv2d_kernel, _conv2d_fake, vmap.RULES["conv2d"])
+# ---- vmap rules (see _batching.py) --------------------------------------------------
+
+
+def _conv_args(rest):
+    stride, padding, dilation, groups, *algo = rest
+    return stride, padding, dilation, groups, (algo[0] if algo else "auto")
+
+
+def _conv2d_vmap(info, in_dims, input, weight, bias, *rest):
+    stride, padding, dilation, groups, algo = _conv_args(rest)
+    xd, wd, bd = in_dims[:3]
+    B = info.batch_size
+    _batching.check_4d(input, xd, "input", "conv2d")
+    _batching.check_4d(weight, wd, "weight", "conv2d")
+    if wd is None and bd is None:  # fold B into the batch
+        x = input.movedim(xd, 0)
+        y = _ops.conv2d(x.flatten(0, 1), weight, bias, stride, padding, dilation, groups, algo)
+        return y.unflatten(0, (B, x.shape[1])), 0
+    if wd is None:  # only the bias (and maybe the input): add the bias after the conv
+        if xd is None:
+            y = _ops.conv2d(input, weight, None, stride, padding, dilation, groups, algo)[None]
+        else:
+            x = input.movedim(xd, 0)
+            y = _ops.conv2d(x.flatten(0, 1), weight, None, stride, padding, dilation, groups,
+                            algo).unflatten(0, x.shape[:2])
+        if y.shape[2] == 0:  # no input channels: no output channels for the bias to reach
+            return y.expand(B, *y.shape[1:]), 0
+        return y + bias.movedim(bd, 0)[:, None, :, None, None], 0
+    # The weight is batched: samples become groups.
+    x = _batching.to_channels(input, xd, B)
+    if x.shape[1] == 0:  # no input channels: every sample's output is empty
+        y = _ops.conv2d(input if xd is None else input.select(xd, 0), weight.select(wd, 0),
+                        None, stride, padding, dilation, groups, algo)
+        return y.expand(B, *y.shape), 0
+    w = weight.movedim(wd, 0).flatten(0, 1)
+    b = None if bias is None else _batching.front(bias, bd, B).flatten()
+    y = _ops.conv2d(x, w, b, stride, padding, dilation, groups * B, algo)
+    return y.unflatten(1, (B, y.shape[1] // B)), 1
+
+
+def _conv2d_backward_input_vmap(info, in_dims, grad_output, weight, input_size, *rest):
+    stride, padding, dilation, groups, algo = _conv_args(rest)
+    dd, wd = in_dims[:2]
+    B = info.batch_size
+    _batching.check_4d(grad_output, dd, "grad_output", "conv2d_backward_input")
+    N, C, H, W = input_size
+    if wd is None:  # fold B into the batch
+        dy = grad_output.movedim(dd, 0).flatten(0, 1)
+        dx = _ops.conv2d_backward_input(dy, weight, [B * N, C, H, W], stride, padding, dilation,
+                                        groups, algo)
+        return dx.unflatten(0, (B, N)), 0
+    if C == 0:
+        return grad_output.new_empty((B, N, C, H, W)), 0
+    dy = _batching.to_channels(grad_output, dd, B)
+    w = weight.movedim(wd, 0).flatten(0, 1)
+    dx = _ops.conv2d_backward_input(dy, w, [N, B * C, H, W], stride, padding, dilation,
+                                    groups * B, algo)
+    return dx.unflatten(1, (B, C)), 1
+
+
+def _conv2d_backward_weight_vmap(info, in_dims, grad_output, input, weight_size, *rest):
+    stride, padding, dilation, groups, algo = _conv_args(rest)
+    dd, xd = in_dims[:2]
+    B = info.batch_size
+    _batching.check_4d(grad_output, dd, "grad_output", "conv2d_backward_weight")
+    _batching.check_4d(input, xd, "input", "conv2d_backward_weight")
+    K, Cg, R, S = weight_size
+    if Cg == 0:
+        return grad_output.new_empty((B, K, Cg, R, S)), 0
+    # Each sample's weight gradient is its own reduction: samples become groups.
+    dy = _batching.to_channels(grad_output, dd, B)
+    x = _batching.to_channels(input, xd, B)
+    dw = _ops.conv2d_backward_weight(dy, x, [B * K, Cg, R, S], stride, padding, dilation,
+                                     groups * B, algo)
+    return dw.unflatten(0, (B, K)), 0
+
+
+_VMAP = {"conv2d_backward_input": _conv2d_backward_input_vmap,
+         "conv2d_backward_weight": _conv2d_backward_weight_vmap}
+
+
+register("conv2d", _conv2d_kernel, _conv2d_fake, _conv2d_vmap)
 for _name, _other in _GRADIENT_OPS.items():
-    register(_name, *_gradient_op_kernels(_name, _other), vmap.RULES[_name])
+    register(_name, *_gradient_op_kernels(_name, _other), _VMAP[_name])
 autocast.register(LIB, "conv2d")  # the gradient ops: no autocast, as torch's
 
 
@@ -309,3 +391,30 @@ def conv2d(
             input, weight, bias, list(stride2), list(padding4), list(dilation2), groups, algo
         )
     return out.squeeze(0) if unbatched else out
+
+
+# ---- the layer ----------------------------------------------------------------------
+
+
+class Conv2d(torch.nn.Conv2d):
+    """torch.nn.Conv2d on convbench's kernels, plus ``algo`` ('auto',
+    'direct', 'im2col', ...): same constructor arguments, parameter names,
+    shapes and initialisation, so state_dicts load either way. Input
+    (N, C_in, H, W) or (C_in, H, W)."""
+
+    __module__ = "convbench.nn"
+
+    def __init__(self, *args, algo: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.algo = check_algo_name(algo)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups, padding_mode=self.padding_mode, algo=self.algo)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", algo={self.algo!r}"
+
+
+registry.add(registry.Op("conv2d", conv2d, Conv2d, torch.nn.Conv2d,
+                         ("conv2d",) + tuple(_GRADIENT_OPS), takes_algo=True))

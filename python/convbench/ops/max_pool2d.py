@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 
 from .. import _args, _eager, _launch
-from . import vmap
+from . import _batching, registry
 from ._library import LIB, register, register_autograd
 
 _ops = torch.ops.convbench
@@ -81,9 +81,30 @@ def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, str
     return grad_output.new_empty(tuple(input_size))
 
 
-register("max_pool2d", _max_pool2d_kernel, _max_pool2d_fake, vmap.RULES["max_pool2d"])
+# ---- vmap rules (see _batching.py) --------------------------------------------------
+
+
+def _max_pool2d_vmap(info, in_dims, input, *rest):
+    _batching.check_4d(input, in_dims[0], "input", "max_pool2d")
+    x = input.movedim(in_dims[0], 0)
+    y, idx = _ops.max_pool2d(x.flatten(0, 1), *rest)
+    return (y.unflatten(0, x.shape[:2]), idx.unflatten(0, x.shape[:2])), (0, 0)
+
+
+def _max_pool2d_backward_vmap(info, in_dims, grad_output, indices, input_size, *rest):
+    B = info.batch_size
+    dd, idd = in_dims[:2]
+    _batching.check_4d(grad_output, dd, "grad_output", "max_pool2d_backward")
+    dy = _batching.front(grad_output, dd, B)
+    idx = _batching.front(indices, idd, B)
+    N, C, H, W = input_size
+    dx = _ops.max_pool2d_backward(dy.flatten(0, 1), idx.flatten(0, 1), [B * N, C, H, W], *rest)
+    return dx.unflatten(0, (B, N)), 0
+
+
+register("max_pool2d", _max_pool2d_kernel, _max_pool2d_fake, _max_pool2d_vmap)
 register("max_pool2d_backward", _max_pool2d_backward_kernel, _max_pool2d_backward_fake,
-         vmap.RULES["max_pool2d_backward"])
+         _max_pool2d_backward_vmap)
 # (no autocast: max-pool is on none of torch's autocast lists)
 
 
@@ -215,3 +236,21 @@ def max_pool2d(
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out
+
+
+# ---- the layer ----------------------------------------------------------------------
+
+
+class MaxPool2d(torch.nn.MaxPool2d):
+    """torch.nn.MaxPool2d on convbench's kernels (same arguments). Input
+    (N, C, H, W) or (C, H, W)."""
+
+    __module__ = "convbench.nn"
+
+    def forward(self, input: torch.Tensor):
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                          ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+registry.add(registry.Op("max_pool2d", max_pool2d, MaxPool2d, torch.nn.MaxPool2d,
+                         ("max_pool2d", "max_pool2d_backward")))

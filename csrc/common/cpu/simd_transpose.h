@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "conv2d/cpu/simd.h"
+#include "common/cpu/simd.h"
 
 // GCC 12's AVX-512 unpack/shuffle intrinsics start from _mm512_undefined_*()
 // and trip -Wuninitialized (a known false positive; no value is used).
