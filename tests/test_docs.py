@@ -18,3 +18,11 @@ def test_every_path_a_document_names_exists(doc):
     assert named, f"{doc} names no path"
     missing = sorted(p for p in named if not (ROOT / p).exists())
     assert not missing, f"{doc} names paths that do not exist: {missing}"
+
+
+def test_the_package_version_is_pyprojects():
+    import convbench
+
+    text = (ROOT / "pyproject.toml").read_text()
+    project = text[text.index("[project]"):]
+    assert convbench.__version__ == re.search(r'^version = "([^"]+)"', project, re.M).group(1)
