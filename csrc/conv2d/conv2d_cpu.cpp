@@ -2,6 +2,7 @@
 // through the engine table, ISA -> compiled variant (CB_CPU_DISPATCH). Auto
 // and variant 0 are resolved by the ISA variant's own heuristic
 // (cpu/choose.cpp), in one place.
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -110,8 +111,14 @@ template <typename T>
 void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const void* x,
                      void* dw, void* db) {
   auto dyp = static_cast<const T*>(dy);
-  kernels_of<T>(c).backward_weight(s, dyp, static_cast<const T*>(x), static_cast<T*>(dw));
-  if (db) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, static_cast<T*>(db));
+  auto dwp = static_cast<T*>(dw), dbp = static_cast<T*>(db);
+  if (s.N == 0 || s.P == 0 || s.Q == 0) {  // no products: zeros (the engines assume some)
+    std::fill(dwp, dwp + s.weight_numel(), T(0));
+    if (dbp) std::fill(dbp, dbp + s.K, T(0));
+    return;
+  }
+  kernels_of<T>(c).backward_weight(s, dyp, static_cast<const T*>(x), dwp);
+  if (dbp) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, dbp);
 }
 
 }  // namespace
@@ -192,7 +199,7 @@ void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape
                                 const void* dy, const void* x, void* dw, void* db) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardWeight, dtype, s);
   if (s.weight_numel() == 0) return;
-  // Empty batch or output: the kernels write zeros (db too).
+  // Empty batch or output: zeros, dw and db alike (backward_weight above).
   if (dtype == DType::Float32)
     backward_weight<float>(c, s, dy, x, dw, db);
   else

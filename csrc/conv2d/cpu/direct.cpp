@@ -164,10 +164,6 @@ void conv2d_backward_weight_direct_flat(const Conv2dShape& s, const T* dy, const
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
-  if (p.N == 0 || p.Ho == 0 || p.Wo == 0) {
-    std::fill(dw, dw + s.weight_numel(), T(0));
-    return;
-  }
   const int64_t Jr = round_up64(g.J, L);  // flattened dy rows, zero beyond Wo / J
   const int64_t per_image = (p.Ci * g.plane + p.Co * Jr) * int64_t(sizeof(T));
   // Chunk sized for L2: every tile re-reads the chunk's dy and input rows.

@@ -425,10 +425,6 @@ void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
-  if (p.N == 0 || M == 0) {
-    std::fill(dw, dw + s.weight_numel(), T(0));
-    return;
-  }
   const ChannelBlocks cb(Kg, L);
   const int64_t gplane = g.plane * Cg, dplane = M * cb.Kp;
   const int64_t per_image = p.G * (gplane + dplane) * int64_t(sizeof(T));

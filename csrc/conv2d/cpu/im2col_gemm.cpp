@@ -167,10 +167,6 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* dy, const T* x
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
-  if (p.N == 0 || M == 0) {
-    std::fill(dw, dw + s.weight_numel(), T(0));
-    return;
-  }
   // Chunk so the dy rows (re-read for every group of 3 column rows) fit L2.
   const int64_t nb = images_per_chunk(p.N, p.Co * M * int64_t(sizeof(T)), kWgradDyChunkBytes);
   const int64_t Lmax = round_up64(nb * M, L);

@@ -24,9 +24,8 @@ OPS: Dict[str, Op] = {}
 
 
 def add(op: Op) -> Op:
-    if op.name in OPS:
+    if OPS.setdefault(op.name, op) is not op:
         raise RuntimeError(f"convbench op {op.name!r} registered twice")
-    OPS[op.name] = op
     return op
 
 
