@@ -75,9 +75,9 @@ const std::array<Engine<T>, 5>& engines() {
       {Conv2dAlgo::Direct, kDirectKvec, "kvec", any_shape, CB_ENGINE_KERNELS(direct_kvec)},
       {Conv2dAlgo::Im2colGemm, kIm2colGemm, "gemm", any_shape, CB_ENGINE_KERNELS(im2col)},
       {Conv2dAlgo::Winograd, kWinogradF2, "f2x2", conv2d_winograd_applies,
-       CB_ENGINE_KERNELS_NO_WGRAD(winograd)},
+       CB_ENGINE_KERNELS_NO_WGRAD(winograd_f2x2)},
       {Conv2dAlgo::Winograd, kWinogradF4, "f4x4", conv2d_winograd_applies,
-       CB_ENGINE_KERNELS_NO_WGRAD(winograd4)},
+       CB_ENGINE_KERNELS_NO_WGRAD(winograd_f4x4)},
   }};
   return table;
 }

@@ -25,7 +25,7 @@
 
 // ENGINE = direct_flat (direct.cpp: vectorised along output positions),
 // direct_kvec (direct_kvec.cpp: along output channels), im2col
-// (im2col_gemm.cpp); winograd / winograd4 (winograd.cpp: F(2x2,3x3) /
+// (im2col_gemm.cpp); winograd_f2x2 / winograd_f4x4 (winograd.cpp: F(2x2,3x3) /
 // F(4x4,3x3)): forward and input gradient of 3x3, stride 1, dilation 1
 // layers only.
 #define CB_DECLARE_CONV2D_CPU_KERNELS(NS)                                                  \
@@ -35,13 +35,13 @@
   CB_DECLARE_CONV2D_CPU_ALGO(direct_kvec)                                                  \
   CB_DECLARE_CONV2D_CPU_ALGO(im2col)                                                       \
   template <typename T>                                                                    \
-  void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  void conv2d_forward_winograd_f2x2(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
-  void conv2d_backward_input_winograd(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  void conv2d_backward_input_winograd_f2x2(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
   template <typename T>                                                                    \
-  void conv2d_forward_winograd4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
+  void conv2d_forward_winograd_f4x4(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
-  void conv2d_backward_input_winograd4(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
+  void conv2d_backward_input_winograd_f4x4(const Conv2dShape& s, const T* dy, const T* w, T* dx); \
   /* bias_grad.cpp: db[k] = sum of dy over (n, p, q) */                                    \
   template <typename T>                                                                    \
   void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db);                     \

@@ -329,24 +329,24 @@ void winograd_engine(const FwdProb<T>& p) {
 }
 
 template <typename T>
-void winograd_f2(const FwdProb<T>& p) {
+void winograd_f2x2_engine(const FwdProb<T>& p) {
   winograd_engine<T, 2>(p);
 }
 
 template <typename T>
-void winograd_f4(const FwdProb<T>& p) {
+void winograd_f4x4_engine(const FwdProb<T>& p) {
   winograd_engine<T, 4>(p);
 }
 
 // (Winograd applies at stride 1 only: its input gradient is one phase.)
-CB_CONV2D_CPU_FORWARD_PASSES(winograd, winograd_f2)
-CB_CONV2D_CPU_FORWARD_PASSES(winograd4, winograd_f4)
+CB_CONV2D_CPU_FORWARD_PASSES(winograd_f2x2, winograd_f2x2_engine)
+CB_CONV2D_CPU_FORWARD_PASSES(winograd_f4x4, winograd_f4x4_engine)
 
 #define CB_INSTANTIATE(T)                                                                       \
-  template void conv2d_forward_winograd<T>(const Conv2dShape&, const T*, const T*, const T*, T*);  \
-  template void conv2d_backward_input_winograd<T>(const Conv2dShape&, const T*, const T*, T*);  \
-  template void conv2d_forward_winograd4<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_winograd4<T>(const Conv2dShape&, const T*, const T*, T*);
+  template void conv2d_forward_winograd_f2x2<T>(const Conv2dShape&, const T*, const T*, const T*, T*);  \
+  template void conv2d_backward_input_winograd_f2x2<T>(const Conv2dShape&, const T*, const T*, T*);  \
+  template void conv2d_forward_winograd_f4x4<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
+  template void conv2d_backward_input_winograd_f4x4<T>(const Conv2dShape&, const T*, const T*, T*);
 CB_INSTANTIATE(float)
 CB_INSTANTIATE(double)
 #undef CB_INSTANTIATE
