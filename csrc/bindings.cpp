@@ -110,21 +110,21 @@ void call_kernel(int device, int device_index, uintptr_t stream, void (*cpu)(Arg
             [&] { CB_CUDA(cuda(args..., device_index, stream_ptr(stream))); });
 }
 
-Conv2dConfig config(int algo, int variant) { return {static_cast<Conv2dAlgo>(algo), variant}; }
+Conv2dConfig config(int algo, int engine) { return {static_cast<Conv2dAlgo>(algo), engine}; }
 
 void conv2d_forward(int device, int device_index, uintptr_t stream, int dtype, int algo,
                     const ConvShapeArgs& shape, uintptr_t x, uintptr_t w, uintptr_t b,
-                    uintptr_t y, int variant) {
+                    uintptr_t y, int engine) {
   call_kernel(device, device_index, stream, conv2d_forward_cpu, CB_CUDA_ENTRY(conv2d_forward_cuda),
-              config(algo, variant), static_cast<DType>(dtype), to_conv_shape(shape), cptr<void>(x),
+              config(algo, engine), static_cast<DType>(dtype), to_conv_shape(shape), cptr<void>(x),
               cptr<void>(w), cptr<void>(b), mptr<void>(y));
 }
 
 void conv2d_backward_input(int device, int device_index, uintptr_t stream, int dtype, int algo,
                            const ConvShapeArgs& shape, uintptr_t dy, uintptr_t w, uintptr_t dx,
-                           int variant) {
+                           int engine) {
   call_kernel(device, device_index, stream, conv2d_backward_input_cpu,
-              CB_CUDA_ENTRY(conv2d_backward_input_cuda), config(algo, variant),
+              CB_CUDA_ENTRY(conv2d_backward_input_cuda), config(algo, engine),
               static_cast<DType>(dtype), to_conv_shape(shape), cptr<void>(dy), cptr<void>(w),
               mptr<void>(dx));
 }
@@ -134,11 +134,11 @@ void conv2d_backward_input(int device, int device_index, uintptr_t stream, int d
 // db: CPU only, [K] for the bias gradient as well; 0 for none.
 void conv2d_backward_weight(int device, int device_index, uintptr_t stream, int dtype, int algo,
                             const ConvShapeArgs& shape, uintptr_t dy, uintptr_t x, uintptr_t dw,
-                            int variant, uintptr_t workspace, size_t workspace_bytes,
+                            int engine, uintptr_t workspace, size_t workspace_bytes,
                             uintptr_t db) {
   const Conv2dShape s = to_conv_shape(shape);
   const auto t = static_cast<DType>(dtype);
-  const Conv2dConfig c = config(algo, variant);
+  const Conv2dConfig c = config(algo, engine);
   on_device(device,
             [&] {
               conv2d_backward_weight_cpu(c, t, s, cptr<void>(dy), cptr<void>(x), mptr<void>(dw),
@@ -163,7 +163,7 @@ int conv2d_choose_algo(int device, int pass, int dtype, const ConvShapeArgs& sha
   return static_cast<int>(a);
 }
 
-// (algo, variant) pairs the autotuner times for this pass and shape.
+// (algo, engine) pairs the autotuner times for this pass and shape.
 std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const ConvShapeArgs& shape,
                                                    int device) {
   const auto p = static_cast<Conv2dPass>(pass);
@@ -173,34 +173,34 @@ std::vector<std::pair<int, int>> conv2d_candidates(int pass, int dtype, const Co
       device, [&] { return conv2d_candidates_cpu(p, t, s); },
       [&]() -> std::vector<Conv2dConfig> { CB_CUDA(return conv2d_candidates_cuda(p, t, s)); });
   std::vector<std::pair<int, int>> out;
-  for (const Conv2dConfig& c : configs) out.emplace_back(static_cast<int>(c.algo), c.variant);
+  for (const Conv2dConfig& c : configs) out.emplace_back(static_cast<int>(c.algo), c.engine);
   return out;
 }
 
 // Bytes of CUDA workspace a grad-weight call with these arguments needs.
-size_t conv2d_workspace_size(int pass, int dtype, int algo, int variant,
+size_t conv2d_workspace_size(int pass, int dtype, int algo, int engine,
                              const ConvShapeArgs& shape) {
   return on_device(kCUDA, [] { return size_t{0}; }, [&]() -> size_t {
-    CB_CUDA(return conv2d_workspace_size_cuda(config(algo, variant), static_cast<Conv2dPass>(pass),
+    CB_CUDA(return conv2d_workspace_size_cuda(config(algo, engine), static_cast<Conv2dPass>(pass),
                                               static_cast<DType>(dtype), to_conv_shape(shape)));
   });
 }
 
-std::string conv2d_variant_name(int algo, int variant, int device, int pass) {
+std::string conv2d_engine_name(int algo, int engine, int device, int pass) {
   const auto a = static_cast<Conv2dAlgo>(algo);
-  return on_device(device, [&] { return std::string(conv2d_variant_name_cpu(a, variant)); },
+  return on_device(device, [&] { return std::string(conv2d_engine_name_cpu(a, engine)); },
                    [&]() -> std::string {
-                     CB_CUDA(return conv2d_variant_name_cuda(a, static_cast<Conv2dPass>(pass),
-                                                             variant));
+                     CB_CUDA(return conv2d_engine_name_cuda(a, static_cast<Conv2dPass>(pass),
+                                                             engine));
                    });
 }
 
-// The (algo, variant) a CPU request resolves to on the variant in use.
-std::pair<int, int> conv2d_resolve(int pass, int dtype, int algo, int variant,
+// The (algo, engine) a CPU request resolves to on the ISA build in use.
+std::pair<int, int> conv2d_resolve(int pass, int dtype, int algo, int engine,
                                    const ConvShapeArgs& shape) {
-  const Conv2dConfig c = conv2d_resolve_cpu(config(algo, variant), static_cast<Conv2dPass>(pass),
+  const Conv2dConfig c = conv2d_resolve_cpu(config(algo, engine), static_cast<Conv2dPass>(pass),
                                             static_cast<DType>(dtype), to_conv_shape(shape));
-  return {static_cast<int>(c.algo), c.variant};
+  return {static_cast<int>(c.algo), c.engine};
 }
 
 std::vector<int> conv2d_algos(int device) {
@@ -274,15 +274,15 @@ PYBIND11_MODULE(_C, m) {
 
   def("conv2d_forward", &conv2d_forward, "y = conv2d(x, w, b) into y (b may be 0)",
       call(py::arg("algo"), py::arg("shape"), py::arg("x"), py::arg("w"), py::arg("b"),
-           py::arg("y"), py::arg("variant") = 0));
+           py::arg("y"), py::arg("engine") = 0));
   def("conv2d_backward_input", &conv2d_backward_input, "dx from dy and w",
       call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("w"), py::arg("dx"),
-           py::arg("variant") = 0));
+           py::arg("engine") = 0));
   def("conv2d_backward_weight", &conv2d_backward_weight,
       "dw from dy and x (CUDA: workspace of conv2d_workspace_size bytes; CPU: db, the bias "
       "gradient, too unless 0)",
       call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"),
-           py::arg("variant") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+           py::arg("engine") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
            py::arg("db") = 0));
   def("max_pool2d_forward", &max_pool2d_forward, "y and argmax indices of max_pool2d(x)",
       call(py::arg("shape"), py::arg("x"), py::arg("y"), py::arg("indices")));
@@ -298,14 +298,14 @@ PYBIND11_MODULE(_C, m) {
         py::arg("device"));
   m.def("conv2d_candidates", &conv2d_candidates, py::arg("pass_"), py::arg("dtype"),
         py::arg("shape"), py::arg("device") = 0,
-        "(algo, variant) pairs the autotuner times for a pass and shape on a device");
+        "(algo, engine) pairs the autotuner times for a pass and shape on a device");
   m.def("conv2d_workspace_size", &conv2d_workspace_size, py::arg("pass_"), py::arg("dtype"),
-        py::arg("algo"), py::arg("variant"), py::arg("shape"),
+        py::arg("algo"), py::arg("engine"), py::arg("shape"),
         "Bytes of CUDA workspace a conv2d call needs (0: none)");
   m.def("conv2d_resolve", &conv2d_resolve, py::arg("pass_"), py::arg("dtype"), py::arg("algo"),
-        py::arg("variant"), py::arg("shape"),
-        "The CPU (algo, variant) a request resolves to on the ISA variant in use");
-  m.def("conv2d_variant_name", &conv2d_variant_name, py::arg("algo"), py::arg("variant"),
+        py::arg("engine"), py::arg("shape"),
+        "The CPU (algo, engine) a request resolves to on the ISA build in use");
+  m.def("conv2d_engine_name", &conv2d_engine_name, py::arg("algo"), py::arg("engine"),
         py::arg("device") = 0, py::arg("pass_") = 0,
         "Name of an engine or tiling ('flat', 'kvec', 'bm64', 'split16', 'ch4', ...)");
 
@@ -316,13 +316,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_architectures", &cuda_architectures, "CUDA architectures compiled for");
   m.def("build_commit", &build_commit, "The source commit the module was built from");
   m.def("cpu_isa", [] { return std::string(cpu_isa_name(cpu_isa_active())); },
-        "Name of the CPU kernel variant in use");
+        "Name of the CPU ISA build in use");
   m.def("cpu_isas_compiled", [] { return isa_names(cpu_isas_compiled()); },
-        "CPU kernel variants in this build");
+        "CPU ISA builds in this build");
   m.def("cpu_isas_supported", [] { return isa_names(cpu_isas_supported()); },
-        "Compiled CPU variants this CPU can run");
+        "Compiled CPU engines this CPU can run");
   m.def("set_cpu_isa", &set_cpu_isa_by_name, py::arg("name"),
-        "Use this CPU variant from now on (ValueError if not compiled or not runnable here)");
+        "Use this CPU engine from now on (ValueError if not compiled or not runnable here)");
   m.def("openmp_max_threads", &openmp_max_threads, "OpenMP threads a parallel region gets");
 
   // The ABI: what Python builds its calls from.

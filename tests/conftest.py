@@ -34,7 +34,7 @@ def _seed():
 
 
 def _test_isas():
-    """Every variant this machine runs, or those named in CONVBENCH_TEST_ISAS
+    """Every ISA build this machine runs, or those named in CONVBENCH_TEST_ISAS
     (comma-separated; tools/sanitize_cpu.sh runs the best one only)."""
     isas = convbench.backends.cpu_isas()
     wanted = os.environ.get("CONVBENCH_TEST_ISAS")
@@ -43,7 +43,7 @@ def _test_isas():
 
 @pytest.fixture(params=_test_isas())
 def cpu_isa(request):
-    """Runs a test once per CPU kernel variant this machine can run (generic,
-    avx2, avx512): each variant is its own compiled code."""
+    """Runs a test once per CPU ISA build this machine can run (generic,
+    avx2, avx512): each ISA build is its own compiled code."""
     with convbench.backends.flags(cpu_isa=request.param):
         yield request.param

@@ -1,6 +1,6 @@
 """CPU autotuning (convbench.backends.autotune): the choice is a real candidate
 and the fastest one measured, results stay right, choices are keyed by
-shape, pass, ISA variant and threads, and the optional cache file persists
+shape, pass, ISA build and threads, and the optional cache file persists
 them and survives corruption."""
 import json
 import os
@@ -61,8 +61,8 @@ def test_the_fastest_candidate_wins():
     fastest = cands[len(cands) // 2]
     slow[fastest] = 0.0
 
-    def run(algo, variant):
-        time.sleep(slow[(algo, variant)])
+    def run(algo, engine):
+        time.sleep(slow[(algo, engine)])
 
     shape = (1, 1, 8, 8, 1, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1, 1)
     assert _autotune.TUNER.choose(0, 0, shape, run) == fastest
@@ -90,8 +90,8 @@ def test_a_near_tie_keeps_the_heuristics_choice(monkeypatch):
     cost = {c: 0.0100 for c in others}
     cost[heuristic] = 0.0101  # 1% slower: within noise, the heuristic stays
 
-    def run(algo, variant):
-        clock.now += cost[(algo, variant)]
+    def run(algo, engine):
+        clock.now += cost[(algo, engine)]
 
     assert _autotune.TUNER.choose(0, 0, shape, run) == heuristic
     cost[heuristic] = 0.0110  # 10% slower: another candidate wins

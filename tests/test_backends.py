@@ -1,4 +1,4 @@
-"""convbench.backends: choosing the CPU kernel variant (ISA) at run time."""
+"""convbench.backends: choosing the CPU ISA build (ISA) at run time."""
 import os
 import subprocess
 import sys
@@ -60,7 +60,7 @@ def test_non_string_is_a_type_error():
 def test_a_variant_the_cpu_lacks_is_refused():
     missing = [i for i in ("avx2", "avx512") if i not in backends.cpu_isas()]
     if not missing:
-        pytest.skip("this CPU runs every compiled variant")
+        pytest.skip("this CPU runs every compiled ISA build")
     with pytest.raises(ValueError, match="cannot run|not compiled"):
         backends.set_cpu_isa(missing[0])
 

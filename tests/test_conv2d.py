@@ -11,7 +11,7 @@ from hypothesis import strategies as st  # noqa: E402
 import convbench  # noqa: E402
 from _helpers import RTOL, assert_close  # noqa: E402
 
-# Every test here runs once per CPU kernel variant this machine can run.
+# Every test here runs once per CPU ISA build this machine can run.
 pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 CPU_ALGOS = [a for a in convbench.algorithms("cpu")]

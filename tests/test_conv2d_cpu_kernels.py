@@ -14,14 +14,14 @@ import torch.nn.functional as F
 
 import convbench._C as C
 
-# Every test here runs once per CPU kernel variant this machine can run.
+# Every test here runs once per CPU ISA build this machine can run.
 pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
 ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
-# Every CPU engine, as (algo id, variant): Direct's two engines are separate
+# Every CPU engine, as (algo id, engine): Direct's two engines are separate
 # kernels ("flat" vectorised along output positions, "kvec" along output
-# channels), and variant 0 is the heuristic's pick.
+# channels), and engine 0 is the heuristic's pick.
 ENGINES = {"direct:flat": (1, 1), "direct:kvec": (1, 2), "im2col": (2, 1), "winograd": (4, 1),
            "winograd:f4x4": (4, 2), "direct": (1, 0), "auto": (0, 0)}
 DTYPES = {np.float32: 0, np.float64: 1}
@@ -78,22 +78,22 @@ def reference(case, x, w, b, dy):
 
 
 def run_pass(pass_, algo, case, dtype, x, w, b, dy, fill=np.nan):
-    """algo: an ENGINES name or a raw algo id (variant 0)."""
-    algo, variant = ENGINES[algo] if isinstance(algo, str) else (algo, 0)
+    """algo: an ENGINES name or a raw algo id (engine 0)."""
+    algo, engine = ENGINES[algo] if isinstance(algo, str) else (algo, 0)
     dt = DTYPES[dtype]
     s16 = case.shape16()
     if pass_ == FWD:
         out = np.full((case.N, case.K, case.P, case.Q), fill, dtype)
         C.conv2d_forward(CPU, 0, 0, dt, algo, s16, x.ctypes.data, w.ctypes.data,
-                         b.ctypes.data if b is not None else 0, out.ctypes.data, variant)
+                         b.ctypes.data if b is not None else 0, out.ctypes.data, engine)
     elif pass_ == BWD_IN:
         out = np.full(x.shape, fill, dtype)
         C.conv2d_backward_input(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, w.ctypes.data,
-                                out.ctypes.data, variant)
+                                out.ctypes.data, engine)
     else:
         out = np.full(w.shape, fill, dtype)
         C.conv2d_backward_weight(CPU, 0, 0, dt, algo, s16, dy.ctypes.data, x.ctypes.data,
-                                 out.ctypes.data, variant)
+                                 out.ctypes.data, engine)
     return out
 
 

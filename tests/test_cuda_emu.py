@@ -77,15 +77,15 @@ class Emu:
         self.launched.update(l.kernel_offset for l in res.launches)
         return res
 
-    def workspace_size(self, pass_, algo, dtype, s, variant=0):
-        return self.request("workspace", [], pass_=pass_, algo=ALGO_ID[algo], variant=variant,
+    def workspace_size(self, pass_, algo, dtype, s, engine=0):
+        return self.request("workspace", [], pass_=pass_, algo=ALGO_ID[algo], engine=engine,
                             dtype=DTYPE_ID[dtype], shape=s).value
 
     def conv(self, pass_, algo, dtype, s, a, b, bias, out_shape, workspace="exact", **opts):
         """pass 0: (x, w) -> y; 1: (dy, w) -> dx; 2: (dy, x) -> dw. workspace:
         'exact' (the size the C++ side reports, NaN-filled), None or a byte count."""
         if workspace == "exact":
-            workspace = (self.workspace_size(pass_, algo, dtype, s, opts.get("variant", 0))
+            workspace = (self.workspace_size(pass_, algo, dtype, s, opts.get("engine", 0))
                          if pass_ == 2 else 0)
             ws = b"\xff" * workspace if workspace else None
         else:
@@ -277,7 +277,7 @@ ALGO_NAME = {i: n for n, i in ALGO_ID.items()}
 
 
 def _candidates(emu, pass_, dtype, s):
-    """(algo name, variant) of every configuration conv2d_candidates_cuda lists."""
+    """(algo name, engine) of every configuration conv2d_candidates_cuda lists."""
     bits = emu.request("candidates", [], pass_=pass_, dtype=DTYPE_ID[dtype], shape=s).value
     return [(ALGO_NAME[i // 8], i % 8) for i in range(64) if bits >> i & 1]
 
@@ -305,7 +305,7 @@ def test_emulated_every_tuning_variant(emu, dtype):
             cands = _candidates(emu, pass_, dtype, s)
             assert ("direct", 0) in cands and ("implicit_gemm", 1) in cands, cands
             for algo, v in cands:
-                got = emu.conv(pass_, algo, dtype, s, a, b_, bias, out_shape, variant=v)[0]
+                got = emu.conv(pass_, algo, dtype, s, a, b_, bias, out_shape, engine=v)[0]
                 assert torch.isfinite(got).all(), f"{algo}:{v} pass {pass_} {case}: unwritten"
                 err = rel_err(got, ref[pass_])
                 assert err <= TOL[dtype], f"{algo}:{v} pass {pass_} {case}: {err:.2e}"
@@ -313,7 +313,7 @@ def test_emulated_every_tuning_variant(emu, dtype):
 
 def test_emulated_variants_are_named_and_checked(emu):
     s = (4, 2, 24, 24, 3, 3, 3, 22, 22, 1, 1, 0, 0, 1, 1, 1)
-    names = {(a, v, p): emu.request("variant_name", [], algo=ALGO_ID[a], variant=v, pass_=p).text
+    names = {(a, v, p): emu.request("engine_name", [], algo=ALGO_ID[a], engine=v, pass_=p).text
              for a, v, p in [("implicit_gemm", 2, 0), ("implicit_gemm", 3, 2), ("fused", 3, 1),
                              ("fused", 0, 0)]}
     assert names == {("implicit_gemm", 2, 0): "bm64", ("implicit_gemm", 3, 2): "split16",
@@ -326,20 +326,20 @@ def test_emulated_variants_are_named_and_checked(emu):
     # Each forced tiling is the launch it names: BM rows per block (grid.x),
     # split-K slices (grid.z), fused channels per thread (grid.y).
     x, w, dy = torch.randn(4, 2, 24, 24), torch.randn(3, 2, 3, 3), torch.randn(4, 3, 22, 22)
-    grid = lambda p, a, v, *t: emu.conv(p, a, torch.float32, s, *t, variant=v)[1].launches[0].grid
+    grid = lambda p, a, v, *t: emu.conv(p, a, torch.float32, s, *t, engine=v)[1].launches[0].grid
     assert [grid(0, "implicit_gemm", v, x, w, None, dy.shape)[0] for v in (1, 2, 3)] == [
         -(-4 * 22 * 22 // bm) for bm in (128, 64, 32)]
     # (64 slices clipped to the 61 k-tiles of 4*22*22 = 1936 rows)
     assert [grid(2, "implicit_gemm", v, dy, x, None, w.shape)[2] for v in wgrad] == [1, 4, 16, 61]
     assert [grid(0, "fused", v, x, w, None, dy.shape)[1] for v in (1, 2, 3)] == [3, 2, 1]
     for a, v in [("direct", 1), ("implicit_gemm", 4), ("fused", 7), ("auto", 1)]:
-        with pytest.raises(KernelError, match="variant"):
+        with pytest.raises(KernelError, match="engine"):
             emu.conv(0, a, torch.float32, s, torch.zeros(4, 2, 24, 24), torch.zeros(3, 2, 3, 3),
-                     None, (4, 3, 22, 22), variant=v)
+                     None, (4, 3, 22, 22), engine=v)
     with pytest.raises(KernelError, match="channels per thread"):  # 32 taps x 49^2 do not fit
         big = (1, 1, 60, 60, 1, 49, 49, 12, 12, 1, 1, 0, 0, 1, 1, 1)
         emu.conv(0, "fused", torch.float32, big, torch.zeros(1, 1, 60, 60),
-                 torch.zeros(1, 1, 49, 49), None, (1, 1, 12, 12), variant=6)
+                 torch.zeros(1, 1, 49, 49), None, (1, 1, 12, 12), engine=6)
 
 
 def test_emulated_asymmetric_padding_and_empty(emu):

@@ -170,7 +170,7 @@ CASES = [
     (50, 16, 30, 30, 8, 5, 5, 1, 0, 1, 1, True),
     (50, 8, 13, 13, 16, 7, 7, 1, 0, 1, 1, False),
     (128, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1, True),    # MNIST, padding 1, large batch
-    (50, 64, 15, 15, 128, 3, 3, 1, 0, 1, 1, True),   # CIFAR width variant
+    (50, 64, 15, 15, 128, 3, 3, 1, 0, 1, 1, True),   # CIFAR width engine
     (1, 3, 17, 23, 5, 3, 5, 2, (1, 2), 1, 1, True),  # batch 1, odd sizes, stride 2
     (3, 6, 19, 11, 9, 3, 3, (2, 1), 2, (2, 3), 3, True),  # groups, dilation, stride
     (2, 8, 9, 9, 8, 3, 3, 1, 1, 1, 8, False),        # depthwise

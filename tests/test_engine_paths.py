@@ -6,7 +6,7 @@ small (few channels, small batches) and never reach kvec's channel blocks,
 im2col's weight-panel slices past C*R*S = 128, Winograd through auto, a
 batch cut into several chunks or a weight gradient whose batch splits
 unevenly into parts; each regime below reaches one of those by
-construction. Marked slow (seconds per ISA variant on an idle machine)."""
+construction. Marked slow (seconds per ISA build on an idle machine)."""
 import numpy as np
 import pytest
 

@@ -51,7 +51,7 @@ def test_the_sweep_reuses_the_tables_cells_and_adds_each_forced_tiling():
     shared = {c.key for c in table} & {c.key for c in sweep}
     # The algorithms at their own tiling and auto: timed once, by the table.
     assert len(shared) == len(homework) * len(cc.PASSES) * (len(ALGOS) + 1)
-    forced = [c for c in sweep if c.variant]
+    forced = [c for c in sweep if c.engine]
     assert len(forced) == len(homework) * len(cc.PASSES) * 2
     assert {c.label for c in forced} == {"implicit_gemm:bm32", "implicit_gemm:bm128"}
 
@@ -135,12 +135,12 @@ def test_forced_tilings_go_through_the_launch_layer(monkeypatch):
     assert seen == [("implicit_gemm", 3)]
 
 
-def _rec(layer, pass_, impl, us, math="float32", ok=True, variant=0, auto_is=None,
+def _rec(layer, pass_, impl, us, math="float32", ok=True, engine=0, auto_is=None,
          used_by=("n.a", "n.b")):
-    cell = cc.Cell("table", math, layers.ConvLayer(1, 1, 4, 4, 1, 3, 3), pass_, impl, variant,
-                   "t" if variant else "")
+    cell = cc.Cell("table", math, layers.ConvLayer(1, 1, 4, 4, 1, 3, 3), pass_, impl, engine,
+                   "t" if engine else "")
     rec = cc.record_of(cell, us, True, 0.0 if ok else 1.0, 7, auto_is)
-    rec.update(layer=layer, key=f"{layer}|{pass_}|{math}|{impl}|{variant}", used_by=list(used_by))
+    rec.update(layer=layer, key=f"{layer}|{pass_}|{math}|{impl}|{engine}", used_by=list(used_by))
     return rec
 
 
@@ -173,8 +173,8 @@ def test_the_layer_table_ratio_is_cudnn_time_over_ours_and_a_wrong_kernel_never_
 
 def test_the_tuning_table_judges_auto_against_the_fastest_correct_configuration():
     store = _store(_rec("L1", "fwd", "direct", 10.0), _rec("L1", "fwd", "implicit_gemm", 4.0),
-                   _rec("L1", "fwd", "implicit_gemm:t", 3.0, variant=1),
-                   _rec("L1", "fwd", "implicit_gemm:w", 1.0, variant=2, ok=False),
+                   _rec("L1", "fwd", "implicit_gemm:t", 3.0, engine=1),
+                   _rec("L1", "fwd", "implicit_gemm:w", 1.0, engine=2, ok=False),
                    _rec("L1", "fwd", "auto", 5.0), _rec("L1", "fwd", "cudnn", 1.0))
     for r in store.values():
         r["label"] = r["impl"]

@@ -40,10 +40,10 @@ def _algo_name(algo: int) -> str:
     return next(n for n, i in _C.CONV2D_ALGO_IDS.items() if i == algo)
 
 
-def _kernel_name(algo: int, variant: int) -> str:
+def _kernel_name(algo: int, engine: int) -> str:
     from convbench import _C
 
-    return f"{_algo_name(algo)}:{_C.conv2d_variant_name(algo, variant)}"
+    return f"{_algo_name(algo)}:{_C.conv2d_engine_name(algo, engine)}"
 
 
 def sweep(rounds: int) -> dict:

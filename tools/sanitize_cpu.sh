@@ -31,7 +31,7 @@ cxx=${CXX:-c++}
 # The default subset (what CI runs; about 5 minutes on 2 cores with the
 # build): every engine and pass on the kernel tests' fixed and random shapes
 # and on the wide drawn ones (every blocking path), max-pool, the registered
-# ops (opcheck, gradcheck) and the error paths, on the best ISA variant only
+# ops (opcheck, gradcheck) and the error paths, on the best ISA build only
 # (CONVBENCH_TEST_ISAS=generic,avx2,avx512 for all). Left out: the compile
 # test (Inductor under ASan is slow and reaches no C++ the others do not)
 # and the functional property tests (the same kernels, at ~10x the time).
@@ -76,7 +76,7 @@ if [ -z "${CONVBENCH_TEST_ISAS:-}" ]; then
     "import convbench; print(convbench.backends.cpu_isa)")
   export CONVBENCH_TEST_ISAS
 fi
-echo "sanitize_cpu.sh: CPU kernel variants tested: $CONVBENCH_TEST_ISAS"
+echo "sanitize_cpu.sh: CPU ISA builds tested: $CONVBENCH_TEST_ISAS"
 # The copy, not python/convbench or an installed convbench, must be imported.
 (cd /tmp && "$python" -c "
 import convbench, sys

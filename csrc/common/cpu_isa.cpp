@@ -71,8 +71,8 @@ void set_cpu_isa(CpuIsa isa) {
   bool compiled = false, runs = false;
   for (CpuIsa c : cpu_isas_compiled()) compiled = compiled || c == isa;
   for (CpuIsa c : cpu_isas_supported()) runs = runs || c == isa;
-  CB_CHECK(compiled, "CPU ISA variant '", cpu_isa_name(isa), "' was not compiled into this build");
-  CB_CHECK(runs, "this CPU cannot run the '", cpu_isa_name(isa), "' variant");
+  CB_CHECK(compiled, "CPU ISA build '", cpu_isa_name(isa), "' was not compiled into this build");
+  CB_CHECK(runs, "this CPU cannot run the '", cpu_isa_name(isa), "' ISA build");
   active().store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 

@@ -33,16 +33,18 @@ inline const char* conv2d_algo_name(Conv2dAlgo a) {
 
 enum class Conv2dPass : int { Forward = 0, BackwardInput = 1, BackwardWeight = 2 };
 
-// A concrete kernel: an algorithm and one of its engines. Variant 0 lets the
+// A concrete kernel: an algorithm and one of its engines. Engine 0 lets the
 // algorithm pick its engine by shape. CPU Direct: 1 "flat" (vectorised along
 // output positions), 2 "kvec" (along output channels); CPU Im2colGemm: 1;
-// CPU Winograd: 1 F(2x2,3x3), 2 F(4x4,3x3). On CUDA a variant forces a
-// tiling instead: ImplicitGemm 1-3 tiles of 128/64/32 output pixels (forward,
-// grad-input) or 1/4/16/64 split-K slices (grad-weight), Fused 1-6 chunks of
-// 1-32 channels per thread (see conv2d_cuda.cu).
+// CPU Winograd: 1 F(2x2,3x3), 2 F(4x4,3x3) (conv2d/cpu/engines.h). A CUDA
+// engine is a tiling: ImplicitGemm 1-3 tiles of 128/64/32 output pixels
+// (forward, grad-input) or 1/4/16/64 split-K slices (grad-weight), Fused 1-6
+// chunks of 1-32 channels per thread (see conv2d_cuda.cu). Words used
+// throughout: isa (which compiled build of the CPU kernels), engine (this
+// slot), tiling (a CUDA engine's block sizes).
 struct Conv2dConfig {
   Conv2dAlgo algo = Conv2dAlgo::Auto;
-  int variant = 0;
+  int engine = 0;
 };
 
 // A shape is declared once, as its list of fields: the struct's members,

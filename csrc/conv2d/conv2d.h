@@ -16,14 +16,14 @@ namespace convbench {
 // Winograd (F(2x2,3x3) and F(4x4,3x3) engines) covers the forward pass and the
 // input gradient (a 3x3 stride-1 forward problem too) of 3x3, stride 1,
 // dilation 1 layers.
-// (static: no one definition shared by variants compiled for other ISAs)
+// (static: no one definition shared by the builds for other ISAs)
 static inline bool conv2d_winograd_applies(Conv2dPass pass, const Conv2dShape& s) {
   return pass != Conv2dPass::BackwardWeight && s.R == 3 && s.S == 3 && s.stride_h == 1 &&
          s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1;
 }
 
 // ---- CPU (float32, float64) ----
-// cfg.variant 0 lets the algorithm pick its engine (see Conv2dConfig).
+// cfg.engine 0 lets the algorithm pick its engine (see Conv2dConfig).
 void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                         const void* w, const void* bias, void* y);
 void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
@@ -32,8 +32,8 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
 // n, p, q), while dy is at hand.
 void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s,
                                 const void* dy, const void* x, void* dw, void* db);
-// The kernel a request resolves to on the CPU variant in use (never Auto,
-// never variant 0); throws for an algorithm or engine that cannot run it.
+// The kernel a request resolves to on the ISA build in use (never Auto,
+// never engine 0); throws for an algorithm or engine that cannot run it.
 Conv2dConfig conv2d_resolve_cpu(Conv2dConfig cfg, Conv2dPass pass, DType dtype,
                                 const Conv2dShape& s);
 // The algorithm Auto resolves to for this pass and shape (never Auto).
@@ -43,14 +43,14 @@ std::vector<Conv2dConfig> conv2d_candidates_cpu(Conv2dPass pass, DType dtype,
                                                 const Conv2dShape& s);
 // Algorithms the CPU backend implements (besides Auto).
 std::vector<Conv2dAlgo> conv2d_algos_cpu();
-// Name of an engine ("flat", "kvec", "f2x2", ...; "" for variant 0).
-const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant);
+// Name of an engine ("flat", "kvec", "f2x2", ...; "" for engine 0).
+const char* conv2d_engine_name_cpu(Conv2dAlgo algo, int engine);
 
 #ifdef CONVBENCH_WITH_CUDA
 // ---- CUDA (float32, float64, float16, bfloat16 with float32 accumulation) ----
 // Runs on `stream` of `device`; asynchronous; every launch checked.
-// cfg.variant 0 lets the algorithm pick its tiles by shape; 1, 2, ... force
-// one tiling (conv2d_variant_name_cuda names them): the tuning sweep and the
+// cfg.engine 0 lets the algorithm pick its tiles by shape; 1, 2, ... force
+// one tiling (conv2d_engine_name_cuda names them): the tuning sweep and the
 // autotuner time them, the results are the same up to summation order.
 void conv2d_forward_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                          const void* w, const void* bias, void* y, int device, void* stream);
@@ -74,9 +74,9 @@ std::vector<Conv2dAlgo> conv2d_algos_cuda();
 // kernel configuration once: what the tuning sweep and the autotuner time.
 std::vector<Conv2dConfig> conv2d_candidates_cuda(Conv2dPass pass, DType dtype,
                                                  const Conv2dShape& s);
-// Name of a forced tiling ("bm64", "split16", "oct4", ...; "" for variant 0);
-// throws for a variant the algorithm and pass do not have.
-std::string conv2d_variant_name_cuda(Conv2dAlgo algo, Conv2dPass pass, int variant);
+// Name of a forced tiling ("bm64", "split16", "oct4", ...; "" for engine 0);
+// throws for an engine the algorithm and pass do not have.
+std::string conv2d_engine_name_cuda(Conv2dAlgo algo, Conv2dPass pass, int engine);
 #endif
 
 }  // namespace convbench

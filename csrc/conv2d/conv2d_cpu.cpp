@@ -1,6 +1,6 @@
 // CPU conv2d dispatch: dtype -> element type, (algorithm, engine) -> kernel
-// through the engine table, ISA -> compiled variant (CB_CPU_DISPATCH). Auto
-// and variant 0 are resolved by the ISA variant's own heuristic
+// through the engine table, ISA -> compiled ISA build (CB_CPU_DISPATCH). Auto
+// and engine 0 are resolved by the ISA build's own heuristic
 // (cpu/choose.cpp), in one place.
 #include <algorithm>
 #include <array>
@@ -24,7 +24,7 @@ void check_dtype(DType dtype) {
 
 inline bool any_shape(Conv2dPass, const Conv2dShape&) { return true; }
 
-// One pass of one engine for element type T, on the ISA variant in use.
+// One pass of one engine for element type T, on the ISA build in use.
 template <typename T>
 using ForwardFn = void (*)(const Conv2dShape&, const T*, const T*, const T*, T*);
 template <typename T>
@@ -37,7 +37,7 @@ struct EngineKernels {
   GradFn<T> backward_weight;  // nullptr: the pass takes auto's choice instead
 };
 
-// Each pass of ENGINE's kernels (conv2d_cpu_kernels.h) on the ISA variant in use.
+// Each pass of ENGINE's kernels (conv2d_cpu_kernels.h) on the ISA build in use.
 #define CB_ENGINE_FORWARD(ENGINE)                                          \
   +[](const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {    \
     CB_CPU_DISPATCH(conv2d_forward_##ENGINE<T>, s, x, w, b, y);            \
@@ -102,8 +102,8 @@ bool has_algo(Conv2dAlgo algo) {
 template <typename T>
 const EngineKernels<T>& kernels_of(Conv2dConfig c) {
   for (const auto& e : engines<T>())
-    if (e.algo == c.algo && e.engine == c.variant) return e.kernels;
-  CB_CHECK(false, "conv2d: no CPU engine ", c.variant, " of '", conv2d_algo_name(c.algo), "'");
+    if (e.algo == c.algo && e.engine == c.engine) return e.kernels;
+  CB_CHECK(false, "conv2d: no CPU engine ", c.engine, " of '", conv2d_algo_name(c.algo), "'");
   return engines<T>()[0].kernels;  // (not reached)
 }
 
@@ -134,13 +134,13 @@ Conv2dConfig conv2d_resolve_cpu(Conv2dConfig c, Conv2dPass pass, DType dtype,
            "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1 "
            "(got ", s.R, "x", s.S, " kernel, stride ", s.stride_h, "x", s.stride_w,
            ", dilation ", s.dil_h, "x", s.dil_w, ")");
-  CB_CHECK(c.variant == 0 || (c.algo != Conv2dAlgo::Auto && find_engine(c.algo, c.variant)),
-           "conv2d: algorithm '", conv2d_algo_name(c.algo), "' has no CPU engine ", c.variant);
+  CB_CHECK(c.engine == 0 || (c.algo != Conv2dAlgo::Auto && find_engine(c.algo, c.engine)),
+           "conv2d: algorithm '", conv2d_algo_name(c.algo), "' has no CPU engine ", c.engine);
   // An engine without this pass (Winograd's weight gradient) takes auto's choice.
-  const Engine<float>* asked = c.variant ? find_engine(c.algo, c.variant) : nullptr;
+  const Engine<float>* asked = c.engine ? find_engine(c.algo, c.engine) : nullptr;
   const bool lacks_pass = pass == Conv2dPass::BackwardWeight && asked &&
                           !asked->kernels.backward_weight;
-  if (c.algo == Conv2dAlgo::Auto || c.variant == 0 || lacks_pass)
+  if (c.algo == Conv2dAlgo::Auto || c.engine == 0 || lacks_pass)
     c = CB_CPU_DISPATCH(conv2d_choose_config, pass, dtype, c.algo, s);
   return c;
 }
@@ -165,8 +165,8 @@ std::vector<Conv2dAlgo> conv2d_algos_cpu() {
   return out;
 }
 
-const char* conv2d_variant_name_cpu(Conv2dAlgo algo, int variant) {
-  const auto* e = variant == 0 ? nullptr : find_engine(algo, variant);
+const char* conv2d_engine_name_cpu(Conv2dAlgo algo, int engine) {
+  const auto* e = engine == 0 ? nullptr : find_engine(algo, engine);
   return e ? e->name : "";
 }
 

@@ -1,4 +1,4 @@
-// CPU max_pool2d dispatch: dtype -> element type, ISA -> compiled variant.
+// CPU max_pool2d dispatch: dtype -> element type, ISA -> compiled ISA build.
 #include "common/check.h"
 #include "common/cpu_isa.h"
 #include "maxpool2d/cpu/maxpool2d_cpu_kernels.h"

@@ -1,7 +1,7 @@
 """Autotuning, the counterpart of ``torch.backends.cudnn.benchmark``.
 
 When ``convbench.backends.autotune`` is on, the first ``algo="auto"`` call
-of each (pass, dtype, shape, CPU ISA variant and thread count, or GPU model)
+of each (pass, dtype, shape, CPU ISA build and thread count, or GPU model)
 runs every candidate kernel (algorithm and engine on the CPU, algorithm and
 forced tiling on CUDA; see ``_C.conv2d_candidates``) on the call's own
 tensors, times them, and remembers the fastest; later calls with that key
@@ -27,7 +27,7 @@ from typing import Callable, Dict, Optional, Tuple
 from . import _C
 
 Key = Tuple
-Choice = Tuple[int, int]  # (algo id, engine variant)
+Choice = Tuple[int, int]  # (algo id, engine engine)
 
 # Timing: one warm-up call per candidate, then rounds over all candidates
 # until each has had about _BUDGET_S (at least _MIN_REPEATS rounds, at most
@@ -84,14 +84,14 @@ class Tuner:
             self._loaded_path = None
 
     def choices(self) -> Dict[Key, Choice]:
-        """A copy of what has been tuned so far (key -> (algo id, variant))."""
+        """A copy of what has been tuned so far (key -> (algo id, engine))."""
         with self._lock:
             return dict(self._choices)
 
     # ---- the tuning itself ----------------------------------------------
     def choose(self, pass_: int, dtype: int, shape: tuple, run: Callable[[int, int], None],
                device: int = 0, device_index: int = 0) -> Choice:
-        """The fastest (algo, variant) for this call; run(algo, variant) executes one.
+        """The fastest (algo, engine) for this call; run(algo, engine) executes one.
         device: 0 CPU, 1 CUDA (device_index: which GPU)."""
         if device == _C.DEVICE_CPU:
             key = (pass_, dtype, tuple(shape), _C.cpu_isa(), _C.openmp_max_threads())
@@ -104,7 +104,7 @@ class Tuner:
             return hit
         if device == _C.DEVICE_CPU:
             heuristic, sync = tuple(_C.conv2d_resolve(pass_, dtype, 0, 0, shape)), None
-        else:  # CUDA's variant 0 is the shape rule's own tiling
+        else:  # CUDA's engine 0 is the shape rule's own tiling
             heuristic = (_C.conv2d_choose_algo(device, pass_, dtype, shape), 0)
             sync = _cuda_sync(device_index)
         best = _fastest(_C.conv2d_candidates(pass_, dtype, shape, device), heuristic, run, sync)

@@ -40,18 +40,18 @@ def _device_args(t: torch.Tensor) -> Tuple[int, int, int]:
     return (_DEVICE_CUDA, index, stream)
 
 
-def _run_conv(run, pass_: int, algo: str, variant: int, dev: int, index: int, dtype: int,
+def _run_conv(run, pass_: int, algo: str, engine: int, dev: int, index: int, dtype: int,
               shape: tuple, device_type: str) -> None:
-    """run(algo id, variant) with the algorithm asked for, or the autotuned one
+    """run(algo id, engine) with the algorithm asked for, or the autotuned one
     (algo 'auto' with convbench.backends.autotune on, CPU or CUDA)."""
     if algo == "auto" and TUNER.enabled:
         run(*TUNER.choose(pass_, dtype, shape, run, device=dev, device_index=index))
     else:
-        run(algo_id(algo, device_type), variant)
+        run(algo_id(algo, device_type), engine)
 
 
 def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilation, groups,
-                   algo: str, variant: int = 0) -> torch.Tensor:
+                   algo: str, engine: int = 0) -> torch.Tensor:
     if x.shape[1] == 0:  # no input channels: torch's empty (N, 0, P, Q), no kernel to run
         algo_id(algo, x.device.type)
         return x.new_empty((x.shape[0], 0, pq[0], pq[1]))
@@ -66,7 +66,7 @@ def conv2d_forward(x, w, b: Optional[torch.Tensor], pq, stride, padding4, dilati
     def run(a, v):
         _C.conv2d_forward(dev, index, stream, dt, a, shape, *ptrs, v)
 
-    _run_conv(run, _FORWARD, algo, variant, dev, index, dt, shape, x.device.type)
+    _run_conv(run, _FORWARD, algo, engine, dev, index, dt, shape, x.device.type)
     return y
 
 
@@ -78,7 +78,7 @@ def _conv2d_gradient(pass_: int):
     to_input = pass_ == _BACKWARD_INPUT
 
     def gradient(dy, other, size, stride, padding4, dilation, groups, algo: str,
-                 variant: int = 0, bias_out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 engine: int = 0, bias_out: Optional[torch.Tensor] = None) -> torch.Tensor:
         if to_input:
             x_shape, w_shape = size, other.shape
         else:
@@ -114,7 +114,7 @@ def _conv2d_gradient(pass_: int):
                 _C.conv2d_backward_weight(dev, index, stream, dt, a, shape, *ptrs, v,
                                           ws.data_ptr() if n else 0, n, dbp)
 
-        _run_conv(run, pass_, algo, variant, dev, index, dt, shape, dy.device.type)
+        _run_conv(run, pass_, algo, engine, dev, index, dt, shape, dy.device.type)
         return out
 
     gradient.__name__ = gradient.__qualname__ = (

@@ -1,6 +1,6 @@
 """Run-time switches of convbench's kernels, in the manner of torch.backends.
 
-    convbench.backends.cpu_isa                 # 'avx512': the CPU variant in use
+    convbench.backends.cpu_isa                 # 'avx512': the ISA build in use
     convbench.backends.cpu_isa = "avx2"        # force one (ValueError if this CPU lacks it)
     convbench.backends.cpu_isas()              # ('generic', 'avx2', 'avx512'): runnable here
     convbench.backends.autotune = True         # time the candidates on first use (CPU)
@@ -9,7 +9,7 @@
         ...
 
 Autotuning is the CPU counterpart of torch.backends.cudnn.benchmark: with it
-on, the first algo="auto" call of each (pass, dtype, shape, ISA variant,
+on, the first algo="auto" call of each (pass, dtype, shape, ISA build,
 thread count) times every candidate kernel on its own inputs and keeps the
 fastest for later calls (see convbench._autotune). Off by default, so seeded
 runs stay bit-identical. CUDA tensors keep the heuristic's choice.
@@ -44,7 +44,7 @@ def default_autotune_cache() -> str:
 
 def autotune_choices() -> dict:
     """What autotuning has chosen so far: (pass, dtype id, shape, ISA, threads)
-    -> (algo id, engine variant); names via convbench._C."""
+    -> (algo id, engine engine); names via convbench._C."""
     return TUNER.choices()
 
 
@@ -54,12 +54,12 @@ def clear_autotune() -> None:
 
 
 def cpu_isas() -> Tuple[str, ...]:
-    """The compiled CPU variants this CPU can run, slowest first."""
+    """The compiled CPU engines this CPU can run, slowest first."""
     return tuple(_C.cpu_isas_supported())
 
 
 def set_cpu_isa(name: str) -> None:
-    """Run the CPU kernels of variant ``name`` from now on (all threads)."""
+    """Run the CPU kernels of engine ``name`` from now on (all threads)."""
     if not isinstance(name, str):
         raise TypeError(f"cpu_isa must be a string, got {type(name).__name__}")
     compiled, runnable = tuple(_C.cpu_isas_compiled()), cpu_isas()

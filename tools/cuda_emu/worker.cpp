@@ -8,13 +8,13 @@
 //
 // Request: one header line of space-separated key=value, then the bytes of
 // every buffer whose size is not -1, in order:
-//   op=conv|pool|workspace|choose|candidates|variant_name|axpy|selftest pass= algo= variant= dtype=
+//   op=conv|pool|workspace|choose|candidates|engine_name|axpy|selftest pass= algo= engine= dtype=
 //   shape=a,b,... bufs=size,size,...  grid_cap= dry=0|1 pending=0|1 fail_after= seed=
 //   alpha= (axpy) name= (selftest: a kernel of selftest.cu)
 // conv buffers: a, b, bias, out, workspace (forward: x, w, bias, y; grad-input:
 // dy, w, -, dx; grad-weight: dy, x, -, dw, workspace). pool: a, indices, out,
 // out_indices. axpy: x, y. selftest: out (128 floats). candidates answers a
-// bit set, bit algo * 8 + variant per configuration; variant_name puts the
+// bit set, bit algo * 8 + engine per configuration; engine_name puts the
 // name in the error text with status 0. A size of -1 passes
 // nullptr. pending=1 leaves an error pending before the call, as an earlier
 // fault would; fail_after=N makes launch N report an error.
@@ -76,15 +76,15 @@ struct Buffer {
   void* p = nullptr;
 };
 
-std::string name_out;  // variant_name's answer
+std::string name_out;  // engine_name's answer
 
 int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
   const std::string op = kv["op"];
   const int pass = std::stoi(kv["pass"].empty() ? "0" : kv["pass"]);
   const auto algo = static_cast<Conv2dAlgo>(std::stoi(kv["algo"].empty() ? "0" : kv["algo"]));
   const auto dtype = static_cast<DType>(std::stoi(kv["dtype"].empty() ? "0" : kv["dtype"]));
-  const int variant = std::stoi(kv["variant"].empty() ? "0" : kv["variant"]);
-  const Conv2dConfig cfg{algo, variant};
+  const int engine = std::stoi(kv["engine"].empty() ? "0" : kv["engine"]);
+  const Conv2dConfig cfg{algo, engine};
   auto buf = [&](size_t i) { return i < b.size() ? b[i].p : nullptr; };
   auto bytes = [&](size_t i) { return i < b.size() && b[i].size > 0 ? size_t(b[i].size) : 0; };
   if (op == "conv") {
@@ -101,15 +101,15 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
   if (op == "choose")
     return int64_t(conv2d_choose_algo_cuda(static_cast<Conv2dPass>(pass), dtype,
                                            shape_of<Conv2dShape>(ints(kv["shape"]))));
-  if (op == "candidates") {  // bit algo * 8 + variant per configuration
+  if (op == "candidates") {  // bit algo * 8 + engine per configuration
     int64_t bits = 0;
     for (Conv2dConfig c : conv2d_candidates_cuda(static_cast<Conv2dPass>(pass), dtype,
                                                  shape_of<Conv2dShape>(ints(kv["shape"]))))
-      bits |= int64_t{1} << (int(c.algo) * 8 + c.variant);
+      bits |= int64_t{1} << (int(c.algo) * 8 + c.engine);
     return bits;
   }
-  if (op == "variant_name") {
-    name_out = conv2d_variant_name_cuda(algo, static_cast<Conv2dPass>(pass), variant);
+  if (op == "engine_name") {
+    name_out = conv2d_engine_name_cuda(algo, static_cast<Conv2dPass>(pass), engine);
     return 0;
   }
   if (op == "pool") {

@@ -61,7 +61,7 @@ class Result:
     value: int
     launches: List[Launch]
     buffers: List[Optional[bytes]]
-    text: str = ""  # variant_name's answer
+    text: str = ""  # engine_name's answer
 
 
 class Worker:

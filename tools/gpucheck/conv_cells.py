@@ -55,7 +55,7 @@ class Cell:
     layer: object      # bench/layers.py ConvLayer
     pass_: str
     impl: str          # an algorithm name, "auto" or "cudnn"
-    variant: int = 0   # a forced tiling (0: the algorithm's own choice)
+    engine: int = 0   # a forced tiling (0: the algorithm's own choice)
     tiling: str = ""
 
     @property
@@ -69,7 +69,7 @@ class Cell:
     @property
     def key(self) -> str:
         """The store's identity of the calls: the same calls are never timed twice."""
-        return f"{self.layer.id}|{self.pass_}|{self.math}|{self.impl}|{self.variant}"
+        return f"{self.layer.id}|{self.pass_}|{self.math}|{self.impl}|{self.engine}"
 
 
 # ---------------------------------------------------------------- the plan
@@ -105,7 +105,7 @@ def sweep_cells(layer_list, algos, candidates):
 
 
 def cuda_candidates(layer, pass_index):
-    """[(algo name, variant, tiling name)] the CUDA autotuner times (host code:
+    """[(algo name, engine, tiling name)] the CUDA autotuner times (host code:
     needs a CUDA build, not a GPU)."""
     from convbench import _C, _algos
     from convbench._shapes import conv2d_shape
@@ -115,7 +115,7 @@ def cuda_candidates(layer, pass_index):
     shape = conv2d_shape((layer.N, layer.C, layer.H, layer.W),
                          (layer.K, layer.C // layer.groups, layer.R, layer.S), layer.out_hw,
                          layer.stride, (ph, ph, pw, pw), layer.dilation, layer.groups)
-    return [(names[a], var, _C.conv2d_variant_name(a, var, _C.DEVICE_CUDA, pass_index))
+    return [(names[a], var, _C.conv2d_engine_name(a, var, _C.DEVICE_CUDA, pass_index))
             for a, var in _C.conv2d_candidates(pass_index, _C.DTYPE_IDS["float32"], shape,
                                                _C.DEVICE_CUDA)]
 
@@ -157,20 +157,20 @@ class LayerCalls:
         self.pad4 = [self.pd[0], self.pd[0], self.pd[1], self.pd[1]]
         self.exact = {p: self.aten(p, torch.float64)() for p in PASSES}
 
-    def ours(self, pass_, algo, variant=0):
+    def ours(self, pass_, algo, engine=0):
         ops, x, w, b, dy = self.torch.ops.convbench, self.x, self.w, self.b, self.dy
         st, pad4, dl, gr = self.st, self.pad4, self.dl, self.gr
-        if variant:
+        if engine:
             from convbench import _launch
 
             if pass_ == "fwd":
                 PQ = self.layer.out_hw
-                return lambda: _launch.conv2d_forward(x, w, b, PQ, st, pad4, dl, gr, algo, variant)
+                return lambda: _launch.conv2d_forward(x, w, b, PQ, st, pad4, dl, gr, algo, engine)
             if pass_ == "bwd_input":
                 return lambda: _launch.conv2d_backward_input(dy, w, x.shape, st, pad4, dl, gr,
-                                                             algo, variant)
+                                                             algo, engine)
             return lambda: _launch.conv2d_backward_weight(dy, x, w.shape, st, pad4, dl, gr, algo,
-                                                          variant)
+                                                          engine)
         if pass_ == "fwd":
             return lambda: ops.conv2d(x, w, b, st, pad4, dl, gr, algo)
         if pass_ == "bwd_input":
@@ -191,7 +191,7 @@ class LayerCalls:
 
     def call(self, cell):
         return self.aten(cell.pass_) if cell.impl == PEER else self.ours(cell.pass_, cell.impl,
-                                                                         cell.variant)
+                                                                         cell.engine)
 
     def error(self, got, pass_) -> float:
         want = self.exact[pass_]
@@ -281,7 +281,7 @@ def record_of(cell, us, graphed, err, calls, auto_is=None) -> dict:
     ok = err is not None and math.isfinite(err) and err <= TOLERANCE[cell.math]
     return {"key": cell.key, "part": cell.part, "layer": cell.layer.id,
             "used_by": list(cell.layer.used_by), "pass": cell.pass_, "math": cell.math,
-            "impl": cell.impl, "variant": cell.variant, "label": cell.label, "us": us,
+            "impl": cell.impl, "engine": cell.engine, "label": cell.label, "us": us,
             "graphed": graphed, "error": err, "ok": ok, "calls": calls, "auto_is": auto_is}
 
 

@@ -50,7 +50,7 @@ def layer_table(store, device) -> str:
     algos = []
     for rows in f32.values():
         for label, r in rows.items():
-            if r["variant"] == 0 and r["impl"] not in ("auto", "cudnn") and label not in algos:
+            if r["engine"] == 0 and r["impl"] not in ("auto", "cudnn") and label not in algos:
                 algos.append(label)
     lines = [f"# convbench CUDA conv2d vs cuDNN, {device}", "",
              "GPU microseconds per call (a CUDA graph of up to 20 calls replayed between CUDA "

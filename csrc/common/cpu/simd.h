@@ -1,11 +1,11 @@
 // The one vector type the CPU kernels are written against. Its width follows
-// the ISA variant being compiled (see common/cpu_isa.h): 512 bits in
+// the ISA build being compiled (see common/cpu_isa.h): 512 bits in
 // cpu_avx512 (zmm, FMA, mask registers for tails), 256 bits in cpu_avx2 (ymm,
 // FMA) and in cpu_generic (GCC/Clang vector extensions, split into SSE2
 // halves). Kernels use Simd<T>::L lanes and never name an ISA; their register
 // tiles come from cpu/tiles.h. Included only by the per-ISA sources
 // (conv2d/cpu/*.cpp and maxpool2d/cpu/*.cpp), so every inline function lands
-// in that variant's namespace.
+// in that ISA build's namespace.
 #pragma once
 #include <cstdint>
 #include <cstring>

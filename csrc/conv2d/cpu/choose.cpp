@@ -1,6 +1,6 @@
 // The CPU heuristic: which algorithm and engine run a pass of a layer when
 // the user asks for "auto" (or names an algorithm but not its engine).
-// Compiled per ISA variant, since the vector width and register tiles move
+// Compiled per ISA build, since the vector width and register tiles move
 // the crossovers. (The autotuner's candidates are the engine table's rows:
 // conv2d_cpu.cpp.)
 #include <cstdint>
@@ -168,7 +168,7 @@ bool wgrad_prefers_im2col(const Conv2dShape& s) {
 }
 
 template <typename T>
-int variant_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
+int engine_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Winograd) return winograd_engine(problem_of<T>(pass, s));
   if (algo != Conv2dAlgo::Direct) return cpu_engine::kIm2colGemm;
   return pass == Conv2dPass::BackwardWeight ? direct_wgrad_engine<T>(s)
@@ -193,7 +193,7 @@ Conv2dConfig choose(Conv2dPass pass, Conv2dAlgo algo, const Conv2dShape& s) {
   // its weight gradient taking Auto's choice.
   if (algo == Conv2dAlgo::Winograd && pass == Conv2dPass::BackwardWeight)
     algo = algo_for<T>(pass, s);
-  return {algo, variant_for<T>(algo, pass, s)};
+  return {algo, engine_for<T>(algo, pass, s)};
 }
 
 }  // namespace

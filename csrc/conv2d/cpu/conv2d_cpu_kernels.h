@@ -1,4 +1,4 @@
-// CPU conv2d kernels, declared once per ISA variant (see common/cpu_isa.h).
+// CPU conv2d kernels, declared once per ISA build (see common/cpu_isa.h).
 // Each takes contiguous NCHW data and fully overwrites its output.
 #pragma once
 #include <vector>

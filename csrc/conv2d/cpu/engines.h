@@ -1,5 +1,5 @@
 // The numbers of the CPU conv2d engines within their algorithm (a
-// Conv2dConfig's variant; 0 lets the algorithm choose). The engine table
+// Conv2dConfig's engine; 0 lets the algorithm choose). The engine table
 // (conv2d_cpu.cpp) lists each engine's kernels, name and shapes; the
 // heuristic (choose.cpp) picks among them by these numbers.
 #pragma once

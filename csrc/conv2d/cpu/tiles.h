@@ -1,4 +1,4 @@
-// Every tuning constant of the CPU conv kernels, per ISA variant: register
+// Every tuning constant of the CPU conv kernels, per ISA build: register
 // tiles (how many accumulators fit beside the loads and broadcasts) and
 // cache budgets. Measured on Zen 3 (AVX2, 16 ymm) and Zen 4 (AVX-512, 32
 // zmm; its FMA throughput in FLOPs equals AVX2's, Zen 5's is twice that).

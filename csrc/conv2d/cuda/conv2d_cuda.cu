@@ -13,7 +13,7 @@ namespace {
 
 using namespace cuda_conv;
 
-// Forced tilings, by variant (variant v is entry v - 1; 0 picks by shape):
+// Forced tilings, by engine (engine v is entry v - 1; 0 picks by shape):
 // the implicit GEMM's output-pixel tile rows (forward, grad-input), its
 // split-K slices (grad-weight), the fused kernel's channels per thread.
 constexpr int kTileRows[] = {128, 64, 32};
@@ -23,7 +23,7 @@ constexpr int kFusedChannels[] = {1, 2, 4, 8, 16, 32};
 template <size_t N>
 int variant_count(const int (&)[N]) { return int(N); }
 
-// The table a variant of (algorithm, pass) indexes; nullptr where it has none.
+// The table an engine of (algorithm, pass) indexes; nullptr where it has none.
 // (Fused's grad-weight is the implicit GEMM's, so it takes the same splits.)
 const int* variant_table(Conv2dAlgo algo, Conv2dPass pass, int* count) {
   *count = 0;
@@ -40,20 +40,20 @@ const int* variant_table(Conv2dAlgo algo, Conv2dPass pass, int* count) {
   return kFusedChannels;
 }
 
-// The knob a variant sets (0 for variant 0); throws for one that does not exist.
-int variant_knob(Conv2dAlgo algo, Conv2dPass pass, int variant) {
-  if (variant == 0) return 0;
+// The tiling an engine sets (0 for engine 0); throws for one that does not exist.
+int tiling_of(Conv2dAlgo algo, Conv2dPass pass, int engine) {
+  if (engine == 0) return 0;
   int count = 0;
   const int* table = variant_table(algo, pass, &count);
-  CB_CHECK(variant > 0 && variant <= count, "conv2d: CUDA algorithm '", conv2d_algo_name(algo),
-           "' has no variant ", variant, " for this pass (", count, " variants)");
-  return table[variant - 1];
+  CB_CHECK(engine > 0 && engine <= count, "conv2d: CUDA algorithm '", conv2d_algo_name(algo),
+           "' has no engine ", engine, " for this pass (", count, " engines)");
+  return table[engine - 1];
 }
 
 Conv2dAlgo resolve(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dShape& s) {
   const Conv2dAlgo algo = cfg.algo;
-  CB_CHECK(algo != Conv2dAlgo::Auto || cfg.variant == 0,
-           "conv2d: a variant needs an algorithm, not 'auto'");
+  CB_CHECK(algo != Conv2dAlgo::Auto || cfg.engine == 0,
+           "conv2d: an engine needs an algorithm, not 'auto'");
   if (algo == Conv2dAlgo::Auto) return conv2d_choose_algo_cuda(pass, dtype, s);
   CB_CHECK(algo == Conv2dAlgo::Direct || algo == Conv2dAlgo::ImplicitGemm ||
                algo == Conv2dAlgo::Fused,
@@ -61,17 +61,17 @@ Conv2dAlgo resolve(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dS
   CB_CHECK(algo == Conv2dAlgo::Direct || fits_int32(s), "conv2d: algorithm '", conv2d_algo_name(algo),
            "' indexes with 32 bits and needs every tensor under 2^31 elements, at most "
            "4096 groups and 2^20 channels; use algo='direct' (64-bit) or 'auto'");
-  variant_knob(algo, pass, cfg.variant);  // (checks the variant exists)
+  tiling_of(algo, pass, cfg.engine);  // (checks the engine exists)
   return algo;
 }
 
 size_t acc_bytes(DType dtype) { return dtype == DType::Float64 ? 8 : 4; }
 
 // What every pass's entry point does around its kernel: resolves the
-// algorithm and its knob (checked even when there is no work), returns for
+// algorithm and its tiling (checked even when there is no work), returns for
 // an empty result, zero-fills a gradient that no output pixel reaches (an
 // empty reduction; the forward's result is then empty itself), and otherwise
-// runs f(a, b, result, algorithm, knob, stream) with the pass's two operands
+// runs f(a, b, result, algorithm, tiling, stream) with the pass's two operands
 // and its result as T pointers, on the device and the caller's stream
 // (torch's current one, never the default stream).
 template <typename F>
@@ -79,7 +79,7 @@ void run_pass(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dShape&
               const void* b, void* result, int64_t result_numel, int device, void* stream,
               F&& f) {
   const Conv2dAlgo algo = resolve(cfg, pass, dtype, s);
-  const int knob = variant_knob(algo, pass, cfg.variant);
+  const int tiling = tiling_of(algo, pass, cfg.engine);
   if (result_numel == 0) return;
   dispatch_on_device(dtype, "conv2d", device, stream, [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
@@ -88,7 +88,7 @@ void run_pass(Conv2dConfig cfg, Conv2dPass pass, DType dtype, const Conv2dShape&
       CB_CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(result_numel) * sizeof(T), st));
       return;
     }
-    f(static_cast<const T*>(a), static_cast<const T*>(b), out, algo, knob, st);
+    f(static_cast<const T*>(a), static_cast<const T*>(b), out, algo, tiling, st);
   });
 }
 
@@ -98,11 +98,11 @@ std::vector<Conv2dAlgo> conv2d_algos_cuda() {
   return {Conv2dAlgo::Direct, Conv2dAlgo::ImplicitGemm, Conv2dAlgo::Fused};
 }
 
-std::string conv2d_variant_name_cuda(Conv2dAlgo algo, Conv2dPass pass, int variant) {
-  const int knob = variant_knob(algo, pass, variant);
-  if (variant == 0) return "";
-  if (pass == Conv2dPass::BackwardWeight) return "split" + std::to_string(knob);
-  return (algo == Conv2dAlgo::ImplicitGemm ? "bm" : "ch") + std::to_string(knob);
+std::string conv2d_engine_name_cuda(Conv2dAlgo algo, Conv2dPass pass, int engine) {
+  const int tiling = tiling_of(algo, pass, engine);
+  if (engine == 0) return "";
+  if (pass == Conv2dPass::BackwardWeight) return "split" + std::to_string(tiling);
+  return (algo == Conv2dAlgo::ImplicitGemm ? "bm" : "ch") + std::to_string(tiling);
 }
 
 // Every kernel configuration that runs this pass and shape, each once:
@@ -142,7 +142,7 @@ size_t conv2d_workspace_size_cuda(Conv2dConfig cfg, Conv2dPass pass, DType dtype
   const Conv2dAlgo a = resolve(cfg, pass, dtype, s);
   if (pass != Conv2dPass::BackwardWeight || a == Conv2dAlgo::Direct) return 0;
   if (s.weight_numel() == 0 || s.output_numel() == 0) return 0;
-  const int splits = variant_knob(a, pass, cfg.variant);
+  const int splits = tiling_of(a, pass, cfg.engine);
   size_t bytes = 0;
   dispatch_cuda_dtype(dtype, "conv2d", [&](auto tag) {
     bytes = igemm_backward_weight_workspace<decltype(tag)>(s, splits);
@@ -174,11 +174,11 @@ Conv2dAlgo conv2d_choose_algo_cuda(Conv2dPass pass, DType dtype, const Conv2dSha
 void conv2d_forward_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                          const void* w, const void* bias, void* y, int device, void* stream) {
   run_pass(cfg, Conv2dPass::Forward, dtype, s, x, w, y, s.output_numel(), device, stream,
-           [&](const auto* xp, const auto* wp, auto* yp, Conv2dAlgo a, int knob, cudaStream_t st) {
+           [&](const auto* xp, const auto* wp, auto* yp, Conv2dAlgo a, int tiling, cudaStream_t st) {
     const auto* bp = static_cast<decltype(xp)>(bias);
     if (a == Conv2dAlgo::Direct) direct_forward(s, xp, wp, bp, yp, st);
-    else if (a == Conv2dAlgo::Fused) fused_forward(s, xp, wp, bp, yp, knob, st);
-    else igemm_forward(s, xp, wp, bp, yp, knob, st);
+    else if (a == Conv2dAlgo::Fused) fused_forward(s, xp, wp, bp, yp, tiling, st);
+    else igemm_forward(s, xp, wp, bp, yp, tiling, st);
   });
 }
 
@@ -186,11 +186,11 @@ void conv2d_backward_input_cuda(Conv2dConfig cfg, DType dtype, const Conv2dShape
                                 const void* dy, const void* w, void* dx, int device,
                                 void* stream) {
   run_pass(cfg, Conv2dPass::BackwardInput, dtype, s, dy, w, dx, s.input_numel(), device, stream,
-           [&](const auto* dyp, const auto* wp, auto* dxp, Conv2dAlgo a, int knob,
+           [&](const auto* dyp, const auto* wp, auto* dxp, Conv2dAlgo a, int tiling,
                cudaStream_t st) {
     if (a == Conv2dAlgo::Direct) direct_backward_input(s, dyp, wp, dxp, st);
-    else if (a == Conv2dAlgo::Fused) fused_backward_input(s, dyp, wp, dxp, knob, st);
-    else igemm_backward_input(s, dyp, wp, dxp, knob, st);
+    else if (a == Conv2dAlgo::Fused) fused_backward_input(s, dyp, wp, dxp, tiling, st);
+    else igemm_backward_input(s, dyp, wp, dxp, tiling, st);
   });
 }
 

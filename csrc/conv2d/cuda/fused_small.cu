@@ -159,7 +159,7 @@ void launch_oct(FusedDims d, int threads, const T* src, const T* w, const T* bia
 // OCT FMAs, none wasted on channels that do not exist); then, for small
 // layers (batch 50 of 8x8 maps is 3200 pixels), narrower blocks and then
 // narrower chunks until the grid has at least kFillBlocks blocks.
-// `channels` > 0 forces the chunk (a tuning variant).
+// `channels` > 0 forces the chunk (a tuning engine).
 template <typename T, bool kBackward>
 void launch_fused(const FusedDims& d, const T* src, const T* w, const T* bias, T* dst,
                   int channels, cudaStream_t st) {

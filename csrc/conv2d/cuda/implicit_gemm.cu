@@ -281,7 +281,7 @@ void launch(const Prob& pb, int groups, int splits, int tiles_per_split, cudaStr
 // 1-32 channels, so a fixed 64 wastes most lanes), BM = 128 output pixels, or
 // 64 or 32 where 128 leaves fewer than kFillBlocks blocks (the 7x7 and 13x13
 // layers). Each thread keeps a (BM/32) x TN register block. tile_rows
-// forces BM (the tuning sweep's variants).
+// forces BM (the tuning sweep's engines).
 template <typename T, int BN, int TN, class Prob>
 void launch_pixels(const Prob& pb, int groups, int tile_rows, cudaStream_t st, const char* name) {
   const int64_t col_blocks = int64_t(ceil_div(pb.NC, BN)) * groups;
@@ -317,7 +317,7 @@ struct WgradPlan {
 
 // The split depends on the shape only (never on the device or on the
 // workspace given): the same bits on every GPU and every run. forced_splits
-// > 0 asks for that many slices instead (a tuning variant; at most one per
+// > 0 asks for that many slices instead (a tuning engine; at most one per
 // k-tile and 65535 / groups in all).
 template <typename T>
 WgradPlan<T> wgrad_plan(const Conv2dShape& s, int forced_splits) {

@@ -1,4 +1,4 @@
-// CPU max_pool2d kernels, declared once per ISA variant (see common/cpu_isa.h).
+// CPU max_pool2d kernels, declared once per ISA build (see common/cpu_isa.h).
 #pragma once
 #include <cstdint>
 
