@@ -60,20 +60,7 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
               "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
               "processes": world.size}
     if exp.custom is not None:
-        if world.rank != 0:  # NumPy-only experiments: nothing to share, rank 0 runs them alone
-            return None
-        if world.active:
-            header["distributed"] = {**world.describe(), "mode": "none",
-                                     "note": "trains no network: rank 0 ran it alone"}
-        t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
-        with fig.footnote(lambda: _data_stamp(data)):  # asked at each save: data loads as it goes
-            res = exp.custom(ctx)
-        summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
-                   "data": res.get("data") or _described(data),
-                   "notes": data.notes,  # the figures it drew (those written since it started)
-                   "figures": sorted(p.name for p in out.glob("*.png") if p.stat().st_mtime >= started)}
-        write_json_atomic(out / "results.json", summary)
-        return summary
+        return _run_custom(exp, ctx, header, data, world)
 
     cfgs = exp.plan(opts)
     keys = [c.key for c in cfgs]
@@ -86,29 +73,7 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
             data(cfg.data)
     world.barrier()
     quiet = log if world.rank == 0 else (lambda *a, **k: None)  # rank 0 speaks for all ranks
-    results = [None] * len(cfgs)  # records in plan order (summaries keep the spec's order)
-    pending, saved = [], {}  # saved: index -> its run file's content (to copy onto rank 0)
-    for i, cfg in enumerate(cfgs):
-        bundle = data(cfg.data)  # all data first: a missing file fails before any training
-        identity = {**cfg.identity(), "data": bundle.describe()}
-        rec = store.load(cfg.key, identity) if resume else None
-        if rec is not None:
-            quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
-            results[i] = rec["result"]
-            saved[i] = rec
-        elif cfg.tags.get("reuse_from"):  # another experiment's run (EE449 part 5: part 3's Adam)
-            other = RunStore(out.parent / cfg.tags["reuse_from"])
-            rec = other.load(cfg.key, identity)
-            if rec is not None:
-                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
-                results[i] = {**rec["result"], "tags": dict(cfg.tags),
-                              "reused_from": str(other.path(cfg.key))}
-            else:
-                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
-                    f"configuration; training it here as {cfg.tags['reuse_from']} defines it")
-                pending.append((i, cfg, bundle, identity))
-        else:
-            pending.append((i, cfg, bundle, identity))
+    results, saved, pending = _finished_and_pending(cfgs, data, store, out, resume, quiet)
     mode = None
     if world.active:
         mode = choose_mode(dist_mode, len(_lockstep_groups([(i, c) for i, c in enumerate(cfgs)])),
@@ -157,28 +122,9 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         if solo:
             world.barrier()
     if world.active:
-        # runs mode: the other ranks' runs, to rank 0 (which saves them too: its run files are
-        # then complete, whether or not the ranks share a file system)
-        identity_of = {i: ident for i, _, _, ident in pending}
-        sent = ({i: (results[i], cfgs[i].key, identity_of[i]) for i in trained_by}
-                if mode == "runs" and world.rank != 0 else {})
-        got = world.gather({"trained": sent, "by": trained_by})
-        if world.rank != 0:
+        if not _gather_on_rank0(world, mode, exp, cfgs, store, pending, results, trained_by,
+                                header):
             return None
-        who = {}
-        for part in got:
-            for i, (result, key, ident) in part["trained"].items():
-                results[i] = result
-                if store.load(key, ident) is None:
-                    store.save(key, {"config": ident, "result": result})
-            who.update(part["by"])  # "all": trained data-parallel by every rank
-        by_rank = defaultdict(list)
-        for i in sorted(who):
-            by_rank[str(who[i])].append(cfgs[i].key)
-        header["distributed"]["trained_by_rank"] = dict(sorted(by_rank.items()))
-        missing = [cfgs[i].key for i, r in enumerate(results) if r is None]
-        if missing:
-            raise RuntimeError(f"{exp.name}: runs lost between the ranks: {', '.join(missing)}")
     records = results
     summary = _write_summary(exp, opts, ctx, header, records, final=True)
     if exp.figures is not None:
@@ -187,6 +133,81 @@ def run_experiment(exp: Experiment, opts: Options, out_dir, data: DataCache, res
         summary["figures"] = [str(Path(p).name) for p in paths]
         write_json_atomic(out / "results.json", summary)
     return summary
+
+
+def _run_custom(exp, ctx, header, data, world):
+    """A NumPy-only experiment (no network to train): rank 0 runs it alone."""
+    out = ctx.out_dir
+    if world.rank != 0:  # NumPy-only experiments: nothing to share, rank 0 runs them alone
+        return None
+    if world.active:
+        header["distributed"] = {**world.describe(), "mode": "none",
+                                 "note": "trains no network: rank 0 ran it alone"}
+    t0, started = time.perf_counter(), time.time() - 1  # -1: coarse file-system timestamps
+    with fig.footnote(lambda: _data_stamp(data)):  # asked at each save: data loads as it goes
+        res = exp.custom(ctx)
+    summary = {**header, "results": res, "wall_s": time.perf_counter() - t0,
+               "data": res.get("data") or _described(data),
+               "notes": data.notes,  # the figures it drew (those written since it started)
+               "figures": sorted(p.name for p in out.glob("*.png") if p.stat().st_mtime >= started)}
+    write_json_atomic(out / "results.json", summary)
+    return summary
+
+
+def _finished_and_pending(cfgs, data, store, out, resume, quiet):
+    """(results, saved, pending) before training: the runs finished earlier (--resume) or
+    reused from another experiment, and those still to train, as (index, cfg, data, identity)."""
+    results = [None] * len(cfgs)  # records in plan order (summaries keep the spec's order)
+    pending, saved = [], {}  # saved: index -> its run file's content (to copy onto rank 0)
+    for i, cfg in enumerate(cfgs):
+        bundle = data(cfg.data)  # all data first: a missing file fails before any training
+        identity = {**cfg.identity(), "data": bundle.describe()}
+        rec = store.load(cfg.key, identity) if resume else None
+        if rec is not None:
+            quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: finished earlier, reusing (--resume)")
+            results[i] = rec["result"]
+            saved[i] = rec
+        elif cfg.tags.get("reuse_from"):  # another experiment's run (EE449 part 5: part 3's Adam)
+            other = RunStore(out.parent / cfg.tags["reuse_from"])
+            rec = other.load(cfg.key, identity)
+            if rec is not None:
+                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: reusing {other.path(cfg.key)}")
+                results[i] = {**rec["result"], "tags": dict(cfg.tags),
+                              "reused_from": str(other.path(cfg.key))}
+            else:
+                quiet(f"[{i + 1}/{len(cfgs)}] {cfg.key}: not in {other.runs_dir} with this "
+                    f"configuration; training it here as {cfg.tags['reuse_from']} defines it")
+                pending.append((i, cfg, bundle, identity))
+        else:
+            pending.append((i, cfg, bundle, identity))
+    return results, saved, pending
+
+
+def _gather_on_rank0(world, mode, exp, cfgs, store, pending, results, trained_by, header):
+    """Under torchrun: every rank's runs to rank 0, which saves them (its run files are then
+    complete whether or not the ranks share a file system) and notes who trained what. False
+    on the other ranks (they return nothing)."""
+    identity_of = {i: ident for i, _, _, ident in pending}
+    sent = ({i: (results[i], cfgs[i].key, identity_of[i]) for i in trained_by}
+            if mode == "runs" and world.rank != 0 else {})
+    got = world.gather({"trained": sent, "by": trained_by})
+    if world.rank != 0:
+        return False
+    who = {}
+    for part in got:
+        for i, (result, key, ident) in part["trained"].items():
+            results[i] = result
+            if store.load(key, ident) is None:
+                store.save(key, {"config": ident, "result": result})
+        who.update(part["by"])  # "all": trained data-parallel by every rank
+    by_rank = defaultdict(list)
+    for i in sorted(who):
+        by_rank[str(who[i])].append(cfgs[i].key)
+    header["distributed"]["trained_by_rank"] = dict(sorted(by_rank.items()))
+    missing = [cfgs[i].key for i, r in enumerate(results) if r is None]
+    if missing:
+        raise RuntimeError(f"{exp.name}: runs lost between the ranks: {', '.join(missing)}")
+    return True
 
 
 def _merge_finished(world, store, cfgs, results, saved, pending, log):
