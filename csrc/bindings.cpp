@@ -5,7 +5,9 @@
 // in Python (convbench/_args.py); the checks here only keep bad raw calls
 // from reaching a kernel. The module also exports the ABI Python builds its
 // calls from: shape field order, pass, device, dtype and algorithm ids
-// (python/convbench/_C.pyi lists all of it).
+// (python/convbench/_C.pyi lists all of it). conv2d has functions of its
+// own here (its algorithm queries); every other op's kernels are reached
+// through the kernel table (_C.kernel(name), common/kernel_table.h).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -23,9 +25,9 @@
 
 #include "common/check.h"
 #include "common/cpu_isa.h"
+#include "common/kernel_table.h"
 #include "common/shapes.h"
 #include "conv2d/conv2d.h"
-#include "maxpool2d/maxpool2d.h"
 #include "runtime/runtime_info.h"
 
 namespace py = pybind11;
@@ -39,7 +41,6 @@ enum Device : int { kCPU = 0, kCUDA = 1 };
 template <class S>
 using ShapeArgs = std::array<int64_t, ShapeFields<S>::count>;
 using ConvShapeArgs = ShapeArgs<Conv2dShape>;
-using PoolShapeArgs = ShapeArgs<Pool2dShape>;
 
 template <class S>
 py::tuple field_names() {
@@ -49,23 +50,7 @@ py::tuple field_names() {
 
 Conv2dShape to_conv_shape(const ConvShapeArgs& a) {
   const Conv2dShape s = ShapeFields<Conv2dShape>::from(a.data());
-  CB_CHECK(s.N >= 0 && s.C > 0 && s.H >= 0 && s.W >= 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
-               s.P >= 0 && s.Q >= 0,
-           "conv2d: invalid sizes");
-  CB_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 &&
-               s.pad_w >= 0,
-           "conv2d: stride and dilation must be positive, padding non-negative");
-  CB_CHECK(s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0,
-           "conv2d: groups must divide in_channels (", s.C, ") and out_channels (", s.K, ")");
-  return s;
-}
-
-Pool2dShape to_pool_shape(const PoolShapeArgs& a) {
-  const Pool2dShape s = ShapeFields<Pool2dShape>::from(a.data());
-  CB_CHECK(s.N >= 0 && s.C >= 0 && s.H > 0 && s.W > 0 && s.P >= 0 && s.Q >= 0 &&
-               s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 &&
-               s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
-           "max_pool2d: invalid sizes");
+  check_shape(s);
   return s;
 }
 
@@ -218,18 +203,47 @@ std::vector<int> conv2d_algos(int device) {
   return out;
 }
 
-void max_pool2d_forward(int device, int device_index, uintptr_t stream, int dtype,
-                        const PoolShapeArgs& shape, uintptr_t x, uintptr_t y, uintptr_t idx) {
-  call_kernel(device, device_index, stream, max_pool2d_forward_cpu,
-              CB_CUDA_ENTRY(max_pool2d_forward_cuda), static_cast<DType>(dtype),
-              to_pool_shape(shape), cptr<void>(x), mptr<void>(y), mptr<int64_t>(idx));
+// A kernel from the table (common/kernel_table.h): every op but conv2d
+// registers its entry points there, so it needs no function here.
+struct Kernel {
+  std::string name;
+  const KernelEntry* entry;
+};
+
+Kernel kernel_by_name(const std::string& name) {
+  const auto& entries = kernel_table().entries;
+  const auto it = entries.find(name);
+  if (it == entries.end()) {
+    std::string known;
+    for (const auto& [n, e] : entries) known += (known.empty() ? "" : ", ") + n;
+    throw py::key_error("convbench._C has no kernel '" + name + "' (it has: " + known + ")");
+  }
+  return {name, &it->second};
 }
 
-void max_pool2d_backward(int device, int device_index, uintptr_t stream, int dtype,
-                         const PoolShapeArgs& shape, uintptr_t dy, uintptr_t idx, uintptr_t dx) {
-  call_kernel(device, device_index, stream, max_pool2d_backward_cpu,
-              CB_CUDA_ENTRY(max_pool2d_backward_cuda), static_cast<DType>(dtype),
-              to_pool_shape(shape), cptr<void>(dy), cptr<int64_t>(idx), mptr<void>(dx));
+void call_table_kernel(const Kernel& k, int device, int device_index, uintptr_t stream,
+                       int dtype, const std::vector<int64_t>& shape,
+                       const std::vector<uintptr_t>& buffers) {
+  const KernelEntry& e = *k.entry;
+  CB_CHECK(device == kCPU || device == kCUDA, "unknown device code ", device);
+  CB_CHECK(shape.size() == e.shape_fields.size(), k.name, ": a shape of ",
+           e.shape_fields.size(), " numbers, got ", shape.size());
+  CB_CHECK(buffers.size() == e.buffers.size(), k.name, ": ", e.buffers.size(),
+           " buffers, got ", buffers.size());
+  const KernelRun run = e.run[device];
+  if (run == nullptr) {
+    if (device == kCUDA) no_cuda();
+    CB_CHECK(false, k.name, " has no CPU kernel");
+  }
+  std::vector<void*> ptrs(buffers.size());
+  for (size_t i = 0; i < buffers.size(); ++i) ptrs[i] = reinterpret_cast<void*>(buffers[i]);
+  KernelCall c;
+  c.dtype = static_cast<DType>(dtype);
+  c.shape = shape.data();
+  c.buffers = ptrs.data();
+  c.device_index = device_index;
+  c.stream = stream_ptr(stream);
+  run(c);
 }
 
 void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, uintptr_t stream) {
@@ -261,6 +275,11 @@ int openmp_max_threads() {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
+  if (!kernel_table().errors.empty()) {  // a registration mistake, caught at import
+    std::string all;
+    for (const auto& e : kernel_table().errors) all += "\n  " + e;
+    throw py::import_error("convbench._C: its kernel table is inconsistent:" + all);
+  }
   m.doc() = "convbench's compiled kernels (raw pointers in, no torch dependency)";
   const auto nogil = py::call_guard<py::gil_scoped_release>();
   // Every kernel call starts with where it runs and what it computes.
@@ -284,10 +303,30 @@ PYBIND11_MODULE(_C, m) {
       call(py::arg("algo"), py::arg("shape"), py::arg("dy"), py::arg("x"), py::arg("dw"),
            py::arg("engine") = 0, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
            py::arg("db") = 0));
-  def("max_pool2d_forward", &max_pool2d_forward, "y and argmax indices of max_pool2d(x)",
-      call(py::arg("shape"), py::arg("x"), py::arg("y"), py::arg("indices")));
-  def("max_pool2d_backward", &max_pool2d_backward, "dx from dy and the forward's indices",
-      call(py::arg("shape"), py::arg("dy"), py::arg("indices"), py::arg("dx")));
+  py::class_<Kernel>(m, "Kernel", "An entry point of the kernel table: call it with (device, "
+                                  "device_index, stream, dtype, shape, buffers)")
+      .def_readonly("name", &Kernel::name)
+      .def_property_readonly("shape_fields", [](const Kernel& k) {
+        return py::tuple(py::cast(k.entry->shape_fields));
+      })
+      .def_property_readonly("buffers", [](const Kernel& k) {
+        return py::tuple(py::cast(k.entry->buffers));
+      })
+      .def_property_readonly("devices", [](const Kernel& k) {
+        std::vector<std::string> out;
+        if (k.entry->run[kCPU]) out.emplace_back("cpu");
+        if (k.entry->run[kCUDA]) out.emplace_back("cuda");
+        return py::tuple(py::cast(out));
+      })
+      .def("__call__", &call_table_kernel, nogil, py::arg("device"), py::arg("device_index"),
+           py::arg("stream"), py::arg("dtype"), py::arg("shape"), py::arg("buffers"))
+      .def("__repr__", [](const Kernel& k) { return "<convbench._C.Kernel " + k.name + ">"; });
+  m.def("kernel", &kernel_by_name, py::arg("name"), "The table kernel of this name (KeyError if none)");
+  m.def("kernel_names", [] {
+    std::vector<std::string> out;
+    for (const auto& [n, e] : kernel_table().entries) out.push_back(n);
+    return out;
+  }, "Names of the table's kernels");
   m.def("axpy_cuda", &axpy_cuda, nogil, "y <- a * x + y on a GPU (the smallest real kernel)",
         py::arg("a"), py::arg("x"), py::arg("y"), py::arg("n"), py::arg("device_index"),
         py::arg("stream"));
@@ -338,7 +377,6 @@ PYBIND11_MODULE(_C, m) {
   passes["backward_weight"] = static_cast<int>(Conv2dPass::BackwardWeight);
   m.attr("CONV2D_PASS_IDS") = passes;
   m.attr("CONV2D_SHAPE_FIELDS") = field_names<Conv2dShape>();
-  m.attr("POOL2D_SHAPE_FIELDS") = field_names<Pool2dShape>();
   py::dict algos;
   for (int i = 0; i <= static_cast<int>(Conv2dAlgo::Fused); ++i)
     algos[conv2d_algo_name(static_cast<Conv2dAlgo>(i))] = i;

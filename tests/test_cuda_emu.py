@@ -40,6 +40,12 @@ def _load(name):
 
 emu_build = _load("build")
 emu_worker = _load("worker")
+# The NumPy oracle, loaded from its file: it imports only NumPy, and these
+# tests run without the compiled module.
+_spec = importlib.util.spec_from_file_location(
+    "convbench_reference", os.path.join(ROOT, "python", "convbench", "reference.py"))
+reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference)
 KernelError, EmuError, EmuCrash = emu_worker.KernelError, emu_worker.EmuError, emu_worker.EmuCrash
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -76,6 +82,12 @@ class Emu:
         res = self.worker.request(op, buffers, **fields)
         self.launched.update(l.kernel_offset for l in res.launches)
         return res
+
+    def kernel(self, name, dtype, shape, buffers, **opts):
+        """Table kernel `name` (shape: by field name; buffers: the entry's order)."""
+        fields, _ = self.worker.describe(name)
+        return self.request("kernel", buffers, name=name, dtype=dtype,
+                            shape=[shape[f] for f in fields], **opts)
 
     def workspace_size(self, pass_, algo, dtype, s, engine=0):
         return self.request("workspace", [], pass_=pass_, algo=ALGO_ID[algo], engine=engine,
@@ -253,6 +265,7 @@ def test_emulated_every_kernel_instantiation_runs(emu):
         if dtype not in emu.swept:  # (the tile-edge tests ran it in this session)
             _sweep(emu, dtype)
         _pool_case(emu, POOL_CASES[1], dtype)
+        _avg_pool_case(emu, AVG_POOL_CASES[1], dtype)
     _axpy(emu, 1000, grid_cap=3)
     symbols = _kernel_symbols(emu.exe)
     assert len(symbols) >= 150, sorted(symbols.values())
@@ -517,7 +530,7 @@ def test_int32_kernels_keep_a_margin_for_tile_overrun(emu):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_emulated_grid_stride_loops_cover_everything(emu, dtype):
     # With grids capped at a few blocks, every grid-stride kernel (direct
-    # conv passes, max-pool) still writes every element: blocks loop.
+    # conv passes, max- and average pooling) still writes every element: blocks loop.
     x, w, b, dy, cfg = make((2, 3, 9, 8, 5, 3, 3, 1, 1, 1, 1, True), dtype)
     for cap in (1, 3):
         ours = emu.conv_all(x, w, b, dy, cfg, "direct", grid_cap=cap)
@@ -527,6 +540,7 @@ def test_emulated_grid_stride_loops_cover_everything(emu, dtype):
             res = emu.conv(pass_, "direct", dtype, s, a, bb, None, out.shape, grid_cap=cap)[1]
             assert all(l.grid[0] <= cap for l in res.launches), res.launches
         _pool_case(emu, POOL_CASES[1], dtype, grid_cap=cap)
+        _avg_pool_case(emu, AVG_POOL_CASES[2], dtype, grid_cap=cap)
 
 
 # ------------------------------------------------------------------ launch errors
@@ -536,16 +550,24 @@ CALLS = [  # (op, pass, algo): every host entry point's launches
     ("conv", 0, "direct"), ("conv", 1, "direct"), ("conv", 2, "direct"),
     ("conv", 0, "implicit_gemm"), ("conv", 1, "implicit_gemm"), ("conv", 2, "implicit_gemm"),
     ("conv", 0, "fused"), ("conv", 1, "fused"), ("pool", 0, None), ("pool", 1, None),
+    ("avg_pool", 0, None), ("avg_pool", 1, None),
 ]
 
 
 def _call(emu, op, pass_, algo, **opts):
     if op == "pool":  # 2x2/2 pooling of 1x2x6x6
-        s = [1, 2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 1, 1]
+        s = _pool_fields(1, 2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 1, 1)
         idx = _bytes(torch.zeros(1, 2, 3, 3, dtype=torch.int64))
         small, big = _bytes(torch.randn(1, 2, 3, 3)), _bytes(torch.randn(1, 2, 6, 6))
-        bufs = [big, None, small, idx] if pass_ == 0 else [small, idx, big, None]
-        return emu.request("pool", bufs, pass_=pass_, dtype=0, shape=s, **opts)
+        name, bufs = (("max_pool2d_forward", [big, small, idx]) if pass_ == 0 else
+                      ("max_pool2d_backward", [small, idx, big]))
+        return emu.kernel(name, 0, s, bufs, **opts)
+    if op == "avg_pool":  # 2x2/2 average pooling of 1x2x6x6
+        s = _avg_fields(1, 2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 1, 0)
+        small, big = _bytes(torch.randn(1, 2, 3, 3)), _bytes(torch.randn(1, 2, 6, 6))
+        name, bufs = (("avg_pool2d_forward", [big, small]) if pass_ == 0 else
+                      ("avg_pool2d_backward", [small, big]))
+        return emu.kernel(name, 0, s, bufs, **opts)
     x, w, b, dy, cfg = make((3, 5, 13, 12, 6, 3, 3, 1, 1, 1, 1, False), torch.float32)
     a, bb, out = ((x, w, dy), (dy, w, x), (dy, x, w))[pass_]
     return emu.conv(pass_, algo, torch.float32, _shape(x, w, **cfg), a, bb, None, out.shape,
@@ -638,6 +660,11 @@ def _pool_out(n, k, s, p, d, ceil_mode):
     return out
 
 
+def _pool_fields(*values):
+    names = ("N C H W P Q kernel_h kernel_w stride_h stride_w pad_h pad_w dil_h dil_w").split()
+    return dict(zip(names, values))
+
+
 def _pool_case(emu, case, dtype, **opts):
     N, C, H, W, k, st, p, d, ceil_mode = case
     x = torch.randn(N, C, H, W).to(dtype)
@@ -645,19 +672,19 @@ def _pool_case(emu, case, dtype, **opts):
         x[0, 0, 1, 1] = float("nan")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, st, p, d))
     P, Q = _pool_out(H, kh, sh, ph, dh, ceil_mode), _pool_out(W, kw, sw, pw, dw, ceil_mode)
-    s = [N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw]
+    s = _pool_fields(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
     y = torch.full((N, C, P, Q), float("nan"), dtype=dtype)
     idx = torch.full((N, C, P, Q), -7, dtype=torch.int64)
-    res = emu.request("pool", [_bytes(x), None, _bytes(y), _bytes(idx)], pass_=0,
-                      dtype=DTYPE_ID[dtype], shape=s, **opts)
-    y, idx = _tensor(res.buffers[2], dtype, y.shape), _tensor(res.buffers[3], torch.int64, y.shape)
+    res = emu.kernel("max_pool2d_forward", DTYPE_ID[dtype], s,
+                     [_bytes(x), _bytes(y), _bytes(idx)], **opts)
+    y, idx = _tensor(res.buffers[1], dtype, y.shape), _tensor(res.buffers[2], torch.int64, y.shape)
     ref, ref_idx = F.max_pool2d(x.float(), k, st, p, d, ceil_mode=ceil_mode, return_indices=True)
     assert torch.equal(idx, ref_idx)
     assert torch.equal(y.float().nan_to_num(7.0), ref.nan_to_num(7.0))
     dy = torch.randn(N, C, P, Q).to(dtype)
     dx = torch.full(x.shape, float("nan"), dtype=dtype)
-    res = emu.request("pool", [_bytes(dy), _bytes(ref_idx), _bytes(dx), None], pass_=1,
-                      dtype=DTYPE_ID[dtype], shape=s, **opts)
+    res = emu.kernel("max_pool2d_backward", DTYPE_ID[dtype], s,
+                     [_bytes(dy), _bytes(ref_idx), _bytes(dx)], **opts)
     dx = _tensor(res.buffers[2], dtype, x.shape)
     ref_dx = torch.zeros(N, C, H * W, dtype=torch.float64).scatter_add_(
         2, ref_idx.flatten(2), dy.double().flatten(2)).reshape(x.shape)
@@ -687,16 +714,58 @@ def test_emulated_max_pool2d_last_nan_and_ties(emu, case, dtype):
     x = x.to(dtype)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, st, p, d))
     P, Q = _pool_out(H, kh, sh, ph, dh, ceil_mode), _pool_out(W, kw, sw, pw, dw, ceil_mode)
-    s = [N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw]
+    s = _pool_fields(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
     y = torch.full((N, C, P, Q), 5.0, dtype=dtype)
     idx = torch.full((N, C, P, Q), -7, dtype=torch.int64)
-    res = emu.request("pool", [_bytes(x), None, _bytes(y), _bytes(idx)], pass_=0,
-                      dtype=DTYPE_ID[dtype], shape=s)
-    y, idx = _tensor(res.buffers[2], dtype, y.shape), _tensor(res.buffers[3], torch.int64, y.shape)
+    res = emu.kernel("max_pool2d_forward", DTYPE_ID[dtype], s, [_bytes(x), _bytes(y), _bytes(idx)])
+    y, idx = _tensor(res.buffers[1], dtype, y.shape), _tensor(res.buffers[2], torch.int64, y.shape)
     ref, ref_idx = F.max_pool2d(x.double(), k, st, p, d, ceil_mode=ceil_mode,
                                 return_indices=True)
     assert torch.equal(idx, ref_idx)
     assert torch.equal(y.double().nan_to_num(7.0), ref.nan_to_num(7.0))
+
+
+# (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+# ceil_mode's clipped last windows, overlapping windows (stride 1), each divisor rule.
+AVG_POOL_CASES = [
+    (2, 3, 8, 8, 2, 2, 0, False, True, None),
+    (1, 2, 9, 7, 3, 2, 1, True, False, None),
+    (1, 2, 7, 8, 3, 1, 1, True, True, None),
+    (1, 2, 11, 12, (3, 2), (2, 1), (1, 0), True, False, 5),
+    (1, 1, 10, 9, (2, 4), (3, 3), (1, 2), True, True, -3),
+]
+
+
+def _avg_fields(*values):
+    names = ("N C H W P Q kernel_h kernel_w stride_h stride_w pad_h pad_w count_include_pad "
+             "divisor").split()
+    return dict(zip(names, values))
+
+
+def _avg_pool_case(emu, case, dtype, **opts):
+    N, C, H, W, k, st, p, ceil_mode, cip, div = case
+    x = torch.randn(N, C, H, W).to(dtype)
+    args = (k, st, p, ceil_mode, cip, div)
+    ref = torch.from_numpy(reference.avg_pool2d(x.double().numpy(), *args))
+    (kh, kw), (sh, sw), (ph, pw) = map(pair, (k, st, p))
+    s = _avg_fields(N, C, H, W, ref.shape[2], ref.shape[3], kh, kw, sh, sw, ph, pw, int(cip),
+                    div or 0)
+    y = torch.full(ref.shape, float("nan"), dtype=dtype)
+    res = emu.kernel("avg_pool2d_forward", DTYPE_ID[dtype], s, [_bytes(x), _bytes(y)], **opts)
+    # float32: sums of at most 12 terms; the half types: summed in float, rounded once.
+    tol = {torch.float64: 1e-15, torch.float32: 1e-6}.get(dtype, UNIT.get(dtype))
+    assert rel_err(_tensor(res.buffers[1], dtype, ref.shape), ref) <= tol
+    dy = torch.randn(ref.shape).to(dtype)
+    dx = torch.full(x.shape, float("nan"), dtype=dtype)
+    res = emu.kernel("avg_pool2d_backward", DTYPE_ID[dtype], s, [_bytes(dy), _bytes(dx)], **opts)
+    ref_dx = torch.from_numpy(reference.avg_pool2d_backward(dy.double().numpy(), x.shape, *args))
+    assert rel_err(_tensor(res.buffers[1], dtype, x.shape), ref_dx) <= tol
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", AVG_POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_emulated_avg_pool2d(emu, case, dtype):
+    _avg_pool_case(emu, case, dtype)
 
 
 def _axpy(emu, n, **opts):

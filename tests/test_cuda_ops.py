@@ -140,10 +140,16 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode=False):
     y = torch.full((N, C, P, Q), float("nan"), device=x.device, dtype=x.dtype)
     idx = torch.full((N, C, P, Q), -7, device=x.device, dtype=torch.int64)
     ids = _ids(x, "auto")
-    _C.max_pool2d_forward(ids[0], ids[1], ids[2], ids[3],
-                          [N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw],
-                          x.data_ptr(), y.data_ptr(), idx.data_ptr())
+    _table_call("max_pool2d_forward", ids, dict(N=N, C=C, H=H, W=W, P=P, Q=Q, kernel_h=kh,
+                kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw),
+                x, y, idx)
     return y, idx
+
+
+def _table_call(name, ids, fields, *buffers):
+    """A raw call of table kernel `name`, the shape given by field name."""
+    k = _C.kernel(name)
+    k(*ids[:4], [fields[f] for f in k.shape_fields], [b.data_ptr() for b in buffers])
 
 
 def max_pool_backward(dy, idx, x_shape, kernel, stride, padding, dilation):
@@ -151,9 +157,9 @@ def max_pool_backward(dy, idx, x_shape, kernel, stride, padding, dilation):
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
     dx = torch.full(x_shape, float("nan"), device=dy.device, dtype=dy.dtype)
     ids = _ids(dy, "auto")
-    _C.max_pool2d_backward(ids[0], ids[1], ids[2], ids[3],
-                           [N, C, H, W, dy.shape[2], dy.shape[3], kh, kw, sh, sw, ph, pw, dh, dw],
-                           dy.contiguous().data_ptr(), idx.data_ptr(), dx.data_ptr())
+    _table_call("max_pool2d_backward", ids, dict(N=N, C=C, H=H, W=W, P=dy.shape[2],
+                Q=dy.shape[3], kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
+                pad_w=pw, dil_h=dh, dil_w=dw), dy.contiguous(), idx, dx)
     return dx
 
 
@@ -417,6 +423,35 @@ def test_max_pool2d_matches_torch(case, dtype):
         xr = x.clone().requires_grad_()
         (dx_api,) = torch.autograd.grad(max_pool(xr, k, s, p, d, ceil_mode)[0], (xr,), dy)
         assert torch.equal(dx_api, dx)
+
+
+AVG_POOL_CASES = [
+    # (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    (50, 16, 28, 28, 2, 2, 0, False, True, None),    # 2x2/2 on a homework-sized batch
+    (3, 5, 13, 11, 3, 2, 1, True, False, None),      # ceil_mode's clipped windows, padding
+    (2, 3, 14, 15, 3, 1, 1, True, True, None),       # stride 1: each element in up to 9 windows
+    (2, 4, 17, 19, (3, 2), (2, 1), (1, 0), True, False, 5),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=str)
+@pytest.mark.parametrize("case", AVG_POOL_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_avg_pool2d_matches_torch_and_float64(case, dtype):
+    N, C, H, W, *args = case
+    x = torch.randn(N, C, H, W, device="cuda").to(dtype).requires_grad_()
+    y = convbench.avg_pool2d(x, *args)
+    dy = torch.randn_like(y)
+    (dx,) = torch.autograd.grad(y, x, dy)
+    x64 = x.detach().double().requires_grad_()
+    y64 = F.avg_pool2d(x64, *args)
+    (dx64,) = torch.autograd.grad(y64, x64, dy.double())
+    # sums in float (double for float64), one rounding per element
+    tol = 1e-15 if dtype == torch.float64 else 1e-6 if dtype == torch.float32 else _UNIT[dtype]
+    assert y.dtype == dx.dtype == dtype
+    assert rel_err(y, y64) <= tol and rel_err(dx, dx64) <= tol
+    if dtype == torch.float32:
+        torch.testing.assert_close(y, F.avg_pool2d(x.detach(), *args))
 
 
 def test_max_pool2d_nan_propagates_and_backward_deterministic():

@@ -217,7 +217,8 @@ def test_sanitizer_cases_cover_every_family_pass_and_dtype_small_shapes_first():
     algos = ["direct", "implicit_gemm", "fused"]
     cases = sc.cases(algos)
     want = {(a, p, d) for a in algos for p in sc.CONV_PASSES for d in sc.DTYPES}
-    want |= {("max_pool2d", p, d) for p in sc.POOL_PASSES for d in sc.DTYPES}
+    want |= {(f, p, d) for f in ("max_pool2d", "avg_pool2d") for p in sc.POOL_PASSES
+             for d in sc.DTYPES}
     assert {c.combination for c in cases} == want
     first_large = next(i for i, c in enumerate(cases) if c.shape_name == "homework")
     assert {c.combination for c in cases[:first_large]} == want
@@ -231,9 +232,9 @@ def test_a_sanitizer_case_checks_its_operator_against_float64(pass_):
 
     case = sc.Case("conv", "direct", pass_, "float32", sc.EDGE, "edge")
     assert sc.run_case(case, torch, F, device="cpu") <= sc.TOLERANCE["float32"]
-    pool = sc.Case("pool", "max_pool2d", "bwd" if pass_ != "fwd" else "fwd", "float32",
-                   sc.POOL_EDGE, "edge")
-    assert sc.run_case(pool, torch, F, device="cpu") <= sc.TOLERANCE["float32"]
+    for family, (edge, _) in sc.POOL_SHAPES.items():
+        pool = sc.Case("pool", family, "bwd" if pass_ != "fwd" else "fwd", "float32", edge, "edge")
+        assert sc.run_case(pool, torch, F, device="cpu") <= sc.TOLERANCE["float32"]
 
 
 def test_the_sanitizer_cases_without_a_gpu_check_nothing_and_say_so(capsys):

@@ -1,5 +1,5 @@
 """The two Python paths to the kernels agree bit for bit: the lean eager
-path (convbench.conv2d / max_pool2d in plain eager mode: each op's autograd
+path (convbench.conv2d / max_pool2d / avg_pool2d in plain eager mode: each op's autograd
 Function) and the registered operators (torch.ops.convbench.*, what
 torch.compile, torch.func and opcheck see) run the same kernels and the same
 autograd formula, so outputs and gradients, first and second order, are
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import convbench
-from convbench.ops import conv2d as conv_op, max_pool2d as pool_op
+from convbench.ops import avg_pool2d as avg_op, conv2d as conv_op, max_pool2d as pool_op
 
 CASES = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups, bias)
     (2, 4, 9, 8, 6, 3, 3, 1, 1, 1, 1, True),
@@ -82,6 +82,27 @@ def test_max_pool2d_eager_path_equals_the_registered_op(monkeypatch, dtype):
     dy1, dy2 = dy.clone().requires_grad_(), dy.clone().requires_grad_()
     (h1,) = torch.autograd.grad(torch.autograd.grad(y1, x, dy1, create_graph=True)[0].sum(), dy1)
     (h2,) = torch.autograd.grad(torch.autograd.grad(y2, x, dy2, create_graph=True)[0].sum(), dy2)
+    assert torch.equal(h1, h2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_avg_pool2d_eager_path_equals_the_registered_op(monkeypatch, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 9, 8, generator=g, dtype=dtype, requires_grad=True)
+    eager_calls = _count(monkeypatch, avg_op.AvgPool2dFunction)
+    y1 = convbench.avg_pool2d(x, 3, 2, 1, True, False, None)
+    y2 = torch.ops.convbench.avg_pool2d(x, [3, 3], [2, 2], [1, 1], True, False, None)
+    assert len(eager_calls) == 1
+    assert torch.equal(y1, y2)
+    dy1 = torch.randn(y1.shape, generator=g, dtype=dtype).requires_grad_()
+    dy2 = dy1.detach().clone().requires_grad_()
+    (g1,) = torch.autograd.grad(y1, x, dy1, create_graph=True)
+    (g2,) = torch.autograd.grad(y2, x, dy2, create_graph=True)
+    assert torch.equal(g1, g2)
+    # the gradient's own gradient (avg_pool2d again), with respect to dy
+    v = torch.randn(g1.shape, generator=g, dtype=dtype)
+    (h1,) = torch.autograd.grad(g1, dy1, v)
+    (h2,) = torch.autograd.grad(g2, dy2, v)
     assert torch.equal(h1, h2)
 
 

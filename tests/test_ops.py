@@ -30,6 +30,11 @@ def _conv_samples():
     yield "max_pool2d", (x, *pool_args)
     y, idx = ops.max_pool2d(x.detach(), *pool_args)
     yield "max_pool2d_backward", (t(*y.shape), idx, list(x.shape), *pool_args[:4])
+    for avg_args in (([3, 2], [2, 1], [1, 1], True, False, None), ([2, 2], [2, 2], [0, 1], False,
+                                                                  True, 3)):
+        yield "avg_pool2d", (x, *avg_args)
+        y = ops.avg_pool2d(x.detach(), *avg_args)
+        yield "avg_pool2d_backward", (t(*y.shape), list(x.shape), *avg_args)
 
 
 @pytest.mark.parametrize("case", list(enumerate(_conv_samples())),

@@ -76,8 +76,13 @@ def test_the_type_stub_lists_the_module():
     funcs = {n.name: [a.arg for a in n.args.args] for n in stub.body
              if isinstance(n, ast.FunctionDef)}
     consts = {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)}
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
     public = {k for k in dir(_C) if not k.startswith("_")}
-    assert public == set(funcs) | consts
+    assert public == set(funcs) | consts | set(classes)
+    for name, node in classes.items():  # a class's attributes and methods too
+        members = {m.target.id if isinstance(m, ast.AnnAssign) else m.name for m in node.body
+                   if isinstance(m, (ast.AnnAssign, ast.FunctionDef))}
+        assert members <= set(dir(getattr(_C, name))), (name, members)
     for name, args in funcs.items():
         doc = getattr(_C, name).__doc__
         assert doc.startswith(f"{name}(" + ", ".join(f"{a}:" for a in args[:1])), (name, doc)
@@ -108,7 +113,34 @@ def test_shapes_are_built_by_the_fields_the_module_names():
     for bad in (theirs[:-1] + ("bogus",), theirs[:-1]):
         with pytest.raises(ImportError, match="fields"):
             _shapes.packer("p", _shapes._CONV_PARAMS, _shapes._CONV_VALUES, bad)
+    from convbench.ops import max_pool2d
+
     pool = dict(N=2, C=6, H=9, W=8, P=4, Q=4, kernel_h=3, kernel_w=2, stride_h=2, stride_w=2,
                 pad_h=1, pad_w=0, dil_h=1, dil_w=1)
-    assert list(_shapes.pool2d_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [
-        pool[f] for f in _C.POOL2D_SHAPE_FIELDS]
+    assert list(max_pool2d._pool_shape(x.shape, (4, 4), (3, 2), (2, 2), (1, 0), (1, 1))) == [
+        pool[f] for f in _C.kernel("max_pool2d_forward").shape_fields]
+
+
+def test_the_kernel_table_names_its_shapes_and_buffers_and_refuses_bad_calls():
+    # Every op but conv2d reaches its kernels through the table
+    # (csrc/common/kernel_table.h); a raw call is checked against the entry.
+    names = _C.kernel_names()
+    assert {"max_pool2d_forward", "max_pool2d_backward"} <= set(names)
+    for name in names:
+        k = _C.kernel(name)
+        assert k.name == name and "cpu" in k.devices
+        assert ("cuda" in k.devices) == _C.cuda_compiled()
+        assert k.shape_fields[:4] == ("N", "C", "H", "W") and len(k.buffers) >= 2
+    k = _C.kernel("max_pool2d_forward")
+    assert k.buffers == ("x", "y", "indices")
+    n = len(k.shape_fields)
+    with pytest.raises(ValueError, match="a shape of 14 numbers, got 2"):
+        k(_C.DEVICE_CPU, 0, 0, 0, [1, 2], [0, 0, 0])
+    with pytest.raises(ValueError, match="3 buffers, got 1"):
+        k(_C.DEVICE_CPU, 0, 0, 0, [1] * n, [0])
+    with pytest.raises(ValueError, match="invalid sizes"):
+        k(_C.DEVICE_CPU, 0, 0, 0, [1, 1, 1, 1, 1, 1, 0] + [1] * (n - 7), [0, 0, 0])
+    with pytest.raises(ValueError, match="unknown device"):
+        k(7, 0, 0, 0, [1] * n, [0, 0, 0])
+    with pytest.raises(KeyError, match="no kernel 'nope'.*max_pool2d_forward"):
+        _C.kernel("nope")

@@ -38,6 +38,7 @@ cxx=${CXX:-c++}
 # (Options alone, e.g. --durations=10, are added to the default subset.)
 if [ $# -eq 0 ] || [[ $1 == -* ]]; then
   set -- tests/test_conv2d_cpu_kernels.py tests/test_engine_paths.py tests/test_max_pool2d.py \
+    tests/test_avg_pool2d.py \
     tests/test_ops.py tests/test_errors.py -k "not compile" "$@"
 fi
 

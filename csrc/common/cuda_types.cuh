@@ -87,4 +87,13 @@ void dispatch_on_device(DType dtype, const char* op, int device, void* stream, F
   dispatch_cuda_dtype(dtype, op, [&](auto tag) { f(tag, st); });
 }
 
+// An entry point whose work is result_numel elements: the dtype is checked
+// even with no work (an empty result), then f runs as dispatch_on_device's.
+template <typename F>
+void dispatch_unless_empty(DType dtype, const char* op, int64_t result_numel, int device,
+                           void* stream, F&& f) {
+  dispatch_cuda_dtype(dtype, op, [](auto) {});
+  if (result_numel > 0) dispatch_on_device(dtype, op, device, stream, f);
+}
+
 }  // namespace convbench

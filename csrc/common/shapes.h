@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/check.h"
+
 namespace convbench {
 
 enum class DType : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
@@ -49,8 +51,10 @@ struct Conv2dConfig {
 
 // A shape is declared once, as its list of fields: the struct's members,
 // the order Python passes the numbers in (the module exports the names:
-// CONV2D_SHAPE_FIELDS, POOL2D_SHAPE_FIELDS) and every reader of that order
-// (bindings.cpp, the CUDA emulator's worker) come from the list.
+// CONV2D_SHAPE_FIELDS, and each table kernel's shape_fields) and every
+// reader of that order (bindings.cpp, the CUDA emulator's worker) come from
+// the list. An op's own shape lives in its header (csrc/<op>/<op>.h) the
+// same way, with a check_shape rule beside it.
 #define CB_SHAPE_MEMBER(name) int64_t name;
 #define CB_SHAPE_NAME(name) #name,
 #define CB_SHAPE_COUNT(name) +1
@@ -91,6 +95,20 @@ struct Conv2dShape {
 };
 CB_SHAPE_FIELDS_OF(Conv2dShape, CB_CONV2D_SHAPE_FIELDS);
 
+// Each shape's sanity rule, run on every call that arrives as numbers (the
+// module, the emulator): the friendly checks are Python's; these keep a bad
+// raw call from reaching a kernel.
+inline void check_shape(const Conv2dShape& s) {
+  CB_CHECK(s.N >= 0 && s.C > 0 && s.H >= 0 && s.W >= 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
+               s.P >= 0 && s.Q >= 0,
+           "conv2d: invalid sizes");
+  CB_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 &&
+               s.pad_w >= 0,
+           "conv2d: stride and dilation must be positive, padding non-negative");
+  CB_CHECK(s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0,
+           "conv2d: groups must divide in_channels (", s.C, ") and out_channels (", s.K, ")");
+}
+
 // NCHW input [N, C, H, W] -> output [N, C, P, Q]. Indices are flat offsets
 // h * W + w inside each (n, c) plane, as torch.nn.functional.max_pool2d returns.
 #define CB_POOL2D_SHAPE_FIELDS(X)                                                  \
@@ -104,5 +122,19 @@ struct Pool2dShape {
   int64_t output_numel() const { return N * C * P * Q; }
 };
 CB_SHAPE_FIELDS_OF(Pool2dShape, CB_POOL2D_SHAPE_FIELDS);
+
+// The sizes every pooling shape has (N, C, H, W, P, Q, kernel, stride, padding).
+template <class S>
+void check_pool_window_sizes(const S& s, const char* op) {
+  CB_CHECK(s.N >= 0 && s.C >= 0 && s.H > 0 && s.W > 0 && s.P >= 0 && s.Q >= 0 &&
+               s.kernel_h > 0 && s.kernel_w > 0 && s.stride_h > 0 && s.stride_w > 0 &&
+               s.pad_h >= 0 && s.pad_w >= 0,
+           op, ": invalid sizes");
+}
+
+inline void check_shape(const Pool2dShape& s) {
+  check_pool_window_sizes(s, "max_pool2d");
+  CB_CHECK(s.dil_h > 0 && s.dil_w > 0, "max_pool2d: invalid sizes");
+}
 
 }  // namespace convbench

@@ -1,6 +1,8 @@
-// CPU max_pool2d dispatch: dtype -> element type, ISA -> compiled ISA build.
+// CPU max_pool2d dispatch: dtype -> element type, ISA -> compiled ISA build;
+// the entry points go into the kernel table (common/kernel_table.h).
 #include "common/check.h"
 #include "common/cpu_isa.h"
+#include "common/kernel_table.h"
 #include "maxpool2d/cpu/maxpool2d_cpu_kernels.h"
 #include "maxpool2d/maxpool2d.h"
 
@@ -33,5 +35,8 @@ void max_pool2d_backward_cpu(DType dtype, const Pool2dShape& s, const void* dy,
                     static_cast<double*>(dx));
   }
 }
+
+CB_REGISTER_KERNEL("max_pool2d_forward", CPU, max_pool2d_forward_cpu, "x", "y", "indices")
+CB_REGISTER_KERNEL("max_pool2d_backward", CPU, max_pool2d_backward_cpu, "dy", "indices", "dx")
 
 }  // namespace convbench

@@ -1,8 +1,9 @@
 # Type stub of convbench._C, the compiled module (csrc/bindings.cpp). Kernel
 # calls take raw ints: a device code, device index and stream handle, the
 # dtype and algorithm ids below, a shape as the numbers named by
-# CONV2D_SHAPE_FIELDS / POOL2D_SHAPE_FIELDS in that order, and data pointers
-# (0 for an absent tensor). Without CUDA compiled in, CUDA calls raise
+# CONV2D_SHAPE_FIELDS (conv2d) or a Kernel's shape_fields in that order, and
+# data pointers (0 for an absent tensor). Every op but conv2d is called
+# through the kernel table: kernel(name) (csrc/common/kernel_table.h). Without CUDA compiled in, CUDA calls raise
 # RuntimeError. tests/test_runtime.py checks this file against the module.
 from typing import Dict, List, Sequence, Tuple
 
@@ -11,7 +12,6 @@ DEVICE_CUDA: int
 DEVICE_IDS: Dict[str, int]
 CONV2D_PASS_IDS: Dict[str, int]
 CONV2D_SHAPE_FIELDS: Tuple[str, ...]
-POOL2D_SHAPE_FIELDS: Tuple[str, ...]
 CONV2D_ALGO_IDS: Dict[str, int]
 DTYPE_IDS: Dict[str, int]
 
@@ -25,10 +25,17 @@ def conv2d_backward_weight(device: int, device_index: int, stream: int, dtype: i
                            shape: Sequence[int], dy: int, x: int, dw: int, engine: int = 0,
                            workspace: int = 0, workspace_bytes: int = 0,
                            db: int = 0) -> None: ...
-def max_pool2d_forward(device: int, device_index: int, stream: int, dtype: int,
-                       shape: Sequence[int], x: int, y: int, indices: int) -> None: ...
-def max_pool2d_backward(device: int, device_index: int, stream: int, dtype: int,
-                        shape: Sequence[int], dy: int, indices: int, dx: int) -> None: ...
+
+class Kernel:
+    name: str
+    shape_fields: Tuple[str, ...]  # the shape's numbers, in call order
+    buffers: Tuple[str, ...]       # the data pointers, in call order
+    devices: Tuple[str, ...]       # "cpu", and "cuda" where compiled
+    def __call__(self, device: int, device_index: int, stream: int, dtype: int,
+                 shape: Sequence[int], buffers: Sequence[int]) -> None: ...
+
+def kernel(name: str) -> Kernel: ...
+def kernel_names() -> List[str]: ...
 def axpy_cuda(a: float, x: int, y: int, n: int, device_index: int, stream: int) -> None: ...
 
 def conv2d_choose_algo(device: int, pass_: int, dtype: int, shape: Sequence[int]) -> int: ...

@@ -2,7 +2,8 @@
 pointers, sizes and the current CUDA stream to convbench._C. Argument values
 are checked before this layer (_args.py); here only the algorithm name is,
 against the tensor's device. Inputs are made contiguous NCHW because the
-kernels take dense NCHW data."""
+kernels take dense NCHW data. conv2d's marshalling is here; the other ops
+marshal in their own module (ops/<op>.py) through table_kernel."""
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -13,7 +14,7 @@ from . import _C
 from ._algos import algo_id
 from ._autotune import TUNER
 from ._runtime import has_cuda
-from ._shapes import conv2d_shape, pool2d_shape
+from ._shapes import conv2d_shape
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
 _PASS = _C.CONV2D_PASS_IDS
@@ -126,34 +127,23 @@ conv2d_backward_input = _conv2d_gradient(_BACKWARD_INPUT)
 conv2d_backward_weight = _conv2d_gradient(_BACKWARD_WEIGHT)
 
 
-_HALF = (torch.float16, torch.bfloat16)
+def table_kernel(name: str):
+    """run(like, shape, *buffers) for kernel `name` of _C's table: on like's
+    device and dtype, shape packed in the kernel's shape_fields order (see
+    _shapes.packer), buffers as tensors in its buffers order. Every op but
+    conv2d reaches its kernels this way (ops/<op>.py)."""
+    kernel = _C.kernel(name)
+
+    def run(like: torch.Tensor, shape: tuple, *buffers: torch.Tensor) -> None:
+        dev, index, stream = _device_args(like)
+        kernel(dev, index, stream, _DTYPE_IDS[like.dtype], shape,
+               [b.data_ptr() for b in buffers])
+
+    run.__name__ = run.__qualname__ = name
+    run.kernel = kernel
+    return run
 
 
-def max_pool2d_forward(x, pq, kernel_size, stride, padding, dilation):
-    if x.dtype in _HALF and x.device.type == "cpu":
-        # The CPU kernels are float32/float64; widening is exact and a max
-        # only selects, so values and indices are the half type's own.
-        y, idx = max_pool2d_forward(x.float(), pq, kernel_size, stride, padding, dilation)
-        return y.to(x.dtype), idx
-    x = x.contiguous()
-    N, C = x.shape[:2]
-    y = torch.empty((N, C, pq[0], pq[1]), dtype=x.dtype, device=x.device)
-    idx = torch.empty((N, C, pq[0], pq[1]), dtype=torch.int64, device=x.device)
-    dev, index, stream = _device_args(x)
-    shape = pool2d_shape(x.shape, pq, kernel_size, stride, padding, dilation)
-    _C.max_pool2d_forward(dev, index, stream, _DTYPE_IDS[x.dtype], shape, x.data_ptr(),
-                          y.data_ptr(), idx.data_ptr())
-    return y, idx
-
-
-def max_pool2d_backward(dy, indices, input_size, kernel_size, stride, padding, dilation):
-    if dy.dtype in _HALF and dy.device.type == "cpu":  # summed in float32, rounded once
-        return max_pool2d_backward(dy.float(), indices, input_size, kernel_size, stride, padding,
-                                   dilation).to(dy.dtype)
-    dy, indices = dy.contiguous(), indices.contiguous()
-    dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
-    dev, index, stream = _device_args(dy)
-    shape = pool2d_shape(input_size, dy.shape[2:], kernel_size, stride, padding, dilation)
-    _C.max_pool2d_backward(dev, index, stream, _DTYPE_IDS[dy.dtype], shape, dy.data_ptr(),
-                           indices.data_ptr(), dx.data_ptr())
-    return dx
+def table_kernels(op: str):
+    """(forward, backward): op's table kernels <op>_forward and <op>_backward."""
+    return table_kernel(f"{op}_forward"), table_kernel(f"{op}_backward")

@@ -1,6 +1,7 @@
 """The shape numbers a kernel call passes to convbench._C, in the order the
-module names them (CONV2D_SHAPE_FIELDS, POOL2D_SHAPE_FIELDS: generated from
-the one field list of each shape in csrc/common/shapes.h).
+module names them (CONV2D_SHAPE_FIELDS, and each table kernel's
+shape_fields: generated from the one field list of each shape in
+csrc/common/shapes.h or the op's own header).
 
 This module says what each field is, by name; the order comes from _C. Each
 packer is compiled once at import into a plain function returning the tuple
@@ -20,11 +21,12 @@ _CONV_VALUES = {"N": "x[0]", "C": "x[1]", "H": "x[2]", "W": "x[3]", "K": "w[0]",
                 "S": "w[3]", "P": "pq[0]", "Q": "pq[1]", "stride_h": "st[0]", "stride_w": "st[1]",
                 "pad_h": "pd[0]", "pad_w": "pd[2]", "dil_h": "dl[0]", "dil_w": "dl[1]",
                 "groups": "g"}
-# pool2d_shape(x_shape, pq, kernel_size, stride, padding, dilation)
-_POOL_PARAMS = "x, pq, k, st, pd, dl"
-_POOL_VALUES = {"N": "x[0]", "C": "x[1]", "H": "x[2]", "W": "x[3]", "P": "pq[0]", "Q": "pq[1]",
-                "kernel_h": "k[0]", "kernel_w": "k[1]", "stride_h": "st[0]", "stride_w": "st[1]",
-                "pad_h": "pd[0]", "pad_w": "pd[1]", "dil_h": "dl[0]", "dil_w": "dl[1]"}
+
+# The fields every pooling shape has; each pool adds its own (ops/<op>.py).
+# Parameters: x (input shape), pq, k (kernel), st (stride), pd (padding).
+POOL_WINDOW_VALUES = {"N": "x[0]", "C": "x[1]", "H": "x[2]", "W": "x[3]", "P": "pq[0]",
+                      "Q": "pq[1]", "kernel_h": "k[0]", "kernel_w": "k[1]", "stride_h": "st[0]",
+                      "stride_w": "st[1]", "pad_h": "pd[0]", "pad_w": "pd[1]"}
 
 
 def packer(name: str, params: str, values: dict, fields):
@@ -41,4 +43,3 @@ def packer(name: str, params: str, values: dict, fields):
 
 
 conv2d_shape = packer("conv2d_shape", _CONV_PARAMS, _CONV_VALUES, _C.CONV2D_SHAPE_FIELDS)
-pool2d_shape = packer("pool2d_shape", _POOL_PARAMS, _POOL_VALUES, _C.POOL2D_SHAPE_FIELDS)

@@ -30,10 +30,15 @@ Semantics follow ``torch.nn.functional`` (NCHW layout):
   the *last* NaN in a window gives the index).
 * ``max_pool2d_backward`` scatter-adds ``grad_output`` at ``indices`` (overlapping
   windows accumulate).
+* ``avg_pool2d``: torch's windows (the output size is max-pool's with dilation
+  1); a window's sum is divided by ``divisor_override`` if given, else by its
+  size clipped to the padded input (``count_include_pad``) or to the input.
+  ``avg_pool2d_backward`` spreads each ``grad_output / divisor`` over its window.
 
 Dtypes: any real floating input is accepted.  Convolutions accumulate in float64
 and return the result type of the operands (float32 in -> float32 out, float64
-in -> float64 out); max-pooling is exact and keeps the input dtype.
+in -> float64 out); max-pooling is exact and keeps the input dtype; average
+pooling sums in float64 and keeps the input dtype.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ __all__ = [
     "conv2d_backward_bias",
     "max_pool2d",
     "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
 ]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -628,3 +635,72 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     dx = np.bincount((planes + idx).ravel(), weights=dy.astype(np.float64).ravel(),
                      minlength=N * C * H * W)
     return dx.reshape(N, C, H, W).astype(dy.dtype)
+
+
+class _AvgPoolArgs:
+    """avg_pool2d's arguments and, per output position, its window: the
+    input slice it reads and what its sum is divided by (torch's rule)."""
+
+    def __init__(self, x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                 divisor_override):
+        N, C, H, W = x_shape
+        k = _positive_pair(kernel_size, "kernel_size")
+        s = _pool_stride(stride, k)
+        p = _pair(padding, "padding")
+        if divisor_override is not None and (isinstance(divisor_override, bool) or
+                                             int(divisor_override) == 0):
+            raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
+        self.P, self.Q = max_pool2d_output_size((H, W), k, s, p, 1, ceil_mode)
+        self.N, self.C, self.H, self.W = N, C, H, W
+        self.rows = [self._span(o, H, s[0], p[0], k[0]) for o in range(self.P)]
+        self.cols = [self._span(o, W, s[1], p[1], k[1]) for o in range(self.Q)]
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    @staticmethod
+    def _span(o, size, stride, pad, kernel):
+        """(begin, end, padded): the window reads [begin, end); padded counts
+        its positions inside the padded input."""
+        start = o * stride - pad
+        stop = min(start + kernel, size + pad)
+        return max(start, 0), min(stop, size), stop - start
+
+    def windows(self):
+        """(p, q, rows slice, cols slice, divisor) of every output position."""
+        for p, (h0, h1, hp) in enumerate(self.rows):
+            for q, (w0, w1, wp) in enumerate(self.cols):
+                if self.divisor_override is not None:
+                    div = int(self.divisor_override)
+                elif self.count_include_pad:
+                    div = hp * wp
+                else:
+                    div = (h1 - h0) * (w1 - w0)
+                yield p, q, slice(h0, h1), slice(w0, w1), div
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """torch.nn.functional.avg_pool2d: each window's float64 sum over its divisor."""
+    x = _check_array(input, "input")
+    a = _AvgPoolArgs(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+    y = np.zeros((a.N, a.C, a.P, a.Q), dtype=np.float64)
+    for p, q, rows, cols, div in a.windows():
+        window = x[:, :, rows, cols].astype(np.float64)
+        if window.size:  # an empty window (none with valid arguments) gives 0, as torch's
+            y[:, :, p, q] = window.sum(axis=(2, 3)) / div
+    return y.astype(x.dtype)
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """d(loss)/d(input) of avg_pool2d: each grad_output / divisor added to its window."""
+    dy = _check_array(grad_output, "grad_output")
+    shape = _shape4(input_shape, "input_shape")
+    a = _AvgPoolArgs(shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+    if dy.shape != (a.N, a.C, a.P, a.Q):
+        raise ValueError(f"grad_output must have shape {(a.N, a.C, a.P, a.Q)}, got {dy.shape}")
+    dx = np.zeros(shape, dtype=np.float64)
+    for p, q, rows, cols, div in a.windows():
+        dx[:, :, rows, cols] += dy[:, :, p, q, None, None].astype(np.float64) / div
+    return dx.astype(dy.dtype)

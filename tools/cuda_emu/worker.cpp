@@ -1,6 +1,7 @@
 // The emulated CUDA kernels as a process (tools/cuda_emu/worker.py drives
 // it): reads requests on stdin, runs them through the real host entry points
-// (conv2d_*_cuda, max_pool2d_*_cuda, cuda_axpy) and answers on stdout.
+// (conv2d_*_cuda, every table kernel's CUDA entry, cuda_axpy) and answers on
+// stdout.
 // Built with -fsanitize=address,undefined: every buffer a request names is
 // copied into its own heap block of exactly its size, so any access past one
 // is reported (and the process aborts; the client reports the sanitizer's
@@ -8,12 +9,15 @@
 //
 // Request: one header line of space-separated key=value, then the bytes of
 // every buffer whose size is not -1, in order:
-//   op=conv|pool|workspace|choose|candidates|engine_name|axpy|selftest pass= algo= engine= dtype=
-//   shape=a,b,... bufs=size,size,...  grid_cap= dry=0|1 pending=0|1 fail_after= seed=
-//   alpha= (axpy) name= (selftest: a kernel of selftest.cu)
+//   op=conv|kernel|describe|workspace|choose|candidates|engine_name|axpy|selftest pass= algo= engine=
+//   dtype= shape=a,b,... bufs=size,size,...  grid_cap= dry=0|1 pending=0|1 fail_after= seed=
+//   alpha= (axpy) name= (kernel: a table kernel's name; selftest: a kernel of selftest.cu)
 // conv buffers: a, b, bias, out, workspace (forward: x, w, bias, y; grad-input:
-// dy, w, -, dx; grad-weight: dy, x, -, dw, workspace). pool: a, indices, out,
-// out_indices. axpy: x, y. selftest: out (128 floats). candidates answers a
+// dy, w, -, dx; grad-weight: dy, x, -, dw, workspace). kernel: the table
+// entry's buffers in its order (common/kernel_table.h); its shape, the
+// entry's shape_fields; describe answers "shape_fields buffers" of table
+// kernel name= (comma-separated) in the error text with status 0. axpy: x,
+// y. selftest: out (128 floats). candidates answers a
 // bit set, bit algo * 8 + engine per configuration; engine_name puts the
 // name in the error text with status 0. A size of -1 passes
 // nullptr. pending=1 leaves an error pending before the call, as an earlier
@@ -31,9 +35,9 @@
 #include <string>
 #include <vector>
 
+#include "common/kernel_table.h"
 #include "common/shapes.h"
 #include "conv2d/conv2d.h"
-#include "maxpool2d/maxpool2d.h"
 #include "runtime/runtime_info.h"
 
 using namespace convbench;
@@ -112,13 +116,36 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
     name_out = conv2d_engine_name_cuda(algo, static_cast<Conv2dPass>(pass), engine);
     return 0;
   }
-  if (op == "pool") {
-    const Pool2dShape s = shape_of<Pool2dShape>(ints(kv["shape"]));
-    if (pass == 0)
-      max_pool2d_forward_cuda(dtype, s, buf(0), buf(2), static_cast<int64_t*>(buf(3)), 0, nullptr);
-    else
-      max_pool2d_backward_cuda(dtype, s, buf(0), static_cast<const int64_t*>(buf(1)), buf(2), 0,
-                               nullptr);
+  if (op == "describe") {
+    const auto it = kernel_table().entries.find(kv["name"]);
+    if (it == kernel_table().entries.end())
+      throw std::runtime_error("no table kernel '" + kv["name"] + "'");
+    auto joined = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+      return out;
+    };
+    name_out = joined(it->second.shape_fields) + " " + joined(it->second.buffers);
+    return 0;
+  }
+  if (op == "kernel") {
+    const auto& entries = kernel_table().entries;
+    const auto it = entries.find(kv["name"]);
+    if (it == entries.end() || it->second.run[int(KernelDevice::CUDA)] == nullptr)
+      throw std::runtime_error("no CUDA table kernel '" + kv["name"] + "'");
+    const KernelEntry& e = it->second;
+    const std::vector<int64_t> shape = ints(kv["shape"]);
+    if (shape.size() != e.shape_fields.size() || b.size() != e.buffers.size())
+      throw std::runtime_error(kv["name"] + ": needs " + std::to_string(e.shape_fields.size()) +
+                               " shape numbers and " + std::to_string(e.buffers.size()) +
+                               " buffers");
+    std::vector<void*> ptrs;
+    for (size_t i = 0; i < b.size(); ++i) ptrs.push_back(buf(i));
+    KernelCall c;
+    c.dtype = dtype;
+    c.shape = shape.data();
+    c.buffers = ptrs.data();
+    e.run[int(KernelDevice::CUDA)](c);
     return 0;
   }
   if (op == "axpy") {
@@ -136,6 +163,10 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
 }  // namespace
 
 int main() {
+  if (!kernel_table().errors.empty()) {  // as the module refuses to load
+    for (const auto& e : kernel_table().errors) std::fprintf(stderr, "kernel table: %s\n", e.c_str());
+    return 3;
+  }
   std::string line;
   while (read_line(line)) {
     std::map<std::string, std::string> kv;

@@ -61,7 +61,7 @@ class Result:
     value: int
     launches: List[Launch]
     buffers: List[Optional[bytes]]
-    text: str = ""  # engine_name's answer
+    text: str = ""  # engine_name's and describe's answer
 
 
 class Worker:
@@ -140,3 +140,16 @@ class Worker:
         if status == 1:
             raise KernelError(err)
         return Result(value, launches, out, err)
+
+    def describe(self, name: str):
+        """(shape_fields, buffers) of table kernel `name` (csrc/common/kernel_table.h)."""
+        fields, buffers = self.request("describe", name=name).text.split(" ")
+        return tuple(fields.split(",")), tuple(buffers.split(","))
+
+    def kernel(self, name: str, dtype: int, shape: dict,
+               buffers: Sequence[Optional[bytes]], **opts) -> Result:
+        """Table kernel `name`'s CUDA entry: shape by field name, buffers in
+        the entry's order."""
+        fields, _ = self.describe(name)
+        return self.request("kernel", buffers, name=name, dtype=dtype,
+                            shape=[shape[f] for f in fields], **opts)

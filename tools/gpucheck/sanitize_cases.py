@@ -1,6 +1,6 @@
 """The representative subset the GPU check runs under compute-sanitizer
 (memcheck, racecheck, synccheck, initcheck): one case per kernel family
-(each CUDA conv2d algorithm, and max-pool), pass and dtype, on a shape that
+(each CUDA conv2d algorithm, max-pool and average pooling), pass and dtype, on a shape that
 leaves partial tiles everywhere (odd sizes, stride, padding, dilation,
 groups), plus float32 cases on a homework-sized shape (many blocks, the
 implicit GEMM's split-K weight gradient) and a one-input-channel first layer
@@ -44,12 +44,16 @@ FIRST = (8, 1, 13, 13, 4, 3, 3, 1, 0, 1, 1, True)
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
 POOL_EDGE = (3, 5, 13, 11, 3, 2, 1, 1, True)
 POOL_HOMEWORK = (50, 16, 28, 28, 2, 2, 0, 1, False)
+# (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_EDGE = (3, 5, 13, 11, 3, 2, 1, True, False, None)
+AVG_HOMEWORK = (50, 16, 28, 28, 2, 2, 0, False, True, None)
+POOL_SHAPES = {"max_pool2d": (POOL_EDGE, POOL_HOMEWORK), "avg_pool2d": (AVG_EDGE, AVG_HOMEWORK)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
     kind: str      # conv | pool
-    family: str    # conv algorithm, or "max_pool2d"
+    family: str    # conv algorithm, "max_pool2d" or "avg_pool2d"
     pass_: str
     dtype: str
     shape: tuple
@@ -75,13 +79,15 @@ def cases(algos):
             for algo in algos:
                 for p in CONV_PASSES:
                     out.append(Case("conv", algo, p, dtype, shape, name))
-        for p in POOL_PASSES:
-            out.append(Case("pool", "max_pool2d", p, dtype, POOL_EDGE, "edge"))
+        for family, (edge, _) in POOL_SHAPES.items():
+            for p in POOL_PASSES:
+                out.append(Case("pool", family, p, dtype, edge, "edge"))
     for algo in algos:
         for p in CONV_PASSES:
             out.append(Case("conv", algo, p, "float32", HOMEWORK, "homework"))
-    for p in POOL_PASSES:
-        out.append(Case("pool", "max_pool2d", p, "float32", POOL_HOMEWORK, "homework"))
+    for family, (_, homework) in POOL_SHAPES.items():
+        for p in POOL_PASSES:
+            out.append(Case("pool", family, p, "float32", homework, "homework"))
     return out
 
 
@@ -122,6 +128,18 @@ def run_case(case, torch, F, device="cuda") -> float:
                 got = ops.conv2d_backward_weight(dyc, xc, list(w.shape), st, pad4, dl, groups,
                                                  case.family)
                 want = ref[1]
+    elif case.family == "avg_pool2d":
+        N, C, H, W, k, s, p, ceil, cip, div = case.shape
+        x = torch.randn(N, C, H, W, generator=g).to(dt)
+        args = (list(_pair(k)), list(_pair(s)), list(_pair(p)), ceil, cip, div)
+        if case.pass_ == "fwd":
+            got, want = ops.avg_pool2d(x.to(device), *args), F.avg_pool2d(x.double(), *args)
+        else:
+            x64 = x.double().requires_grad_()
+            y64 = F.avg_pool2d(x64, *args)
+            dy = torch.randn(y64.shape, generator=g).to(dt)
+            (want,) = torch.autograd.grad(y64, x64, dy.double())
+            got = ops.avg_pool2d_backward(dy.to(device), list(x.shape), *args)
     else:
         N, C, H, W, k, s, p, d, ceil = case.shape
         x = torch.randn(N, C, H, W, generator=g).to(dt)
@@ -165,7 +183,8 @@ def main(argv=None) -> int:
         print(f"SANITIZE COVERAGE planned: {len({c.combination for c in todo})} family x pass "
               "x dtype")
         print(f"{len(todo)} cases: {len(algos)} conv algorithms ({', '.join(algos) or 'none'}) "
-              f"x {len(CONV_PASSES)} passes and max_pool2d x {len(POOL_PASSES)} passes, "
+              f"x {len(CONV_PASSES)} passes and {', '.join(POOL_SHAPES)} x {len(POOL_PASSES)} "
+              "passes, "
               f"x {len(DTYPES)} dtypes")
         return 0 if algos else 1
     if not torch.cuda.is_available() or not convbench.has_cuda():

@@ -10,6 +10,7 @@
 #include "common/cuda_check.cuh"
 #include "common/cuda_types.cuh"
 #include "common/cuda_window.cuh"
+#include "common/kernel_table.h"
 #include "maxpool2d/maxpool2d.h"
 #include "maxpool2d/pool_window.h"
 
@@ -91,19 +92,12 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// An entry point: the dtype is checked even with no work (an empty result),
-// then f(T{}, stream) runs on the device.
-template <typename F>
-void run_pool(DType dtype, int64_t result_numel, int device, void* stream, F&& f) {
-  dispatch_cuda_dtype(dtype, "max_pool2d", [](auto) {});
-  if (result_numel > 0) dispatch_on_device(dtype, "max_pool2d", device, stream, f);
-}
-
 }  // namespace
 
 void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, void* y,
                              int64_t* indices, int device, void* stream) {
-  run_pool(dtype, s.output_numel(), device, stream, [&](auto tag, cudaStream_t st) {
+  dispatch_unless_empty(dtype, "max_pool2d", s.output_numel(), device, stream,
+                        [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
     launch_checked("max_pool2d_forward_kernel", [&] {
       max_pool2d_forward_kernel<T><<<grid_for(s.output_numel(), kBlock), kBlock, 0, st>>>(
@@ -114,7 +108,8 @@ void max_pool2d_forward_cuda(DType dtype, const Pool2dShape& s, const void* x, v
 
 void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
                               const int64_t* indices, void* dx, int device, void* stream) {
-  run_pool(dtype, s.input_numel(), device, stream, [&](auto tag, cudaStream_t st) {
+  dispatch_unless_empty(dtype, "max_pool2d", s.input_numel(), device, stream,
+                        [&](auto tag, cudaStream_t st) {
     using T = decltype(tag);
     launch_checked("max_pool2d_backward_kernel", [&] {
       max_pool2d_backward_kernel<T><<<grid_for(s.input_numel(), kBlock), kBlock, 0, st>>>(
@@ -122,5 +117,8 @@ void max_pool2d_backward_cuda(DType dtype, const Pool2dShape& s, const void* dy,
     });
   });
 }
+
+CB_REGISTER_KERNEL("max_pool2d_forward", CUDA, max_pool2d_forward_cuda, "x", "y", "indices")
+CB_REGISTER_KERNEL("max_pool2d_backward", CUDA, max_pool2d_backward_cuda, "dy", "indices", "dx")
 
 }  // namespace convbench

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from .. import _args, _eager, _launch
+from .. import _args, _eager, _launch, _shapes
 from . import _batching, registry
 from ._library import LIB, register, register_autograd
 
@@ -31,12 +31,49 @@ LIB.define(
 )
 
 
+# ---- marshalling: tensors to the table kernels (csrc/maxpool2d/) ---------------------
+
+_forward_kernel, _backward_kernel = _launch.table_kernels("max_pool2d")
+# pool_shape(x_shape, pq, kernel_size, stride, padding, dilation)
+_pool_shape = _shapes.packer(
+    "pool_shape", "x, pq, k, st, pd, dl",
+    {**_shapes.POOL_WINDOW_VALUES, "dil_h": "dl[0]", "dil_w": "dl[1]"},
+    _forward_kernel.kernel.shape_fields)
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _forward(x, pq, kernel_size, stride, padding, dilation):
+    if x.dtype in _HALF and x.device.type == "cpu":
+        # The CPU kernels are float32/float64; widening is exact and a max
+        # only selects, so values and indices are the half type's own.
+        y, idx = _forward(x.float(), pq, kernel_size, stride, padding, dilation)
+        return y.to(x.dtype), idx
+    x = x.contiguous()
+    N, C = x.shape[:2]
+    y = torch.empty((N, C, pq[0], pq[1]), dtype=x.dtype, device=x.device)
+    idx = torch.empty((N, C, pq[0], pq[1]), dtype=torch.int64, device=x.device)
+    _forward_kernel(x, _pool_shape(x.shape, pq, kernel_size, stride, padding, dilation), x, y,
+                    idx)
+    return y, idx
+
+
+def _backward(dy, indices, input_size, kernel_size, stride, padding, dilation):
+    if dy.dtype in _HALF and dy.device.type == "cpu":  # summed in float32, rounded once
+        return _backward(dy.float(), indices, input_size, kernel_size, stride, padding,
+                         dilation).to(dy.dtype)
+    dy, indices = dy.contiguous(), indices.contiguous()
+    dx = torch.empty(tuple(input_size), dtype=dy.dtype, device=dy.device)
+    shape = _pool_shape(input_size, dy.shape[2:], kernel_size, stride, padding, dilation)
+    _backward_kernel(dy, shape, dy, indices, dx)
+    return dx
+
+
 # ---- kernels, fakes and their checks -----------------------------------------------
 
 
 def _max_pool2d_kernel(input, kernel_size, stride, padding, dilation, ceil_mode):
     pq = _args.check_max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return _launch.max_pool2d_forward(input, pq, kernel_size, stride, padding, dilation)
+    return _forward(input, pq, kernel_size, stride, padding, dilation)
 
 
 def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
@@ -71,7 +108,7 @@ def _max_pool2d_backward_kernel(grad_output, indices, input_size, kernel_size, s
                                 dilation):
     _pool_backward_check(grad_output, indices, input_size, kernel_size, stride, padding, dilation,
                          cache=True)
-    return _launch.max_pool2d_backward(grad_output, indices, input_size, kernel_size, stride,
+    return _backward(grad_output, indices, input_size, kernel_size, stride,
                                        padding, dilation)
 
 
@@ -116,7 +153,7 @@ def max_pool2d_grad(grad, indices, input_size, pool_args, differentiable):
     stride, padding, dilation): the registered operator's backward and the
     eager Function's. differentiable: through the gradient operator, else
     straight to the kernel."""
-    backward = _ops.max_pool2d_backward if differentiable else _launch.max_pool2d_backward
+    backward = _ops.max_pool2d_backward if differentiable else _backward
     return backward(grad, indices, input_size, *pool_args)
 
 
@@ -175,7 +212,7 @@ class MaxPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, geometry):
         pq, kernel_size, stride, padding, dilation = geometry
-        out, indices = _launch.max_pool2d_forward(input, pq, kernel_size, stride, padding,
+        out, indices = _forward(input, pq, kernel_size, stride, padding,
                                                   dilation)
         ctx.pool_args = (kernel_size, stride, padding, dilation)
         ctx.input_size = input.shape
@@ -228,7 +265,7 @@ def max_pool2d(
         if _eager.needs_grad(input):
             out, indices = MaxPool2dFunction.apply(input, geometry)
         else:
-            out, indices = _launch.max_pool2d_forward(input, *geometry)
+            out, indices = _forward(input, *geometry)
     else:
         out, indices = _ops.max_pool2d(
             input, list(kernel2), list(stride2), list(padding2), list(dilation2), ceil_mode

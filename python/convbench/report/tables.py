@@ -13,8 +13,8 @@ from .load import Row, Run, geomean
 PASS_NAMES = {"fwd": "forward", "bwd_input": "grad-input", "bwd_weight": "grad-weight",
               "bwd": "backward", "fwd_bwd": "forward + backward", "step": "training step",
               "infer": "inference"}
-KIND_NAMES = {"conv": "conv2d", "pool": "max_pool2d", "train": "Training step",
-              "infer": "Inference", "overhead": "Per-call overhead"}
+KIND_NAMES = {"conv": "conv2d", "pool": "max_pool2d", "avg_pool": "avg_pool2d",
+              "train": "Training step", "infer": "Inference", "overhead": "Per-call overhead"}
 AUTO = {"conv": "convbench:auto", "train": "convbench", "infer": "convbench"}
 AUTOTUNED = "convbench:autotuned"
 
