@@ -23,13 +23,7 @@ namespace convbench {
   X(N) X(C) X(H) X(W) X(P) X(Q) X(kernel_h) X(kernel_w) X(stride_h) X(stride_w) X(pad_h) \
   X(pad_w) X(count_include_pad) X(divisor)
 
-struct AvgPool2dShape {
-  CB_AVG_POOL2D_SHAPE_FIELDS(CB_SHAPE_MEMBER)
-
-  int64_t input_numel() const { return N * C * H * W; }
-  int64_t output_numel() const { return N * C * P * Q; }
-};
-CB_SHAPE_FIELDS_OF(AvgPool2dShape, CB_AVG_POOL2D_SHAPE_FIELDS);
+CB_POOL_SHAPE(AvgPool2dShape, CB_AVG_POOL2D_SHAPE_FIELDS);
 
 inline void check_shape(const AvgPool2dShape& s) {
   check_pool_window_sizes(s, "avg_pool2d");

@@ -115,13 +115,17 @@ inline void check_shape(const Conv2dShape& s) {
   X(N) X(C) X(H) X(W) X(P) X(Q) X(kernel_h) X(kernel_w) X(stride_h) X(stride_w) X(pad_h) \
   X(pad_w) X(dil_h) X(dil_w)
 
-struct Pool2dShape {
-  CB_POOL2D_SHAPE_FIELDS(CB_SHAPE_MEMBER)
+// A pooling shape (input [N, C, H, W], output [N, C, P, Q]): its field
+// list's members, the element counts every pool uses, and its ShapeFields.
+#define CB_POOL_SHAPE(Shape, FIELDS)                                \
+  struct Shape {                                                    \
+    FIELDS(CB_SHAPE_MEMBER)                                         \
+    int64_t input_numel() const { return N * C * H * W; }           \
+    int64_t output_numel() const { return N * C * P * Q; }          \
+  };                                                                \
+  CB_SHAPE_FIELDS_OF(Shape, FIELDS)
 
-  int64_t input_numel() const { return N * C * H * W; }
-  int64_t output_numel() const { return N * C * P * Q; }
-};
-CB_SHAPE_FIELDS_OF(Pool2dShape, CB_POOL2D_SHAPE_FIELDS);
+CB_POOL_SHAPE(Pool2dShape, CB_POOL2D_SHAPE_FIELDS);
 
 // The sizes every pooling shape has (N, C, H, W, P, Q, kernel, stride, padding).
 template <class S>

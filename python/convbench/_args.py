@@ -53,6 +53,16 @@ def non_negative_pair(value: IntOrPair, name: str) -> Tuple[int, int]:
     return p
 
 
+def pool_window(kernel_size: IntOrPair, stride: Optional[IntOrPair],
+                padding: IntOrPair) -> Tuple[Tuple[int, int], ...]:
+    """A pool's kernel_size, stride (None or empty: kernel_size, as torch) and
+    padding, as pairs."""
+    kernel = positive_pair(kernel_size, "kernel_size")
+    default = stride is None or stride == [] or stride == ()
+    return (kernel, kernel if default else positive_pair(stride, "stride"),
+            non_negative_pair(padding, "padding"))
+
+
 def conv_padding(
     padding: Union[str, IntOrPair],
     kernel_size: Tuple[int, int],

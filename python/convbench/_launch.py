@@ -14,7 +14,7 @@ from . import _C
 from ._algos import algo_id
 from ._autotune import TUNER
 from ._runtime import has_cuda
-from ._shapes import conv2d_shape
+from ._shapes import conv2d_shape, packer
 
 _DTYPE_IDS = {getattr(torch, name): i for name, i in _C.DTYPE_IDS.items()}
 _PASS = _C.CONV2D_PASS_IDS
@@ -144,6 +144,10 @@ def table_kernel(name: str):
     return run
 
 
-def table_kernels(op: str):
-    """(forward, backward): op's table kernels <op>_forward and <op>_backward."""
-    return table_kernel(f"{op}_forward"), table_kernel(f"{op}_backward")
+def table_kernels(op: str, params: str, values: dict):
+    """(forward, backward, pack_shape): op's table kernels <op>_forward and
+    <op>_backward, and pack_shape(params) -> the shape numbers in their order
+    (values: each field's expression in params; see _shapes.packer)."""
+    forward = table_kernel(f"{op}_forward")
+    pack = packer(f"{op}_shape", params, values, forward.kernel.shape_fields)
+    return forward, table_kernel(f"{op}_backward"), pack

@@ -15,21 +15,18 @@ namespace {
 
 constexpr int kBlock = 256;
 
+// Output i of the forward: its window's sum over its divisor.
 template <typename T>
-__global__ void __launch_bounds__(kBlock)
-    avg_pool2d_forward_kernel(AvgPool2dShape s, const T* __restrict__ x, T* __restrict__ y) {
+__device__ __forceinline__ T window_mean(const AvgPool2dShape& s, const T* __restrict__ x,
+                                         int64_t i) {
+  const T* xp = x + (i / (s.P * s.Q)) * s.H * s.W;  // its (n, c) plane
+  const AvgSpan r = avg_rows(s, i / s.Q % s.P), c = avg_cols(s, i % s.Q);
   using A = acc_t<T>;
-  const int64_t total = s.N * s.C * s.P * s.Q;
-  CB_GRID_STRIDE_LOOP(i, total) {
-    const Index4 o = unflatten4(i, s.C, s.P, s.Q);  // (n, c, p, q)
-    const T* xp = x + (o.i0 * s.C + o.i1) * s.H * s.W;
-    const AvgSpan r = avg_rows(s, o.i2), c = avg_cols(s, o.i3);
-    A sum = 0;
-    for (int64_t h = r.begin; h < r.end; ++h)
-      for (int64_t w = c.begin; w < c.end; ++w) sum += to_acc<T>(xp[h * s.W + w]);
-    const bool empty = r.begin >= r.end || c.begin >= c.end;
-    y[i] = from_acc<T>(empty ? A(0) : sum / static_cast<A>(avg_divisor(s, r, c)));
-  }
+  A sum = 0;
+  for (int64_t h = r.begin; h < r.end; ++h)
+    for (int64_t w = c.begin; w < c.end; ++w) sum += to_acc<T>(xp[h * s.W + w]);
+  const bool empty = r.begin >= r.end || c.begin >= c.end;
+  return from_acc<T>(empty ? A(0) : sum / static_cast<A>(avg_divisor(s, r, c)));
 }
 
 // Windows o (of n) along one axis whose span [o*stride - pad, +kernel) holds i.
@@ -45,50 +42,57 @@ __device__ __forceinline__ WindowRange windows_holding(int64_t i, int64_t n, int
   return {lo, hi};
 }
 
+// Input element i of the backward: dy / divisor summed over the windows holding it.
 template <typename T>
-__global__ void __launch_bounds__(kBlock)
-    avg_pool2d_backward_kernel(AvgPool2dShape s, const T* __restrict__ dy, T* __restrict__ dx) {
-  using A = acc_t<T>;
-  const int64_t total = s.N * s.C * s.H * s.W;
-  CB_GRID_STRIDE_LOOP(i, total) {
-    const Index4 e = unflatten4(i, s.C, s.H, s.W);  // (n, c, h, w)
-    const T* dyp = dy + (e.i0 * s.C + e.i1) * s.P * s.Q;
-    const WindowRange ps = windows_holding(e.i2, s.P, s.stride_h, s.pad_h, s.kernel_h);
-    const WindowRange qs = windows_holding(e.i3, s.Q, s.stride_w, s.pad_w, s.kernel_w);
-    A sum = 0;
-    for (int64_t p = ps.lo; p <= ps.hi; ++p) {
-      const AvgSpan r = avg_rows(s, p);
-      for (int64_t q = qs.lo; q <= qs.hi; ++q)
-        sum += to_acc<T>(dyp[p * s.Q + q]) / static_cast<A>(avg_divisor(s, r, avg_cols(s, q)));
-    }
-    dx[i] = from_acc<T>(sum);
+__device__ __forceinline__ T gathered_grad(const AvgPool2dShape& s, const T* __restrict__ dy,
+                                           int64_t i) {
+  const T* dyp = dy + (i / (s.H * s.W)) * s.P * s.Q;  // its (n, c) plane
+  const WindowRange ps = windows_holding(i / s.W % s.H, s.P, s.stride_h, s.pad_h, s.kernel_h);
+  const WindowRange qs = windows_holding(i % s.W, s.Q, s.stride_w, s.pad_w, s.kernel_w);
+  acc_t<T> sum = 0;
+  for (int64_t p = ps.lo; p <= ps.hi; ++p) {
+    const AvgSpan r = avg_rows(s, p);
+    for (int64_t q = qs.lo; q <= qs.hi; ++q)
+      sum += to_acc<T>(dyp[p * s.Q + q]) / static_cast<acc_t<T>>(avg_divisor(s, r, avg_cols(s, q)));
   }
+  return from_acc<T>(sum);
+}
+
+// One thread per element of the result: the output (forward) or dx (backward).
+template <typename T, bool kForward>
+__global__ void __launch_bounds__(kBlock)
+    avg_pool2d_kernel(AvgPool2dShape s, const T* __restrict__ src, T* __restrict__ dst,
+                      int64_t total) {
+  CB_GRID_STRIDE_LOOP(i, total) {
+    dst[i] = kForward ? window_mean(s, src, i) : gathered_grad(s, src, i);
+  }
+}
+
+// Runs the pass on the caller's stream (nothing when the result is empty).
+template <bool kForward>
+void run_pass(DType dtype, const AvgPool2dShape& s, const void* src, void* dst, int device,
+              void* stream) {
+  const int64_t n = kForward ? s.output_numel() : s.input_numel();
+  dispatch_unless_empty(dtype, "avg_pool2d", n, device, stream, [&](auto tag, cudaStream_t st) {
+    using T = decltype(tag);
+    launch_checked(kForward ? "avg_pool2d_kernel (forward)" : "avg_pool2d_kernel (backward)",
+                   [&] {
+      avg_pool2d_kernel<T, kForward><<<grid_for(n, kBlock), kBlock, 0, st>>>(
+          s, static_cast<const T*>(src), static_cast<T*>(dst), n);
+    });
+  });
 }
 
 }  // namespace
 
 void avg_pool2d_forward_cuda(DType dtype, const AvgPool2dShape& s, const void* x, void* y,
                              int device, void* stream) {
-  dispatch_unless_empty(dtype, "avg_pool2d", s.output_numel(), device, stream,
-                        [&](auto tag, cudaStream_t st) {
-    using T = decltype(tag);
-    launch_checked("avg_pool2d_forward_kernel", [&] {
-      avg_pool2d_forward_kernel<T><<<grid_for(s.output_numel(), kBlock), kBlock, 0, st>>>(
-          s, static_cast<const T*>(x), static_cast<T*>(y));
-    });
-  });
+  run_pass<true>(dtype, s, x, y, device, stream);
 }
 
 void avg_pool2d_backward_cuda(DType dtype, const AvgPool2dShape& s, const void* dy, void* dx,
                               int device, void* stream) {
-  dispatch_unless_empty(dtype, "avg_pool2d", s.input_numel(), device, stream,
-                        [&](auto tag, cudaStream_t st) {
-    using T = decltype(tag);
-    launch_checked("avg_pool2d_backward_kernel", [&] {
-      avg_pool2d_backward_kernel<T><<<grid_for(s.input_numel(), kBlock), kBlock, 0, st>>>(
-          s, static_cast<const T*>(dy), static_cast<T*>(dx));
-    });
-  });
+  run_pass<false>(dtype, s, dy, dx, device, stream);
 }
 
 CB_REGISTER_KERNEL("avg_pool2d_forward", CUDA, avg_pool2d_forward_cuda, "x", "y")

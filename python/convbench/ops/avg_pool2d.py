@@ -25,12 +25,10 @@ _ops = torch.ops.convbench
 
 # ---- marshalling: tensors to the table kernels -------------------------------------
 
-_forward_kernel, _backward_kernel = _launch.table_kernels("avg_pool2d")
-# avg_shape(x_shape, pq, kernel_size, stride, padding, count_include_pad, divisor_override)
-_avg_shape = _shapes.packer(
-    "avg_shape", "x, pq, k, st, pd, cip, div",
-    {**_shapes.POOL_WINDOW_VALUES, "count_include_pad": "int(cip)", "divisor": "div or 0"},
-    _forward_kernel.kernel.shape_fields)
+# _avg_shape(x_shape, pq, kernel_size, stride, padding, count_include_pad, divisor_override)
+_forward_kernel, _backward_kernel, _avg_shape = _launch.table_kernels(
+    "avg_pool2d", "x, pq, k, st, pd, cip, div",
+    {**_shapes.POOL_WINDOW_VALUES, "count_include_pad": "int(cip)", "divisor": "div or 0"})
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -264,10 +262,7 @@ def avg_pool2d(
     unbatched = input.dim() == 3
     if unbatched:
         input = input.unsqueeze(0)
-    kernel2 = _args.positive_pair(kernel_size, "kernel_size")
-    stride2 = kernel2 if stride is None or stride == [] or stride == () else _args.positive_pair(
-        stride, "stride")
-    padding2 = _args.non_negative_pair(padding, "padding")
+    kernel2, stride2, padding2 = _args.pool_window(kernel_size, stride, padding)
     for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")

@@ -33,12 +33,10 @@ LIB.define(
 
 # ---- marshalling: tensors to the table kernels (csrc/maxpool2d/) ---------------------
 
-_forward_kernel, _backward_kernel = _launch.table_kernels("max_pool2d")
-# pool_shape(x_shape, pq, kernel_size, stride, padding, dilation)
-_pool_shape = _shapes.packer(
-    "pool_shape", "x, pq, k, st, pd, dl",
-    {**_shapes.POOL_WINDOW_VALUES, "dil_h": "dl[0]", "dil_w": "dl[1]"},
-    _forward_kernel.kernel.shape_fields)
+# _pool_shape(x_shape, pq, kernel_size, stride, padding, dilation)
+_forward_kernel, _backward_kernel, _pool_shape = _launch.table_kernels(
+    "max_pool2d", "x, pq, k, st, pd, dl",
+    {**_shapes.POOL_WINDOW_VALUES, "dil_h": "dl[0]", "dil_w": "dl[1]"})
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -251,10 +249,7 @@ def max_pool2d(
         _args.check_pool_input_sizes(input.shape)
     if unbatched:
         input = input.unsqueeze(0)
-    kernel2 = _args.positive_pair(kernel_size, "kernel_size")
-    stride2 = kernel2 if stride is None or stride == [] or stride == () else _args.positive_pair(
-        stride, "stride")
-    padding2 = _args.non_negative_pair(padding, "padding")
+    kernel2, stride2, padding2 = _args.pool_window(kernel_size, stride, padding)
     dilation2 = _args.positive_pair(dilation, "dilation")
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
