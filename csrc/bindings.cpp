@@ -211,39 +211,28 @@ struct Kernel {
 };
 
 Kernel kernel_by_name(const std::string& name) {
-  const auto& entries = kernel_table().entries;
-  const auto it = entries.find(name);
-  if (it == entries.end()) {
+  const KernelEntry* e = find_kernel(name);
+  if (e == nullptr) {
     std::string known;
-    for (const auto& [n, e] : entries) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& [n, _] : kernel_table().entries) known += (known.empty() ? "" : ", ") + n;
     throw py::key_error("convbench._C has no kernel '" + name + "' (it has: " + known + ")");
   }
-  return {name, &it->second};
+  return {name, e};
 }
 
 void call_table_kernel(const Kernel& k, int device, int device_index, uintptr_t stream,
                        int dtype, const std::vector<int64_t>& shape,
                        const std::vector<uintptr_t>& buffers) {
-  const KernelEntry& e = *k.entry;
   CB_CHECK(device == kCPU || device == kCUDA, "unknown device code ", device);
-  CB_CHECK(shape.size() == e.shape_fields.size(), k.name, ": a shape of ",
-           e.shape_fields.size(), " numbers, got ", shape.size());
-  CB_CHECK(buffers.size() == e.buffers.size(), k.name, ": ", e.buffers.size(),
+  CB_CHECK(buffers.size() <= kMaxKernelBuffers, k.name, ": ", k.entry->buffers.size(),
            " buffers, got ", buffers.size());
-  const KernelRun run = e.run[device];
-  if (run == nullptr) {
+  std::array<void*, kMaxKernelBuffers> ptrs{};
+  for (size_t i = 0; i < buffers.size(); ++i) ptrs[i] = reinterpret_cast<void*>(buffers[i]);
+  if (!run_kernel(k.name, *k.entry, static_cast<KernelDevice>(device), static_cast<DType>(dtype),
+                  shape, ptrs.data(), buffers.size(), device_index, stream_ptr(stream))) {
     if (device == kCUDA) no_cuda();
     CB_CHECK(false, k.name, " has no CPU kernel");
   }
-  std::vector<void*> ptrs(buffers.size());
-  for (size_t i = 0; i < buffers.size(); ++i) ptrs[i] = reinterpret_cast<void*>(buffers[i]);
-  KernelCall c;
-  c.dtype = static_cast<DType>(dtype);
-  c.shape = shape.data();
-  c.buffers = ptrs.data();
-  c.device_index = device_index;
-  c.stream = stream_ptr(stream);
-  run(c);
 }
 
 void axpy_cuda(float a, uintptr_t x, uintptr_t y, int64_t n, int device_index, uintptr_t stream) {

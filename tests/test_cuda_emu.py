@@ -85,9 +85,9 @@ class Emu:
 
     def kernel(self, name, dtype, shape, buffers, **opts):
         """Table kernel `name` (shape: by field name; buffers: the entry's order)."""
-        fields, _ = self.worker.describe(name)
-        return self.request("kernel", buffers, name=name, dtype=dtype,
-                            shape=[shape[f] for f in fields], **opts)
+        res = self.worker.kernel(name, dtype, shape, buffers, **opts)
+        self.launched.update(l.kernel_offset for l in res.launches)
+        return res
 
     def workspace_size(self, pass_, algo, dtype, s, engine=0):
         return self.request("workspace", [], pass_=pass_, algo=ALGO_ID[algo], engine=engine,

@@ -21,11 +21,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/check.h"
 #include "common/shapes.h"
 
 namespace convbench {
 
 enum class KernelDevice : int { CPU = 0, CUDA = 1 };
+
+// The most buffers an entry point takes (callers keep the pointers on the stack).
+constexpr size_t kMaxKernelBuffers = 8;
 
 struct KernelCall {
   DType dtype = DType::Float32;
@@ -100,6 +104,7 @@ bool register_kernel(const char* name, std::initializer_list<const char*> buffer
                                         std::end(ShapeFields<S>::names));
   const std::vector<std::string> names(buffers.begin(), buffers.end());
   const std::string who = std::string(name) + (D == KernelDevice::CUDA ? " (CUDA)" : " (CPU)");
+  static_assert(A::kBuffers <= kMaxKernelBuffers, "raise kMaxKernelBuffers");
   if (names.size() != A::kBuffers) {
     t.errors.push_back(who + ": " + std::to_string(names.size()) + " buffer names for " +
                        std::to_string(A::kBuffers) + " buffers");
@@ -119,6 +124,36 @@ bool register_kernel(const char* name, std::initializer_list<const char*> buffer
     return false;
   }
   e.run[static_cast<int>(D)] = &A::run;
+  return true;
+}
+
+// The entry named `name`, or nullptr.
+inline const KernelEntry* find_kernel(const std::string& name) {
+  const auto it = kernel_table().entries.find(name);
+  return it == kernel_table().entries.end() ? nullptr : &it->second;
+}
+
+// Runs entry `e` (called `name` in errors) on device d after checking the
+// call against it: as many shape numbers and buffers as it names, and a
+// kernel for d (nullptr: false, the caller says why). The module and the
+// emulator's worker both call through here.
+inline bool run_kernel(const std::string& name, const KernelEntry& e, KernelDevice d,
+                       DType dtype, const std::vector<int64_t>& shape,
+                       void* const* buffers, size_t n_buffers, int device_index = 0,
+                       void* stream = nullptr) {
+  CB_CHECK(shape.size() == e.shape_fields.size(), name, ": a shape of ",
+           e.shape_fields.size(), " numbers, got ", shape.size());
+  CB_CHECK(n_buffers == e.buffers.size(), name, ": ", e.buffers.size(), " buffers, got ",
+           n_buffers);
+  const KernelRun run = e.run[static_cast<int>(d)];
+  if (run == nullptr) return false;
+  KernelCall c;
+  c.dtype = dtype;
+  c.shape = shape.data();
+  c.buffers = buffers;
+  c.device_index = device_index;
+  c.stream = stream;
+  run(c);
   return true;
 }
 

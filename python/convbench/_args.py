@@ -282,7 +282,7 @@ def check_max_pool2d(
     check_float_dtype(input, "input", "max_pool2d", pool=True)
     key = ("max_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
            tuple(dilation), ceil_mode) if cache else None
-    return _geometry(key, max_pool2d_geometry, input.shape, kernel_size, stride, padding,
+    return _geometry(key, pool2d_geometry, input.shape, kernel_size, stride, padding,
                      dilation, ceil_mode)
 
 
@@ -299,7 +299,7 @@ def check_max_pool2d_backward_size(out_hw, input_size, kernel_size, stride, padd
 
 def _max_pool2d_backward_size(out_hw, input_size, kernel_size, stride, padding, dilation):
     # (a list, not a set: symbolic sizes compare but do not hash)
-    sizes = [max_pool2d_geometry(input_size, kernel_size, stride, padding, dilation, ceil)
+    sizes = [pool2d_geometry(input_size, kernel_size, stride, padding, dilation, ceil)
              for ceil in (False, True)]
     if tuple(out_hw) not in sizes:
         shown = [sizes[0]] + ([sizes[1]] if sizes[1] != sizes[0] else [])
@@ -311,17 +311,20 @@ def _max_pool2d_backward_size(out_hw, input_size, kernel_size, stride, padding, 
     return True
 
 
-def check_pool_input_sizes(shape) -> None:
+def check_pool_input_sizes(shape, op: str = "max_pool2d") -> None:
     """torch's rule: only the batch dimension of a 4D (or none of a 3D) input may be 0."""
     if any(n == 0 for n in shape[-3:]):
         raise RuntimeError(
-            "max_pool2d: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size "
+            f"{op}: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size "
             f"for input, but got: {list(shape)} (only the batch dimension may be empty)"
         )
 
 
-def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
-    """Checks the pooling arguments against a 4D input shape; returns (P, Q)."""
+def pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode,
+                    op: str = "max_pool2d"):
+    """Checks a pool's window arguments against a 4D input shape (torch's
+    rules, max-pool's and avg-pool's alike: avg-pool's dilation is 1);
+    returns (P, Q). op names the pool in the messages."""
     if min(kernel_size) <= 0:
         raise ArgumentError(f"kernel_size must be positive, got {tuple(kernel_size)}")
     if min(stride) <= 0:
@@ -335,13 +338,13 @@ def max_pool2d_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode
                 "pad should be at most half of kernel size, but got "
                 f"pad={tuple(padding)} and kernel_size={tuple(kernel_size)}"
             )
-    check_pool_input_sizes(shape)
+    check_pool_input_sizes(shape, op)
     H, W = shape[-2:]
     P = pool_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     Q = pool_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
     if P <= 0 or Q <= 0:
         raise RuntimeError(
-            f"max_pool2d: given input size {list(shape)}, the calculated output size "
+            f"{op}: given input size {list(shape)}, the calculated output size "
             f"({P} x {Q}) is too small"
         )
     return P, Q

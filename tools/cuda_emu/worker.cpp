@@ -116,36 +116,23 @@ int64_t run(std::map<std::string, std::string>& kv, std::vector<Buffer>& b) {
     name_out = conv2d_engine_name_cuda(algo, static_cast<Conv2dPass>(pass), engine);
     return 0;
   }
-  if (op == "describe") {
-    const auto it = kernel_table().entries.find(kv["name"]);
-    if (it == kernel_table().entries.end())
-      throw std::runtime_error("no table kernel '" + kv["name"] + "'");
-    auto joined = [](const std::vector<std::string>& v) {
-      std::string out;
-      for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
-      return out;
-    };
-    name_out = joined(it->second.shape_fields) + " " + joined(it->second.buffers);
-    return 0;
-  }
-  if (op == "kernel") {
-    const auto& entries = kernel_table().entries;
-    const auto it = entries.find(kv["name"]);
-    if (it == entries.end() || it->second.run[int(KernelDevice::CUDA)] == nullptr)
-      throw std::runtime_error("no CUDA table kernel '" + kv["name"] + "'");
-    const KernelEntry& e = it->second;
-    const std::vector<int64_t> shape = ints(kv["shape"]);
-    if (shape.size() != e.shape_fields.size() || b.size() != e.buffers.size())
-      throw std::runtime_error(kv["name"] + ": needs " + std::to_string(e.shape_fields.size()) +
-                               " shape numbers and " + std::to_string(e.buffers.size()) +
-                               " buffers");
+  if (op == "describe" || op == "kernel") {
+    const KernelEntry* e = find_kernel(kv["name"]);
+    if (e == nullptr) throw std::runtime_error("no table kernel '" + kv["name"] + "'");
+    if (op == "describe") {
+      auto joined = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+        return out;
+      };
+      name_out = joined(e->shape_fields) + " " + joined(e->buffers);
+      return 0;
+    }
     std::vector<void*> ptrs;
     for (size_t i = 0; i < b.size(); ++i) ptrs.push_back(buf(i));
-    KernelCall c;
-    c.dtype = dtype;
-    c.shape = shape.data();
-    c.buffers = ptrs.data();
-    e.run[int(KernelDevice::CUDA)](c);
+    if (!run_kernel(kv["name"], *e, KernelDevice::CUDA, dtype, ints(kv["shape"]), ptrs.data(),
+                    ptrs.size()))
+      throw std::runtime_error("no CUDA table kernel '" + kv["name"] + "'");
     return 0;
   }
   if (op == "axpy") {

@@ -69,6 +69,7 @@ class Worker:
         self.exe = exe
         self.proc = None
         self.log = None
+        self._described: dict = {}  # describe()'s answers by kernel name
 
     def _start(self):
         self.log = tempfile.TemporaryFile()
@@ -142,9 +143,12 @@ class Worker:
         return Result(value, launches, out, err)
 
     def describe(self, name: str):
-        """(shape_fields, buffers) of table kernel `name` (csrc/common/kernel_table.h)."""
-        fields, buffers = self.request("describe", name=name).text.split(" ")
-        return tuple(fields.split(",")), tuple(buffers.split(","))
+        """(shape_fields, buffers) of table kernel `name` (csrc/common/kernel_table.h),
+        asked once per name: the executable's table does not change."""
+        if name not in self._described:
+            fields, buffers = self.request("describe", name=name).text.split(" ")
+            self._described[name] = (tuple(fields.split(",")), tuple(buffers.split(",")))
+        return self._described[name]
 
     def kernel(self, name: str, dtype: int, shape: dict,
                buffers: Sequence[Optional[bytes]], **opts) -> Result:

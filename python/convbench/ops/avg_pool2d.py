@@ -59,32 +59,15 @@ def _backward(dy, input_size, kernel_size, stride, padding, count_include_pad,
 
 
 def _geometry(shape, kernel_size, stride, padding, ceil_mode, divisor_override):
-    """torch's rules for a 4D input shape; returns (P, Q)."""
-    if min(kernel_size) <= 0:
-        raise _args.ArgumentError(f"kernel_size must be positive, got {tuple(kernel_size)}")
-    if min(stride) <= 0:
-        raise _args.ArgumentError(f"stride must be positive, got {tuple(stride)}")
-    for p, k in zip(padding, kernel_size):
-        if p < 0 or p > k // 2:
-            raise _args.ArgumentError(
-                "pad should be at most half of kernel size, but got "
-                f"pad={tuple(padding)} and kernel_size={tuple(kernel_size)}")
+    """torch's rules for a 4D input shape (the pools' window rules, dilation 1);
+    returns (P, Q)."""
     if divisor_override is not None and (isinstance(divisor_override, bool) or
                                          not isinstance(divisor_override, int) or
                                          divisor_override == 0):
         raise _args.ArgumentError(
             f"divisor_override must be a non-zero int or None, got {divisor_override!r}")
-    if any(n == 0 for n in shape[1:]):
-        raise RuntimeError(
-            "avg_pool2d: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size "
-            f"for input, but got: {list(shape)} (only the batch dimension may be empty)")
-    H, W = shape[-2:]
-    P = _args.pool_output_size(H, kernel_size[0], stride[0], padding[0], 1, ceil_mode)
-    Q = _args.pool_output_size(W, kernel_size[1], stride[1], padding[1], 1, ceil_mode)
-    if P <= 0 or Q <= 0:
-        raise RuntimeError(f"avg_pool2d: given input size {list(shape)}, the calculated output "
-                           f"size ({P} x {Q}) is too small")
-    return P, Q
+    return _args.pool2d_geometry(shape, kernel_size, stride, padding, (1, 1), ceil_mode,
+                                 op="avg_pool2d")
 
 
 def _check(input, kernel_size, stride, padding, ceil_mode, divisor_override, cache=False):
