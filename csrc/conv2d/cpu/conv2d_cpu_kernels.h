@@ -13,18 +13,27 @@
   template <typename T>                                                                    \
   void conv2d_backward_weight_##ENGINE(const Conv2dShape& s, const T* dy, const T* x, T* dw);
 
-// The three passes of an engine, compiled for both CPU element types (at the
-// end of the engine's source file).
-#define CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, T)                                         \
+// An engine's passes, compiled for both CPU element types (at the end of
+// the source file that defines them): the forward problems (forward and
+// input gradient), the weight gradient, or all three.
+#define CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES_T(ENGINE, T)                               \
   template void conv2d_forward_##ENGINE<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_##ENGINE<T>(const Conv2dShape&, const T*, const T*, T*); \
+  template void conv2d_backward_input_##ENGINE<T>(const Conv2dShape&, const T*, const T*, T*);
+#define CB_INSTANTIATE_CONV2D_CPU_WEIGHT_PASS_T(ENGINE, T) \
   template void conv2d_backward_weight_##ENGINE<T>(const Conv2dShape&, const T*, const T*, T*);
-#define CB_INSTANTIATE_CONV2D_CPU_ALGO(ENGINE)   \
-  CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, float) \
-  CB_INSTANTIATE_CONV2D_CPU_ALGO_T(ENGINE, double)
+#define CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES(ENGINE)   \
+  CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES_T(ENGINE, float) \
+  CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES_T(ENGINE, double)
+#define CB_INSTANTIATE_CONV2D_CPU_WEIGHT_PASS(ENGINE)   \
+  CB_INSTANTIATE_CONV2D_CPU_WEIGHT_PASS_T(ENGINE, float) \
+  CB_INSTANTIATE_CONV2D_CPU_WEIGHT_PASS_T(ENGINE, double)
+#define CB_INSTANTIATE_CONV2D_CPU_ALGO(ENGINE)  \
+  CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES(ENGINE) \
+  CB_INSTANTIATE_CONV2D_CPU_WEIGHT_PASS(ENGINE)
 
 // ENGINE = direct_flat (direct.cpp: vectorised along output positions),
-// direct_kvec (direct_kvec.cpp: along output channels), im2col
+// direct_kvec (direct_kvec.cpp, weight gradient in direct_kvec_wgrad.cpp:
+// along output channels), im2col
 // (im2col_gemm.cpp); winograd_f2x2 / winograd_f4x4 (winograd.cpp: F(2x2,3x3) /
 // F(4x4,3x3)): forward and input gradient of 3x3, stride 1, dilation 1
 // layers only.

@@ -26,25 +26,11 @@
 #include "common/cpu/simd_transpose.h"
 #include "conv2d/cpu/tiles.h"
 #include "conv2d/cpu/transposed_planes.h"
-#include "conv2d/cpu/wgrad_batch.h"
 
 namespace convbench {
 namespace CB_CPU_NS {
 
 namespace {
-
-// Output channels of a group, padded to whole vectors, cut into blocks of
-// at most kKvecMaxNV vectors; block b holds [k0, k0 + width).
-struct ChannelBlocks {
-  int64_t Kp, width, count;
-  ChannelBlocks(int64_t Kg, int64_t L) {
-    Kp = round_up64(Kg, L);
-    width = std::min<int64_t>(kKvecMaxNV * L, Kp);
-    count = ceil_div64(Kp, width);
-  }
-  int64_t k0(int64_t b) const { return b * width; }
-  int64_t size(int64_t b) const { return std::min(width, Kp - b * width); }
-};
 
 // Smallest / largest tap index t in [0, n) with some output o in [oa, ob]
 // reading a data row/column: lo <= o*st + t*dil <= hi. Empty: first > second.
@@ -249,8 +235,6 @@ void kvec_block_any(int64_t nv, const FwdProb<T>& p, const PadGeom& g, const T* 
   });
 }
 
-}  // namespace
-
 // Two schedules. Packed: all weights packed once, tasks (image, group,
 // channel block, position block) re-read their block from L2. Streamed,
 // for weights too big to stay in cache that few positions reuse (wide
@@ -258,99 +242,135 @@ void kvec_block_any(int64_t nv, const FwdProb<T>& p, const PadGeom& g, const T* 
 // positions): a task owns a whole image x channel block and packs its
 // weights chunk by chunk of input channels into a small buffer it uses at
 // once, so the weights cross memory once, with no packed copy written out.
+struct KvecSchedule {
+  bool streamed;
+  PositionBlocks blocks;  // an image's positions per task
+  int64_t cc;             // input channels per weight chunk (Cg when packed)
+};
+
+template <typename T>
+KvecSchedule kvec_schedule(const FwdProb<T>& p, const ChannelBlocks& cb) {
+  constexpr int64_t L = Simd<T>::L;
+  const int64_t Cg = p.Cg(), RS = p.R * p.S, M = p.Ho * p.Wo;
+  const int64_t wbytes = p.G * cb.Kp * RS * Cg * int64_t(sizeof(T));
+  // Positions per task (packed schedule): a few vectors' worth, so a task's
+  // [position][channel] buffer stays in L1 beside the input rows it reads.
+  const int64_t PB = 4 * L;
+  KvecSchedule k;
+  k.streamed = wbytes > 2 * kL2WeightBytes && p.N * ceil_div64(M, PB) <= 8;
+  // Row tiles (see tile_plan; tasks then hold whole tiles' rows too) where
+  // whole output rows fit the widest block's tile and they save 3% or more
+  // of the multiply-adds, from skipped padding rows and no repeated tail
+  // positions (measured in 2125a86's message: padded layers gain, and an
+  // unpadded 8x8 saving 1.5% ran slower, its even tiles being taller).
+  const int mrmax = kvec_rows(cb.vectors(0));
+  const int64_t tile_rows = p.Wo > 0 ? mrmax / p.Wo : 0;
+  const int64_t task_rows =
+      tile_rows * std::max<int64_t>(1, PB / std::max<int64_t>(1, tile_rows * p.Wo));
+  const PositionBlocks even = k.streamed ? PositionBlocks{M, 1, M, 0}
+                                         : PositionBlocks{M, ceil_div64(M, PB), PB, 0};
+  const PositionBlocks rows{M, tile_rows > 0 ? ceil_div64(p.Ho, task_rows) : 0,
+                            task_rows * p.Wo, tile_rows};
+  k.blocks = !k.streamed && tile_rows > 0 &&
+                     100 * kvec_image_work(p, rows, mrmax) <= 97 * kvec_image_work(p, even, mrmax)
+                 ? rows
+                 : even;
+  // Streamed chunks: input channels whose packed weights fill ~kL2WeightBytes / 4.
+  k.cc = k.streamed ? std::max<int64_t>(
+      1, std::min(Cg, (kL2WeightBytes / 4) / (RS * cb.width * int64_t(sizeof(T))))) : Cg;
+  return k;
+}
+
+// Packed schedule: every group's channel blocks, wt [g][Kp][r][s][Cg]
+// blocked as pack_kvec_block writes them.
+template <typename T>
+void pack_kvec_weights(const FwdProb<T>& p, const ChannelBlocks& cb, T* wt) {
+  const int64_t Cg = p.Cg(), RS = p.R * p.S;
+  const int64_t wbytes = p.G * cb.Kp * RS * Cg * int64_t(sizeof(T));
+#pragma omp parallel for schedule(static) if (wbytes > (128 << 10))
+  for (int64_t t = 0; t < p.G * cb.count; ++t) {
+    const int64_t gg = t / cb.count, b = t % cb.count;
+    pack_kvec_block(p, gg, cb.k0(b), cb.size(b), 0, Cg, wt + (gg * cb.Kp + cb.k0(b)) * RS * Cg);
+  }
+}
+
+// One task's share of a chunk of images: group gg, channel block b,
+// positions [m0, m1) of images [nl0, nl1) of the chunk.
+struct KvecTask {
+  int64_t gg, b, m0, m1, nl0, nl1;
+};
+
+// Packed: tasks (image, group, channel block, position block), the
+// position blocks of one channel block back to back on a thread.
+// Streamed: tasks (group, channel block), each over all the chunk's
+// images, so each weight chunk is packed once per call.
+inline int64_t kvec_task_count(const KvecSchedule& k, const ChannelBlocks& cb, int64_t G,
+                               int64_t nn) {
+  return k.streamed ? G * cb.count : nn * G * cb.count * k.blocks.count;
+}
+
+inline KvecTask kvec_task(const KvecSchedule& k, const ChannelBlocks& cb, int64_t G, int64_t nn,
+                          int64_t t) {
+  if (k.streamed) return {t / cb.count, t % cb.count, k.blocks.m0(0), k.blocks.m1(0), 0, nn};
+  const int64_t npb = k.blocks.count, pb = t % npb, nl0 = t / (npb * cb.count * G);
+  return {(t / (npb * cb.count)) % G, (t / npb) % cb.count, k.blocks.m0(pb), k.blocks.m1(pb),
+          nl0, nl0 + 1};
+}
+
+}  // namespace
+
 template <typename T>
 void kvec_forward_engine(const FwdProb<T>& p) {
   constexpr int64_t L = Simd<T>::L;
   const PadGeom g = pad_geom(p);
   const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, M = p.Ho * p.Wo;
   const ChannelBlocks cb(Kg, L);
+  const KvecSchedule k = kvec_schedule(p, cb);
   const int64_t gplane = g.plane * Cg;  // one image-group, transposed
-  const int64_t wbytes = p.G * cb.Kp * RS * Cg * int64_t(sizeof(T));
-  // Positions per task (packed schedule): a few vectors' worth, so a task's
-  // [position][channel] buffer stays in L1 beside the input rows it reads.
-  const int64_t PB = 4 * L;
-  const bool streamed = wbytes > 2 * kL2WeightBytes && p.N * ceil_div64(M, PB) <= 8;
-  // Row tiles (see tile_plan; tasks then hold whole tiles' rows too) where
-  // whole output rows fit the widest block's tile and they save 3% or more of the
-  // multiply-adds, from skipped padding rows and no repeated tail positions
-  // (Zen 4, one thread, against even tiles: padded 3x3 at 14x14 and 7x7
-  // outputs save 6% and 11%, 1.06x and 1.10x faster; full-padding input
-  // gradients 14-18%, 1.09-1.17x; 8x8 outputs of an unpadded 3x3 save 1.5%
-  // but run 0.97x: the even tiles are taller).
-  const int mrmax = kvec_rows(static_cast<int>(cb.width / L));
-  const int64_t tile_rows = p.Wo > 0 ? mrmax / p.Wo : 0;
-  const int64_t task_rows =
-      tile_rows * std::max<int64_t>(1, PB / std::max<int64_t>(1, tile_rows * p.Wo));
-  const PositionBlocks even = streamed ? PositionBlocks{M, 1, M, 0}
-                                       : PositionBlocks{M, ceil_div64(M, PB), PB, 0};
-  const PositionBlocks rows{M, tile_rows > 0 ? ceil_div64(p.Ho, task_rows) : 0,
-                            task_rows * p.Wo, tile_rows};
-  const PositionBlocks blocks =
-      !streamed && tile_rows > 0 &&
-              100 * kvec_image_work(p, rows, mrmax) <= 97 * kvec_image_work(p, even, mrmax)
-          ? rows
-          : even;
-  // Streamed chunks: input channels whose packed weights fill ~kL2WeightBytes / 4.
-  const int64_t cc = streamed ? std::max<int64_t>(
-      1, std::min(Cg, (kL2WeightBytes / 4) / (RS * cb.width * int64_t(sizeof(T))))) : Cg;
-
-  Buffer<T> wt(streamed ? 0 : p.G * cb.Kp * RS * Cg), bias(p.G * cb.Kp);
-  if (!streamed) {
-#pragma omp parallel for schedule(static) if (wbytes > (128 << 10))
-    for (int64_t t = 0; t < p.G * cb.count; ++t) {
-      const int64_t gg = t / cb.count, b = t % cb.count;
-      pack_kvec_block(p, gg, cb.k0(b), cb.size(b), 0, Cg,
-                      wt.data() + (gg * cb.Kp + cb.k0(b)) * RS * Cg);
-    }
-  }
-  for (int64_t gg = 0; gg < p.G; ++gg)
-    for (int64_t k = 0; k < cb.Kp; ++k)
-      bias.data()[gg * cb.Kp + k] = p.b && k < Kg ? p.b[gg * Kg + k] : T(0);
+  Buffer<T> wt(k.streamed ? 0 : p.G * cb.Kp * RS * Cg), bias(p.G * cb.Kp);
+  if (!k.streamed) pack_kvec_weights(p, cb, wt.data());
+  pad_bias(p, cb.Kp, bias.data());
   std::vector<int64_t> offrs(RS);
   for (int64_t r = 0; r < p.R; ++r)
     for (int64_t s = 0; s < p.S; ++s) offrs[r * p.S + s] = (r * p.dh * g.Wp + s * p.dw) * Cg;
 
   const int64_t nb = images_per_chunk(p.N, gplane * p.G * int64_t(sizeof(T)), kChunkBytes);
   Buffer<T> xb(nb * p.G * gplane);
+  const int64_t span = k.blocks.width + 16;  // a task's outputs per image, [position][wb]
 
 #pragma omp parallel
   {
     // Streamed tasks hold every image of a chunk: [image][position][wb].
-    Buffer<T> obuf((streamed ? nb : 1) * (blocks.width + 16) * cb.width);
-    Buffer<T> wchunk(streamed ? RS * cc * cb.width : 0);
+    Buffer<T> obuf((k.streamed ? nb : 1) * span * cb.width);
+    Buffer<T> wchunk(k.streamed ? RS * k.cc * cb.width : 0);
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
       const int64_t nn = std::min(nb, p.N - n0);
       transpose_inputs(p, g, n0, nn, xb.data());  // (an omp for: ends with a barrier)
-      // Packed: tasks (image, group, channel block, position block), the
-      // position blocks of one channel block back to back on a thread.
-      // Streamed: tasks (group, channel block), each over all the chunk's
-      // images, so each weight chunk is packed once per call.
-      const int64_t ntask = streamed ? p.G * cb.count : nn * p.G * cb.count * blocks.count;
+      const int64_t ntask = kvec_task_count(k, cb, p.G, nn);
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < ntask; ++t) {
-        const int64_t npb = blocks.count, pb = streamed ? 0 : t % npb;
-        const int64_t b = streamed ? t % cb.count : (t / npb) % cb.count;
-        const int64_t gg = streamed ? t / cb.count : (t / (npb * cb.count)) % p.G;
-        const int64_t nl0 = streamed ? 0 : t / (npb * cb.count * p.G), nl1 = streamed ? nn : nl0 + 1;
-        const int64_t m0 = blocks.m0(pb), m1 = blocks.m1(pb), span = blocks.width + 16;
-        const int64_t k0 = cb.k0(b), wb = cb.size(b);
-        const T* bv = bias.data() + gg * cb.Kp + k0;
-        for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
-          const int64_t cn = std::min(cc, Cg - c0);
-          const T* w = wt.data() + (gg * cb.Kp + k0) * RS * Cg;
-          if (streamed) {
-            pack_kvec_block(p, gg, k0, wb, c0, cn, wchunk.data());
+        const KvecTask a = kvec_task(k, cb, p.G, nn, t);
+        const int64_t k0 = cb.k0(a.b), wb = cb.size(a.b);
+        const T* bv = bias.data() + a.gg * cb.Kp + k0;
+        // The reduction over input channels, chunk by chunk of weights.
+        for (int64_t c0 = 0; c0 < Cg; c0 += k.cc) {
+          const int64_t cn = std::min(k.cc, Cg - c0);
+          const T* w = wt.data() + (a.gg * cb.Kp + k0) * RS * Cg;
+          if (k.streamed) {
+            pack_kvec_block(p, a.gg, k0, wb, c0, cn, wchunk.data());
             w = wchunk.data();
           }
           const Chunk<T> ck{c0, cn, w, c0 == 0, c0 + cn == Cg ? bv : nullptr,
                             p.dw == 1 && cn == Cg};
-          for (int64_t nl = nl0; nl < nl1; ++nl)
-            kvec_block_any(wb / L, p, g, xb.data() + (nl * p.G + gg) * gplane, offrs.data(), m0,
-                           m1, blocks.rows, ck, wb, obuf.data() + (nl - nl0) * span * wb);
+          for (int64_t nl = a.nl0; nl < a.nl1; ++nl)
+            kvec_block_any(wb / L, p, g, xb.data() + (nl * p.G + a.gg) * gplane, offrs.data(),
+                           a.m0, a.m1, k.blocks.rows, ck, wb,
+                           obuf.data() + (nl - a.nl0) * span * wb);
         }
-        for (int64_t nl = nl0; nl < nl1; ++nl) {
-          T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + m0;
-          transpose_2d(obuf.data() + (nl - nl0) * span * wb, wb, y, M, m1 - m0,
+        // [position][channel] -> NCHW.
+        for (int64_t nl = a.nl0; nl < a.nl1; ++nl) {
+          T* y = p.y + ((n0 + nl) * p.Co + a.gg * Kg + k0) * M + a.m0;
+          transpose_2d(obuf.data() + (nl - a.nl0) * span * wb, wb, y, M, a.m1 - a.m0,
                        std::min(wb, Kg - k0));
         }
       }
@@ -360,196 +380,7 @@ void kvec_forward_engine(const FwdProb<T>& p) {
 
 CB_CONV2D_CPU_FORWARD_PASSES(direct_kvec, kvec_forward_engine)
 
-// Weight gradient, channel-vectorised: dW^T[(r,s,c) x Kg] accumulated as
-// outer products over output positions, x broadcast from the transposed
-// padded planes (an implicit im2col), dy transposed to [position][Kp].
-// No horizontal sums, no wasted positions. Batch handled by wgrad_batched
-// (fixed-order partials, bitwise reproducible).
-namespace {
-
-// (Out of line: each instantiation gets the whole register file to itself,
-// 3-4% faster on one vector of output channels.)
-template <typename T, int MR, int NV>
-__attribute__((noinline)) void kvec_wgrad_tile(const FwdProb<T>& p, const PadGeom& g,
-                                                int64_t nn, int64_t xstr, int64_t dstr,
-                                                const T* xg, const T* dg, const int64_t* off,
-                                                int64_t Kp, T* out) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int L = S::L;
-  const int64_t Cg = p.Cg();
-  V acc[MR][NV];
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) acc[m][v] = S::zero();
-  const int64_t xs = p.sw * Cg;
-  for (int64_t nl = 0; nl < nn; ++nl) {
-    const T* xi = xg + nl * xstr;
-    const T* di = dg + nl * dstr;
-    for (int64_t ho = 0; ho < p.Ho; ++ho) {
-      const T* xr[MR];
-      for (int m = 0; m < MR; ++m) xr[m] = xi + ho * p.sh * g.Wp * Cg + off[m];
-      const T* dr = di + ho * p.Wo * Kp;
-      for (int64_t wo = 0; wo < p.Wo; ++wo) {
-        V dv[NV];
-        for (int v = 0; v < NV; ++v) dv[v] = S::load(dr + wo * Kp + v * L);
-        for (int m = 0; m < MR; ++m) {
-          const V a = S::bcast(xr[m][wo * xs]);
-          for (int v = 0; v < NV; ++v) acc[m][v] = S::fma(a, dv[v], acc[m][v]);
-        }
-      }
-    }
-  }
-  for (int m = 0; m < MR; ++m)
-    for (int v = 0; v < NV; ++v) S::store(out + (m * NV + v) * L, acc[m][v]);
-}
-
-// A tile of mr rows (cnt of them real: the rest repeat the last).
-template <typename T, int NV>
-void kvec_wgrad_rows(const FwdProb<T>& p, const PadGeom& g, int64_t nn, int64_t xstr,
-                     int64_t dstr, const T* xg, const T* dg, const int64_t* off, int64_t mr,
-                     int64_t cnt, int64_t Kp, T* out) {
-  with_rows<pointer_rows(NV)>(mr, [&](auto h) {
-    constexpr int MR = h();
-    int64_t o[MR];
-    for (int m = 0; m < MR; ++m) o[m] = off[std::min<int64_t>(m, cnt - 1)];
-    kvec_wgrad_tile<T, MR, NV>(p, g, nn, xstr, dstr, xg, dg, o, Kp, out);
-  });
-}
-
-}  // namespace
-
-template <typename T>
-void conv2d_backward_weight_direct_kvec(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
-  using S = Simd<T>;
-  constexpr int64_t L = S::L;
-  const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
-  const PadGeom g = pad_geom(p);
-  const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, CRS = Cg * RS, M = p.Ho * p.Wo;
-  const ChannelBlocks cb(Kg, L);
-  const int64_t gplane = g.plane * Cg, dplane = M * cb.Kp;
-  const int64_t per_image = p.G * (gplane + dplane) * int64_t(sizeof(T));
-  // Chunks sized so the chunk's planes stay near L2 -- but with a dW too big
-  // for partial sums (one part), each chunk re-runs every tile: give those
-  // tiles >= ~1024 positions to reduce over (512 -> 512 at 4x4: 3 images of
-  // 16 positions per chunk made the per-tile overhead rival the products).
-  int64_t nb = images_per_chunk(p.N, per_image, kWgradChunkBytes);
-  if (s.weight_numel() * int64_t(sizeof(T)) > kWgradPartWeightBytes)
-    nb = std::min(p.N, std::max(nb, ceil_div64(1024, M)));
-  const int64_t xsize = nb * p.G * gplane, dsize = nb * p.G * dplane;
-  const int64_t slot_bytes = (xsize + dsize) * int64_t(sizeof(T));
-  const int64_t slots =
-      wgrad_parts(p.N, p.Ho * p.Wo, slot_bytes, s.weight_numel() * int64_t(sizeof(T)));
-  Buffer<T> xbs(slots * xsize), dbs(slots * dsize);
-  // Tile rows: (r, s, c) triples, as offsets into [Hp][Wp][Cg].
-  std::vector<int64_t> off(CRS);
-  for (int64_t r = 0, i = 0; r < p.R; ++r)
-    for (int64_t sx = 0; sx < p.S; ++sx)
-      for (int64_t c = 0; c < Cg; ++c, ++i) off[i] = (r * p.dh * g.Wp + sx * p.dw) * Cg + c;
-  // Tile rows of even heights, at most kPointerRows: 3x3 over 8 channels (72
-  // rows) as 8 tiles of 9, not 6 of 14 with 84 computed (1.10-1.18x).
-  auto rows_of = [&](int64_t b) {
-    return even_rows(CRS, pointer_rows(static_cast<int>(cb.size(b) / L)));
-  };
-  // Row blocks per channel block (the tile height depends on the block width).
-  std::vector<int64_t> first_task(cb.count + 1, 0);
-  for (int64_t b = 0; b < cb.count; ++b) first_task[b + 1] = first_task[b] + ceil_div64(CRS, rows_of(b));
-  const int64_t ntiles = p.G * first_task[cb.count];
-  // Sums accumulate per part in dW^T [g][(r, s, c)][Kp], whole vectors per
-  // tile row, and reach dW's [k][c][r][s] once, by transposes, at the end
-  // of the part (scattering each tile into dW instead is a scalar
-  // read-modify-write per weight and chunk: 4.7 MB of them at 256 -> 512).
-  const int64_t tsize = p.G * CRS * cb.Kp;
-  Buffer<T> dwts(slots * tsize);
-  std::vector<char> fresh(slots, 1);
-
-  auto chunk = [&](int64_t slot, int64_t n0, int64_t nn, T*, bool par) {
-    T* xb = xbs.data() + slot * xsize;
-    T* db = dbs.data() + slot * dsize;
-    T* dwt = dwts.data() + slot * tsize;
-    const bool first = fresh[slot];
-    fresh[slot] = 0;
-#pragma omp parallel if (par)
-    {
-      transpose_inputs(p, g, n0, nn, xb);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < nn * p.G; ++i) {  // dy -> [position][Kp], zero beyond Kg
-        const int64_t nl = i / p.G, gg = i % p.G;
-        T* e = db + i * dplane;
-        const T* src = dy + ((n0 + nl) * p.Co + gg * Kg) * M;
-        // The next (image, group)'s Kg x M values follow contiguously: fetch
-        // them while this one is transposed (cold gradients stream in).
-        if (i + 1 < nn * p.G) prefetch_lines(src + Kg * M, Kg * M);
-        transpose_2d(src, M, e, cb.Kp, Kg, M);
-        if (cb.Kp > Kg)
-          for (int64_t m = 0; m < M; ++m) std::fill(e + m * cb.Kp + Kg, e + (m + 1) * cb.Kp, T(0));
-      }
-      // The next chunk's images (the next part's, on a part's last chunk:
-      // the same thread's, as parts go to threads in order) stream into L2
-      // while this chunk's tiles run: a slice per tile.
-      const int64_t n1 = n0 + nn, nn1 = std::min(nb, p.N - n1);
-      const T* x1 = p.x + n1 * p.Ci * p.Hi * p.Wi;
-      const T* dy1 = dy + n1 * p.Co * M;
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < ntiles; ++t) {
-        if (nn1 > 0) {
-          prefetch_share(x1, nn1 * p.Ci * p.Hi * p.Wi, t, ntiles);
-          prefetch_share(dy1, nn1 * p.Co * M, t, ntiles);
-        }
-        const int64_t gg = t / first_task[cb.count], u = t % first_task[cb.count];
-        int64_t b = 0;
-        while (u >= first_task[b + 1]) ++b;
-        const int64_t mr = rows_of(b), i0 = (u - first_task[b]) * mr;
-        const int64_t cnt = std::min(mr, CRS - i0), k0 = cb.k0(b), wb = cb.size(b);
-        const T* xg = xb + gg * gplane;
-        const T* dg = db + gg * dplane + k0;
-        alignas(64) T tile[kAccRegs * L];
-        const int64_t xstr = p.G * gplane, dstr = p.G * dplane;
-        with_rows<kKvecMaxNV>(wb / L, [&](auto nv) {
-          kvec_wgrad_rows<T, nv()>(p, g, nn, xstr, dstr, xg, dg, off.data() + i0, mr, cnt,
-                                   cb.Kp, tile);
-        });
-        for (int64_t m = 0; m < cnt; ++m) {
-          T* row = dwt + (gg * CRS + i0 + m) * cb.Kp + k0;
-          for (int64_t v = 0; v < wb; v += L) {
-            const auto add = S::load(tile + m * wb + v);
-            S::store(row + v, first ? add : S::load(row + v) + add);
-          }
-        }
-      }
-    }
-  };
-  // dW^T [g][(r, s, c)][Kp] -> out [g*Kg + k][c][r][s], by blocks of L
-  // output channels: a block's rows of out (L x C*R*S) stay in cache while
-  // each tap (r, s) scatters into them (a pass per tap over all of dW would
-  // write every line of a 9 MB dW nine times).
-  const int64_t kblocks = ceil_div64(Kg, L);
-  auto finish = [&](int64_t slot, T* out, bool par) {
-    const T* dwt = dwts.data() + slot * tsize;
-    fresh[slot] = 1;
-#pragma omp parallel if (par)
-    {
-      Buffer<T> kc(L * Cg);
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < p.G * kblocks; ++t) {
-        const int64_t gg = t / kblocks, k0 = (t % kblocks) * L, kn = std::min(L, Kg - k0);
-        T* dst = out + (gg * Kg + k0) * CRS;
-        for (int64_t rs = 0; rs < RS; ++rs) {
-          const T* src = dwt + (gg * CRS + rs * Cg) * cb.Kp + k0;  // rows c, columns k
-          if (RS == 1) {
-            transpose_2d(src, cb.Kp, dst, CRS, Cg, kn);
-            continue;
-          }
-          transpose_2d(src, cb.Kp, kc.data(), Cg, Cg, kn);
-          for (int64_t k = 0; k < kn; ++k)
-            for (int64_t c = 0; c < Cg; ++c) dst[k * CRS + c * RS + rs] = kc.data()[k * Cg + c];
-        }
-      }
-    }
-  };
-  wgrad_batched(p.N, p.Ho * p.Wo, nb, slot_bytes, s.weight_numel(), dw, chunk, finish);
-}
-
-CB_INSTANTIATE_CONV2D_CPU_ALGO(direct_kvec)
+CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES(direct_kvec)
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench

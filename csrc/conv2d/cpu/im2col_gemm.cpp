@@ -54,24 +54,117 @@ void store_tile(const T* tile, int mr, int64_t W, int64_t ncols, T* y, int64_t l
   }
 }
 
-}  // namespace
+// The phases below are forced inline: as separate calls the forward and
+// input-gradient passes ran 4-5% slower (bench/results/cpu-2026-12-07-phases).
 
+// Offsets of the CRS rows of im2col into one image-group's padded planes.
 template <typename T>
-void gemm_forward_engine(const FwdProb<T>& p) {
-  using S = Simd<T>;
-  constexpr int64_t L = S::L, NR = 3 * L;
-  const PadGeom g = pad_geom(p);
-  const int64_t Cg = p.Cg(), Kg = p.Kg(), CRS = Cg * p.R * p.S, M = p.Ho * p.Wo;
-  Buffer<T> wpk(p.Co * CRS);
-  pack_weights(p, 4, wpk.data());
-  std::vector<int64_t> offs(CRS);
-  for (int64_t c = 0; c < Cg; ++c)
+std::vector<int64_t> column_row_offsets(const FwdProb<T>& p, const PadGeom& g) {
+  std::vector<int64_t> offs(p.Cg() * p.R * p.S);
+  for (int64_t c = 0; c < p.Cg(); ++c)
     for (int64_t r = 0; r < p.R; ++r)
       for (int64_t s = 0; s < p.S; ++s)
         offs[(c * p.R + r) * p.S + s] = c * g.plane + r * p.dh * g.Wp + s * p.dw;
+  return offs;
+}
 
-  const int64_t BW = kNP * NR, nkb = ceil_div64(Kg, 4);
-  const int64_t KC = std::min(kKC, CRS);
+// The block's columns [m0, m0+ncols) (batch folded in, M per image) as runs
+// of consecutive columns within one output row of one image and one panel.
+template <typename T>
+[[gnu::always_inline]] inline void column_runs(const FwdProb<T>& p, const PadGeom& g, int64_t m0,
+                                               int64_t ncols, int64_t NR, std::vector<Run>& runs) {
+  const int64_t M = p.Ho * p.Wo;
+  runs.clear();
+  for (int64_t m = m0; m < m0 + ncols;) {
+    const int64_t nl = m / M, mm = m % M, ho = mm / p.Wo, wo = mm % p.Wo;
+    const int64_t len = std::min({p.Wo - wo, m0 + ncols - m, NR - (m - m0) % NR});
+    runs.push_back({m - m0, len, nl * p.Ci * g.plane + ho * p.sh * g.Wp + wo * p.sw});
+    m += len;
+  }
+}
+
+// im2col of the runs' columns x rows [kc0, kc0+kc) into panels of kc+1
+// rows, [panel][row][NR]. Unit stride copies whole vectors: the overshoot
+// of a run lands on columns written later in the same row, on the next
+// row, or in the spare last row, and tail columns of a partial panel are
+// never stored, so none of it is read as a result.
+template <typename T>
+[[gnu::always_inline]] inline void pack_columns(const FwdProb<T>& p, const T* xbase,
+                                                const int64_t* offs, int64_t kc,
+                                                const std::vector<Run>& runs, T* bp) {
+  using S = Simd<T>;
+  constexpr int64_t L = S::L, NR = 3 * L;
+  const int64_t pst = (kc + 1) * NR;
+  for (int64_t i = 0; i < kc; ++i) {
+    const T* srow = xbase + offs[i];
+    T* drow = bp + i * NR;
+    if (p.sw == 1) {
+      for (const Run& u : runs) {
+        const T* src = srow + u.pos;
+        T* dst = drow + (u.t / NR) * pst + u.t % NR;
+        for (int64_t e = 0; e < u.len; e += L) S::store(dst + e, S::load(src + e));
+      }
+    } else {
+      for (const Run& u : runs) {
+        const T* src = srow + u.pos;
+        T* dst = drow + (u.t / NR) * pst + u.t % NR;
+        for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e * p.sw];
+      }
+    }
+  }
+}
+
+// The packed panels of columns [m0, m0+ncols) times group gg's weight rows,
+// slice [kc0, kc0+kc) of CRS, stored (first slice, plus bias) or added into
+// y of the chunk's images from n0. Panel outer (stays in L1), weight blocks
+// inner (from L2).
+template <typename T>
+[[gnu::always_inline]] inline void multiply_panels(const FwdProb<T>& p, const T* wpk, const T* bp,
+                                                   int64_t gg, int64_t n0, int64_t m0,
+                                                   int64_t ncols, int64_t kc0, int64_t kc) {
+  constexpr int64_t NR = 3 * Simd<T>::L;
+  const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, M = p.Ho * p.Wo;
+  const int64_t npan = ceil_div64(ncols, NR), nkb = ceil_div64(Kg, 4);
+  for (int64_t pan = 0; pan < npan; ++pan) {
+    const int64_t pm0 = m0 + pan * NR, nc = std::min(NR, ncols - pan * NR);
+    const T* b = bp + pan * (kc + 1) * NR;
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t k0 = kb * 4;
+      const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
+      const T* wk = wpk + (gg * Kg + k0) * CRS + kc0 * mr;
+      const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
+      alignas(64) T tile[4 * NR];
+      switch (mr) {
+        case 4: outer_tile<T, 4, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+        case 3: outer_tile<T, 3, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+        case 2: outer_tile<T, 2, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+        default: outer_tile<T, 1, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
+      }
+      // Scatter the panel's columns to their images.
+      for (int64_t m = pm0; m < pm0 + nc;) {
+        const int64_t nl = m / M, mm = m % M;
+        const int64_t len = std::min(pm0 + nc, (nl + 1) * M) - m;
+        T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + mm;
+        store_tile(tile + (m - pm0), mr, NR, len, y, M, kc0 == 0, bias);
+        m += len;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Per chunk of images: pad the planes, then tasks of one group's block of
+// columns, each packing its im2col slice by slice and multiplying it.
+template <typename T>
+void gemm_forward_engine(const FwdProb<T>& p) {
+  constexpr int64_t NR = 3 * Simd<T>::L;
+  const PadGeom g = pad_geom(p);
+  const int64_t Cg = p.Cg(), CRS = Cg * p.R * p.S, M = p.Ho * p.Wo;
+  Buffer<T> wpk(p.Co * CRS);
+  pack_weights(p, 4, wpk.data());
+  const std::vector<int64_t> offs = column_row_offsets(p, g);
+  const int64_t BW = kNP * NR, KC = std::min(kKC, CRS);
   const int64_t nb = images_per_chunk(p.N, p.Ci * g.plane * int64_t(sizeof(T)), kChunkBytes);
   Buffer<T> xb(nb * p.Ci * g.plane + Simd<T>::L);  // + over-read of vector copies
 
@@ -89,70 +182,12 @@ void gemm_forward_engine(const FwdProb<T>& p) {
         pad_plane(p, g, p.x + (n0 * p.Ci + i) * p.Hi * p.Wi, xb.data() + i * g.plane);
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < p.G * nblk; ++t) {
-        const int64_t gg = t / nblk, blk = t % nblk;
-        const T* xbase = xb.data() + gg * Cg * g.plane;
-        const int64_t m0 = blk * BW, ncols = std::min(BW, Mc - m0);
-        const int64_t npan = ceil_div64(ncols, NR);
-        // Runs of consecutive columns within one output row of one image.
-        runs.clear();
-        for (int64_t m = m0; m < m0 + ncols;) {
-          const int64_t nl = m / M, mm = m % M, ho = mm / p.Wo, wo = mm % p.Wo;
-          const int64_t len = std::min({p.Wo - wo, m0 + ncols - m, NR - (m - m0) % NR});
-          runs.push_back({m - m0, len, nl * p.Ci * g.plane + ho * p.sh * g.Wp + wo * p.sw});
-          m += len;
-        }
+        const int64_t gg = t / nblk, m0 = (t % nblk) * BW, ncols = std::min(BW, Mc - m0);
+        column_runs(p, g, m0, ncols, NR, runs);
         for (int64_t kc0 = 0; kc0 < CRS; kc0 += KC) {
           const int64_t kc = std::min(KC, CRS - kc0);
-          // im2col of columns [m0, m0+ncols) x rows [kc0, kc0+kc) into panels
-          // of kc+1 rows. Unit stride copies whole vectors: the overshoot of a
-          // run lands on columns written later in the same row, on the next
-          // row, or in the spare last row, and tail columns of a partial
-          // panel are never stored, so none of it is read as a result.
-          T* bp = bpk.data();
-          const int64_t pst = (kc + 1) * NR;
-          for (int64_t i = 0; i < kc; ++i) {
-            const T* srow = xbase + offs[kc0 + i];
-            T* drow = bp + i * NR;
-            if (p.sw == 1) {
-              for (const Run& u : runs) {
-                const T* src = srow + u.pos;
-                T* dst = drow + (u.t / NR) * pst + u.t % NR;
-                for (int64_t e = 0; e < u.len; e += L) S::store(dst + e, S::load(src + e));
-              }
-            } else {
-              for (const Run& u : runs) {
-                const T* src = srow + u.pos;
-                T* dst = drow + (u.t / NR) * pst + u.t % NR;
-                for (int64_t e = 0; e < u.len; ++e) dst[e] = src[e * p.sw];
-              }
-            }
-          }
-          // Panel outer (stays in L1), weight blocks inner (from L2).
-          for (int64_t pan = 0; pan < npan; ++pan) {
-            const int64_t pm0 = m0 + pan * NR, nc = std::min(NR, ncols - pan * NR);
-            const T* b = bp + pan * (kc + 1) * NR;
-            for (int64_t kb = 0; kb < nkb; ++kb) {
-              const int64_t k0 = kb * 4;
-              const int mr = static_cast<int>(std::min<int64_t>(4, Kg - k0));
-              const T* wk = wpk.data() + (gg * Kg + k0) * CRS + kc0 * mr;
-              const T* bias = p.b ? p.b + gg * Kg + k0 : nullptr;
-              alignas(64) T tile[4 * NR];
-              switch (mr) {
-                case 4: outer_tile<T, 4, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
-                case 3: outer_tile<T, 3, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
-                case 2: outer_tile<T, 2, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
-                default: outer_tile<T, 1, 3, false, true>(1, 0, kc, wk, b, nullptr, 1, tile); break;
-              }
-              // Scatter the panel's columns to their images.
-              for (int64_t m = pm0; m < pm0 + nc;) {
-                const int64_t nl = m / M, mm = m % M;
-                const int64_t len = std::min(pm0 + nc, (nl + 1) * M) - m;
-                T* y = p.y + ((n0 + nl) * p.Co + gg * Kg + k0) * M + mm;
-                store_tile(tile + (m - pm0), mr, NR, len, y, M, kc0 == 0, bias);
-                m += len;
-              }
-            }
-          }
+          pack_columns(p, xb.data() + gg * Cg * g.plane, offs.data() + kc0, kc, runs, bpk.data());
+          multiply_panels(p, wpk.data(), bpk.data(), gg, n0, m0, ncols, kc0, kc);
         }
       }
     }

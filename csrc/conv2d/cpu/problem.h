@@ -241,6 +241,15 @@ void pack_weights(const FwdProb<T>& p, int mr, T* dst) {
   }
 }
 
+// The bias per group padded with zeros to Kp channels, [g][Kp] (no bias:
+// all zeros), for engines that add it a whole vector at a time.
+template <typename T>
+void pad_bias(const FwdProb<T>& p, int64_t Kp, T* dst) {
+  const int64_t Kg = p.Kg();
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t k = 0; k < Kp; ++k) dst[g * Kp + k] = p.b && k < Kg ? p.b[g * Kg + k] : T(0);
+}
+
 // Images per chunk so one chunk's workspace stays near `budget` bytes.
 inline int64_t images_per_chunk(int64_t N, int64_t bytes_per_image, int64_t budget) {
   const int64_t nb = bytes_per_image > 0 ? budget / bytes_per_image : N;

@@ -25,13 +25,27 @@ constexpr int kAccRegs = kVecRegs == 32 ? 24 : 12;
 // output channels; a narrower block takes more positions per tile.
 constexpr int kKvecMaxNV = kVecRegs == 32 ? 4 : 2;
 constexpr int kvec_rows(int nv) { return kAccRegs / nv > 14 ? 14 : kAccRegs / nv; }
+
+// Output channels of a group, padded to whole vectors, cut into blocks of
+// at most kKvecMaxNV vectors; block b holds [k0, k0 + width). (The blocks
+// of the channel-vectorised engines: direct_kvec and Winograd.)
+struct ChannelBlocks {
+  int64_t L, Kp, width, count;
+  ChannelBlocks(int64_t Kg, int64_t lanes) : L(lanes) {
+    Kp = (Kg + L - 1) / L * L;
+    width = kKvecMaxNV * L < Kp ? kKvecMaxNV * L : Kp;
+    count = (Kp + width - 1) / width;
+  }
+  int64_t k0(int64_t b) const { return b * width; }
+  int64_t size(int64_t b) const { return Kp - b * width < width ? Kp - b * width : width; }
+  int vectors(int64_t b) const { return static_cast<int>(size(b) / L); }
+};
 // Rows of tiles whose every row keeps its own input pointer in a general
 // register (16 in all) through the inner loop: the weight gradient's (r, s,
 // c) rows and Winograd's GEMM tiles. At 14 rows GCC moved 6 pointers
-// through vector registers every step (16 -> 16 channels at 14x14: weight
-// gradient 1.17x, Winograd 1.06-1.10x slower than at 9; Zen 4, one
-// thread; 8-10 within 2%). The forward kvec tiles keep 14: its pointer
-// setup is per tap, not per step.
+// through vector registers every step, and both ran slower than at 9
+// (measured in 8d27379's message). The forward kvec tiles keep 14: its
+// pointer setup is per tap, not per step.
 constexpr int kPointerRows = 9;
 constexpr int pointer_rows(int nv) {
   return kvec_rows(nv) < kPointerRows ? kvec_rows(nv) : kPointerRows;

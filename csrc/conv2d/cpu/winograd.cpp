@@ -129,9 +129,7 @@ inline void gemm_tile(const T* const* vt, const T* u, int64_t cn, int64_t wb, T*
 // Tiles [0, nt) of one transform point: mb[t][wb] = vb[t][Cg] * ub[Cg][wb],
 // in register tiles of even heights of at most kPointerRows: a task's 32
 // tiles run as 4 of 8, not 14 + 14 + 4 computed as 14 (31% of the products
-// wasted at 16 channels).
-// Zen 4, one thread: 1.05-1.17x faster on the homework's Winograd layers,
-// 1.29x on the 64 -> 128 input gradient (14 tiles a task: 6 + 6 + 2 as 6).
+// wasted at 16 channels; measured in d5184c9's message).
 template <typename T, int NV>
 void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T* mb) {
   constexpr int MRMAX = pointer_rows(NV);
@@ -149,31 +147,56 @@ void gemm_point(const T* vb, int64_t nt, int64_t Cg, const T* ub, int64_t wb, T*
   });
 }
 
-}  // namespace
+// ---- the phases of a call ---------------------------------------------
+
+// How a call is cut: tiles per plane, output-channel blocks, tiles per
+// task, and the padded input plane every tile reads inside.
+struct WinogradPlan {
+  int64_t th, tw, TI;      // tile rows, tile columns and tiles of one plane
+  int64_t Kp, width, nkb;  // output channels padded to L; per block; blocks (ChannelBlocks)
+  int64_t TB;              // tiles per task
+  int64_t window_rows;     // output rows a task's tiles can span
+  PadGeom g;
+};
 
 template <typename T, int M>
-void winograd_engine(const FwdProb<T>& p) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int64_t L = S::L, A = M + 2, A2 = A * A;
-  const int64_t Cg = p.Cg(), Kg = p.Kg();
-  const int64_t th = ceil_div64(p.Ho, M), tw = ceil_div64(p.Wo, M), TI = th * tw;
-  const int64_t Kp = round_up64(Kg, L), width = std::min<int64_t>(kKvecMaxNV * L, Kp);
-  const int64_t nkb = ceil_div64(Kp, width);
-  PadGeom g;  // input rows M*ty .. M*ty+A-1 of every tile inside the plane
-  g.Hp = M * th + 2;
-  g.Wp = M * tw + 2;
-  g.plane = g.Hp * g.Wp;
-  g.Wq = g.Wp;
-  g.J = 0;
-  const int64_t gplane = g.plane * Cg;
+WinogradPlan winograd_plan(const FwdProb<T>& p) {
+  constexpr int64_t L = Simd<T>::L, A2 = (M + 2) * (M + 2);
+  WinogradPlan w;
+  w.th = ceil_div64(p.Ho, M);
+  w.tw = ceil_div64(p.Wo, M);
+  w.TI = w.th * w.tw;
+  const ChannelBlocks cb(p.Kg(), L);
+  w.Kp = cb.Kp;
+  w.width = cb.width;
+  w.nkb = cb.count;
+  // input rows M*ty .. M*ty+A-1 of every tile inside the plane
+  w.g.Hp = M * w.th + 2;
+  w.g.Wp = M * w.tw + 2;
+  w.g.plane = w.g.Hp * w.g.Wp;
+  w.g.Wq = w.g.Wp;
+  w.g.J = 0;
+  // Tiles per task: the transformed inputs of a task ([xi][tile][Cg]) stay
+  // near 128 KB (L2), at least one register tile of rows, at most 32; cut
+  // to whole images or whole tile rows where those fit, so a task's outputs
+  // leave in whole rows or planes (see write_window).
+  const int64_t TB0 = std::max<int64_t>(
+      kvec_rows(kKvecMaxNV), std::min<int64_t>(32, (128 << 10) / (A2 * p.Cg() * int64_t(sizeof(T)))));
+  w.TB = w.TI <= TB0 ? TB0 / w.TI * w.TI : w.tw <= TB0 ? TB0 / w.tw * w.tw : TB0;
+  // A task spans at most (TB - 1) / tw + 2 tile rows.
+  w.window_rows = ((w.TB - 1) / w.tw + 2) * M;
+  return w;
+}
 
-  // U [g][kb][xi][c][wb] (zero beyond Kg), bias padded to Kp.
-  Buffer<T> U(p.G * A2 * Cg * Kp), bias(p.G * Kp);
+// U [g][kb][xi][c][wb] = G g G^T (zero beyond Kg); bias padded to Kp.
+template <typename T, int M>
+void transform_weights(const FwdProb<T>& p, const WinogradPlan& w, T* U, T* bias) {
+  constexpr int A = M + 2, A2 = A * A;
+  const int64_t Cg = p.Cg(), Kg = p.Kg(), Kp = w.Kp, width = w.width;
 #pragma omp parallel for schedule(static) if (p.Co * Cg > 4096)
   for (int64_t t = 0; t < p.G * Kp; ++t) {
     const int64_t gg = t / Kp, k = t % Kp, kb = k / width, wb = std::min(width, Kp - kb * width);
-    T* ublk = U.data() + (gg * Kp + kb * width) * A2 * Cg;
+    T* ublk = U + (gg * Kp + kb * width) * A2 * Cg;
     for (int64_t c = 0; c < Cg; ++c) {
       T u[A][A];
       if (k < Kg) {
@@ -195,133 +218,166 @@ void winograd_engine(const FwdProb<T>& p) {
       for (int xi = 0; xi < A2; ++xi) ublk[(xi * Cg + c) * wb + (k - kb * width)] = u[xi / A][xi % A];
     }
   }
-  for (int64_t gg = 0; gg < p.G; ++gg)
-    for (int64_t k = 0; k < Kp; ++k) bias.data()[gg * Kp + k] = p.b && k < Kg ? p.b[gg * Kg + k] : T(0);
+  pad_bias(p, Kp, bias);
+}
 
-  // Tiles per task: the transformed inputs of a task ([xi][tile][Cg]) stay
-  // near 128 KB (L2), at least one register tile of rows, at most 32; cut
-  // to whole images or whole tile rows where those fit, so a task's outputs
-  // leave in whole rows or planes (see the window below).
-  const int64_t TB0 = std::max<int64_t>(
-      kvec_rows(kKvecMaxNV), std::min<int64_t>(32, (128 << 10) / (A2 * Cg * int64_t(sizeof(T)))));
-  const int64_t TB = TI <= TB0 ? TB0 / TI * TI : tw <= TB0 ? TB0 / tw * tw : TB0;
-  // The outputs of a task's tiles in plane order: window row q = (tile row -
-  // the task's first tile row) * M + i, p.Wo columns, [q][col][wb]. A task
-  // spans at most (TB - 1) / tw + 2 tile rows.
-  const int64_t window_rows = ((TB - 1) / tw + 2) * M;
+// Tiles [t0, t0+nt) of one transposed image-group plane xg -> V [xi][t][Cg]
+// = B^T d B, L channels at a time.
+template <typename T, int M>
+void transform_inputs(const WinogradPlan& w, int64_t Cg, const T* xg, int64_t plane_stride,
+                      int64_t t0, int64_t nt, T* Vb) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t L = S::L, A = M + 2;
+  const int64_t Wp = w.g.Wp, TB = w.TB, cvec = ceil_div64(Cg, L);
+  TileCursor at(t0, w.th, w.tw);
+  for (int64_t e = 0; e < nt; ++e, at.next()) {
+    const T* d0 = xg + at.nl * plane_stride + (M * at.ty * Wp + M * at.tx) * Cg;
+    for (int64_t cv = 0; cv < cvec; ++cv) {
+      const int64_t c = cv * L, cl = std::min<int64_t>(L, Cg - c);
+      V d[A][A], r[A][A];
+      for (int i = 0; i < A; ++i)
+        for (int j = 0; j < A; ++j) {
+          const T* src = d0 + (i * Wp + j) * Cg + c;
+          d[i][j] = cl == L ? S::load(src) : S::load_n(src, static_cast<int>(cl));
+        }
+      for (int j = 0; j < A; ++j) {  // B^T d: columns
+        V col[A], out[A];
+        for (int i = 0; i < A; ++i) col[i] = d[i][j];
+        input_1d<M, T>(col, out);
+        for (int i = 0; i < A; ++i) r[i][j] = out[i];
+      }
+      for (int i = 0; i < A; ++i) {  // (B^T d) B: rows
+        V out[A];
+        input_1d<M, T>(r[i], out);
+        for (int j = 0; j < A; ++j) {
+          T* dst = Vb + ((i * A + j) * TB + e) * Cg + c;
+          if (cl == L)
+            S::store(dst, out[j]);
+          else
+            S::store_n(dst, out[j], static_cast<int>(cl));
+        }
+      }
+    }
+  }
+}
+
+// M [xi][t][wb] = V [xi][t][Cg] * U [xi][Cg][wb] for every transform point.
+template <typename T, int M>
+void multiply_points(const WinogradPlan& w, int64_t Cg, const T* Vb, int64_t nt, const T* ublk,
+                     int64_t wb, T* Mb) {
+  constexpr int64_t L = Simd<T>::L, A2 = (M + 2) * (M + 2);
+  for (int64_t xi = 0; xi < A2; ++xi)
+    with_rows<kKvecMaxNV>(wb / L, [&](auto nv) {
+      gemm_point<T, nv()>(Vb + xi * w.TB * Cg, nt, Cg, ublk + xi * Cg * wb, wb, Mb + xi * w.TB * wb);
+    });
+}
+
+// Y = A^T M A + bias, L channels at a time, into the task's window of
+// outputs in plane order, [q][column][wb] with q = (tile row - the task's
+// first tile row) * M + i (columns and rows past the plane dropped).
+template <typename T, int M>
+void transform_outputs(const FwdProb<T>& p, const WinogradPlan& w, const T* Mb, const T* bv,
+                       int64_t t0, int64_t nt, int64_t wb, T* Yb) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t L = S::L, A = M + 2, A2 = A * A;
+  const int64_t TB = w.TB, first_row = t0 / w.tw;  // tile rows counted across images
+  TileCursor ot(t0, w.th, w.tw);
+  for (int64_t e = 0; e < nt; ++e, ot.next()) {
+    const int64_t rows = std::min<int64_t>(M, p.Ho - ot.ty * M);
+    const int64_t cols = std::min<int64_t>(M, p.Wo - ot.tx * M);
+    T* yw = Yb + ((ot.row() - first_row) * M * p.Wo + ot.tx * M) * wb;
+    for (int64_t kv = 0; kv < wb; kv += L) {
+      V mm[A][A], r[M][A];
+      for (int xi = 0; xi < A2; ++xi) mm[xi / A][xi % A] = S::load(Mb + (xi * TB + e) * wb + kv);
+      for (int j = 0; j < A; ++j) {
+        V col[A], out[M];
+        for (int i = 0; i < A; ++i) col[i] = mm[i][j];
+        output_1d<M, T>(col, out);
+        for (int i = 0; i < M; ++i) r[i][j] = out[i];
+      }
+      const V b = S::load(bv + kv);
+      for (int64_t i = 0; i < rows; ++i) {
+        V out[M];
+        output_1d<M, T>(r[i], out);
+        for (int64_t j = 0; j < cols; ++j) S::store(yw + (i * p.Wo + j) * wb + kv, out[j] + b);
+      }
+    }
+  }
+}
+
+// Window -> NCHW (channels [k0, k0+wb) of group gg, images from n0): each
+// output row's run of columns, joined with the next when both continue in
+// the plane (whole rows of one image), so whole planes go through
+// transpose_2d at once where the task covers them (fewer partial blocks,
+// stores that stream along each channel plane; faster than row by row,
+// most at small planes).
+template <typename T, int M>
+void write_window(const FwdProb<T>& p, const WinogradPlan& w, const T* Yb, int64_t n0, int64_t gg,
+                  int64_t k0, int64_t wb, int64_t t0, int64_t nt) {
+  const int64_t Kg = p.Kg(), th = w.th, tw = w.tw;
+  const int64_t kn = std::min(wb, Kg - k0), HW = p.Ho * p.Wo;
+  const int64_t first_row = t0 / tw, last_row = (t0 + nt - 1) / tw;
+  int64_t seg_img = -1, seg_q = 0, seg_pos = 0, seg_len = 0;
+  auto flush = [&]() {
+    if (seg_len == 0) return;
+    T* y = p.y + ((n0 + seg_img) * p.Co + gg * Kg + k0) * HW + seg_pos;
+    transpose_2d(Yb + seg_q * wb, wb, y, HW, seg_len, kn);
+    seg_len = 0;
+  };
+  for (int64_t tr = first_row; tr <= last_row; ++tr) {
+    const int64_t nl = tr / th, ty = tr % th;
+    const int64_t c0 = tr == first_row ? (t0 % tw) * M : 0;
+    const int64_t c1 = tr == last_row ? std::min(((t0 + nt - 1) % tw + 1) * M, p.Wo) : p.Wo;
+    for (int64_t i = 0; i < M && ty * M + i < p.Ho; ++i) {
+      const int64_t q = ((tr - first_row) * M + i) * p.Wo + c0;
+      const int64_t pos = (ty * M + i) * p.Wo + c0;
+      if (!(seg_len > 0 && seg_img == nl && seg_q + seg_len == q && seg_pos + seg_len == pos))
+        flush();
+      if (seg_len == 0) {
+        seg_img = nl;
+        seg_q = q;
+        seg_pos = pos;
+      }
+      seg_len += c1 - c0;
+    }
+  }
+  flush();
+}
+
+}  // namespace
+
+// Per chunk of images: transpose the inputs, then tasks of TB tiles of one
+// group, each transforming its inputs once and, per output-channel block,
+// multiplying, transforming back and writing its outputs.
+template <typename T, int M>
+void winograd_engine(const FwdProb<T>& p) {
+  constexpr int64_t A2 = (M + 2) * (M + 2);
+  const WinogradPlan w = winograd_plan<T, M>(p);
+  const int64_t Cg = p.Cg(), gplane = w.g.plane * Cg;
+  Buffer<T> U(p.G * A2 * Cg * w.Kp), bias(p.G * w.Kp);
+  transform_weights<T, M>(p, w, U.data(), bias.data());
   const int64_t nb = images_per_chunk(p.N, p.G * gplane * int64_t(sizeof(T)), kChunkBytes);
   Buffer<T> xb(nb * p.G * gplane);
-  const int64_t cvec = ceil_div64(Cg, L);
 
 #pragma omp parallel
   {
-    Buffer<T> Vb(A2 * TB * Cg), Mb(A2 * TB * width), Yb(window_rows * p.Wo * width);
+    Buffer<T> Vb(A2 * w.TB * Cg), Mb(A2 * w.TB * w.width), Yb(w.window_rows * p.Wo * w.width);
     for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
-      const int64_t nn = std::min(nb, p.N - n0), ntile = nn * TI, nblk = ceil_div64(ntile, TB);
-      transpose_inputs(p, g, n0, nn, xb.data());  // (an omp for: ends with a barrier)
+      const int64_t nn = std::min(nb, p.N - n0), ntile = nn * w.TI, nblk = ceil_div64(ntile, w.TB);
+      transpose_inputs(p, w.g, n0, nn, xb.data());  // (an omp for: ends with a barrier)
 #pragma omp for schedule(static)
       for (int64_t task = 0; task < p.G * nblk; ++task) {
-        const int64_t gg = task / nblk, t0 = (task % nblk) * TB, nt = std::min(TB, ntile - t0);
-        // Input transform: V[xi][t][c], L channels at a time.
-        TileCursor at(t0, th, tw);
-        for (int64_t e = 0; e < nt; ++e, at.next()) {
-          const T* d0 = xb.data() + (at.nl * p.G + gg) * gplane + (M * at.ty * g.Wp + M * at.tx) * Cg;
-          for (int64_t cv = 0; cv < cvec; ++cv) {
-            const int64_t c = cv * L, cl = std::min<int64_t>(L, Cg - c);
-            V d[A][A], r[A][A];
-            for (int i = 0; i < A; ++i)
-              for (int j = 0; j < A; ++j) {
-                const T* src = d0 + (i * g.Wp + j) * Cg + c;
-                d[i][j] = cl == L ? S::load(src) : S::load_n(src, static_cast<int>(cl));
-              }
-            for (int j = 0; j < A; ++j) {  // B^T d: columns
-              V col[A], out[A];
-              for (int i = 0; i < A; ++i) col[i] = d[i][j];
-              input_1d<M, T>(col, out);
-              for (int i = 0; i < A; ++i) r[i][j] = out[i];
-            }
-            for (int i = 0; i < A; ++i) {  // (B^T d) B: rows
-              V out[A];
-              input_1d<M, T>(r[i], out);
-              for (int j = 0; j < A; ++j) {
-                T* dst = Vb.data() + ((i * A + j) * TB + e) * Cg + c;
-                if (cl == L)
-                  S::store(dst, out[j]);
-                else
-                  S::store_n(dst, out[j], static_cast<int>(cl));
-              }
-            }
-          }
-        }
-        for (int64_t kb = 0; kb < nkb; ++kb) {
-          const int64_t k0 = kb * width, wb = std::min(width, Kp - k0);
-          const T* ublk = U.data() + (gg * Kp + k0) * A2 * Cg;
-          for (int64_t xi = 0; xi < A2; ++xi)
-            with_rows<kKvecMaxNV>(wb / L, [&](auto nv) {
-              gemm_point<T, nv()>(Vb.data() + xi * TB * Cg, nt, Cg, ublk + xi * Cg * wb, wb,
-                                  Mb.data() + xi * TB * wb);
-            });
-          // Output transform: A^T M A + bias, L channels at a time, into the
-          // window in plane order (columns and rows past the plane dropped).
-          const T* bv = bias.data() + gg * Kp + k0;
-          const int64_t first_row = t0 / tw;  // tile rows counted across images
-          TileCursor ot(t0, th, tw);
-          for (int64_t e = 0; e < nt; ++e, ot.next()) {
-            const int64_t rows = std::min<int64_t>(M, p.Ho - ot.ty * M);
-            const int64_t cols = std::min<int64_t>(M, p.Wo - ot.tx * M);
-            T* yw = Yb.data() + ((ot.row() - first_row) * M * p.Wo + ot.tx * M) * wb;
-            for (int64_t kv = 0; kv < wb; kv += L) {
-              V mm[A][A], r[M][A];
-              for (int xi = 0; xi < A2; ++xi)
-                mm[xi / A][xi % A] = S::load(Mb.data() + (xi * TB + e) * wb + kv);
-              for (int j = 0; j < A; ++j) {
-                V col[A], out[M];
-                for (int i = 0; i < A; ++i) col[i] = mm[i][j];
-                output_1d<M, T>(col, out);
-                for (int i = 0; i < M; ++i) r[i][j] = out[i];
-              }
-              const V b = S::load(bv + kv);
-              for (int64_t i = 0; i < rows; ++i) {
-                V out[M];
-                output_1d<M, T>(r[i], out);
-                for (int64_t j = 0; j < cols; ++j)
-                  S::store(yw + (i * p.Wo + j) * wb + kv, out[j] + b);
-              }
-            }
-          }
-          // Window -> NCHW: each output row's run of columns, joined with the
-          // next when both continue in the plane (whole rows of one image),
-          // so whole planes go through transpose_2d at once where the task
-          // covers them (2.2x faster than row by row, 16 -> 16 channels at
-          // 14x14 in isolation: fewer partial blocks, stores that stream
-          // along each channel plane).
-          const int64_t kn = std::min(wb, Kg - k0), HW = p.Ho * p.Wo;
-          const int64_t last_row = (t0 + nt - 1) / tw;
-          int64_t seg_img = -1, seg_q = 0, seg_pos = 0, seg_len = 0;
-          auto flush = [&]() {
-            if (seg_len == 0) return;
-            T* y = p.y + ((n0 + seg_img) * p.Co + gg * Kg + k0) * HW + seg_pos;
-            transpose_2d(Yb.data() + seg_q * wb, wb, y, HW, seg_len, kn);
-            seg_len = 0;
-          };
-          for (int64_t tr = first_row; tr <= last_row; ++tr) {
-            const int64_t nl = tr / th, ty = tr % th;
-            const int64_t c0 = tr == first_row ? (t0 % tw) * M : 0;
-            const int64_t c1 = tr == last_row ? std::min(((t0 + nt - 1) % tw + 1) * M, p.Wo) : p.Wo;
-            for (int64_t i = 0; i < M && ty * M + i < p.Ho; ++i) {
-              const int64_t q = ((tr - first_row) * M + i) * p.Wo + c0;
-              const int64_t pos = (ty * M + i) * p.Wo + c0;
-              if (!(seg_len > 0 && seg_img == nl && seg_q + seg_len == q && seg_pos + seg_len == pos))
-                flush();
-              if (seg_len == 0) {
-                seg_img = nl;
-                seg_q = q;
-                seg_pos = pos;
-              }
-              seg_len += c1 - c0;
-            }
-          }
-          flush();
+        const int64_t gg = task / nblk, t0 = (task % nblk) * w.TB, nt = std::min(w.TB, ntile - t0);
+        transform_inputs<T, M>(w, Cg, xb.data() + gg * gplane, p.G * gplane, t0, nt, Vb.data());
+        for (int64_t kb = 0; kb < w.nkb; ++kb) {
+          const int64_t k0 = kb * w.width, wb = std::min(w.width, w.Kp - k0);
+          multiply_points<T, M>(w, Cg, Vb.data(), nt, U.data() + (gg * w.Kp + k0) * A2 * Cg, wb,
+                                Mb.data());
+          transform_outputs<T, M>(p, w, Mb.data(), bias.data() + gg * w.Kp + k0, t0, nt, wb,
+                                  Yb.data());
+          write_window<T, M>(p, w, Yb.data(), n0, gg, k0, wb, t0, nt);
         }
       }
     }
@@ -342,14 +398,8 @@ void winograd_f4x4_engine(const FwdProb<T>& p) {
 CB_CONV2D_CPU_FORWARD_PASSES(winograd_f2x2, winograd_f2x2_engine)
 CB_CONV2D_CPU_FORWARD_PASSES(winograd_f4x4, winograd_f4x4_engine)
 
-#define CB_INSTANTIATE(T)                                                                       \
-  template void conv2d_forward_winograd_f2x2<T>(const Conv2dShape&, const T*, const T*, const T*, T*);  \
-  template void conv2d_backward_input_winograd_f2x2<T>(const Conv2dShape&, const T*, const T*, T*);  \
-  template void conv2d_forward_winograd_f4x4<T>(const Conv2dShape&, const T*, const T*, const T*, T*); \
-  template void conv2d_backward_input_winograd_f4x4<T>(const Conv2dShape&, const T*, const T*, T*);
-CB_INSTANTIATE(float)
-CB_INSTANTIATE(double)
-#undef CB_INSTANTIATE
+CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES(winograd_f2x2)
+CB_INSTANTIATE_CONV2D_CPU_FORWARD_PASSES(winograd_f4x4)
 
 }  // namespace CB_CPU_NS
 }  // namespace convbench
