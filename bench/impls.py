@@ -37,6 +37,8 @@ from convbench import reference as ref
 CONV_PASSES = ("fwd", "bwd_input", "bwd_weight", "fwd_bwd")
 POOL_PASSES = ("fwd", "bwd", "fwd_bwd")
 DTYPES = {"cpu": ("float32",), "cuda": ("float32", "float16", "bfloat16")}
+# conv2d also in bfloat16 on the CPU (what CPU autocast runs): auto and torch only.
+CONV_DTYPES = {"cpu": ("float32", "bfloat16"), "cuda": DTYPES["cuda"]}
 REFERENCE_IMPL = rowinfo.REFERENCE_IMPL
 AUTOTUNED = "convbench:autotuned"
 
@@ -66,6 +68,8 @@ def _convbench_rows(algos) -> list:
 
 
 def conv_impls(device: str, dtype: str, layer, tiny: bool = False) -> list:
+    if device == "cpu" and dtype != "float32":  # (NumPy has no bfloat16)
+        return ["convbench:auto", "torch"]
     if device == "cpu":
         algos = [a for a in convbench_algos("cpu") if algo_applies(a, layer)]
         rows = _convbench_rows(algos) + ["torch", "numpy"]

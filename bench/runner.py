@@ -27,11 +27,12 @@ class Case:
     dtype: str
 
 
-def layer_cases(tiny, layers, smoke, passes, impls_of):
-    """A per-layer suite's rows as pytest params: per device and dtype, the tiny
-    layer and then `layers`, each pass, each impls_of(device, dtype, layer,
-    tiny) implementation; rows of layers whose key is in smoke are bench_smoke."""
-    for device, dtypes in impls.DTYPES.items():
+def layer_cases(tiny, layers, smoke, passes, impls_of, dtypes_of=None):
+    """A per-layer suite's rows as pytest params: per device and dtype
+    (dtypes_of, default impls.DTYPES), the tiny layer and then `layers`, each
+    pass, each impls_of(device, dtype, layer, tiny) implementation; rows of
+    layers whose key is in smoke are bench_smoke."""
+    for device, dtypes in (dtypes_of or impls.DTYPES).items():
         for dtype in dtypes:
             for layer in (tiny,) + tuple(layers):
                 for pass_ in passes:

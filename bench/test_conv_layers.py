@@ -15,7 +15,7 @@ def _cases():
     padded = next((c for c in convs if c.padding != (0, 0)), convs[-1])
     smoke = {layers.TINY_CONV.key, convs[0].key, padded.key}
     return list(runner.layer_cases(layers.TINY_CONV, convs, smoke, impls.CONV_PASSES,
-                                   impls.conv_impls))
+                                   impls.conv_impls, impls.CONV_DTYPES))
 
 
 @pytest.mark.parametrize("case", _cases())

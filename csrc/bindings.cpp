@@ -352,6 +352,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_cpu_isa", &set_cpu_isa_by_name, py::arg("name"),
         "Use this CPU engine from now on (ValueError if not compiled or not runnable here)");
   m.def("openmp_max_threads", &openmp_max_threads, "OpenMP threads a parallel region gets");
+  m.def("conv2d_cpu_half_method", [] { return std::string(conv2d_half_method_cpu()); },
+        "How the CPU ISA build in use runs float16/bfloat16 conv2d");
 
   // The ABI: what Python builds its calls from.
   m.attr("DEVICE_CPU") = static_cast<int>(kCPU);

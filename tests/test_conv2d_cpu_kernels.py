@@ -373,6 +373,6 @@ def test_bad_dtype_rejected():
     case = Case(1, 2, 6, 6, 2, 3, 3)
     x, w, b, dy = make_data(case, np.float32, np.random.default_rng(0))
     y = np.zeros((1, 2, 4, 4), np.float32)
-    with pytest.raises(ValueError, match="float32 and float64"):
-        C.conv2d_forward(CPU, 0, 0, 2, 1, case.shape16(), x.ctypes.data, w.ctypes.data,
+    with pytest.raises(ValueError, match="float32, float64, float16 and bfloat16, got dtype code 7"):
+        C.conv2d_forward(CPU, 0, 0, 7, 1, case.shape16(), x.ctypes.data, w.ctypes.data,
                          b.ctypes.data, y.ctypes.data)

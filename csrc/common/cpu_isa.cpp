@@ -14,12 +14,14 @@ bool cpu_runs(CpuIsa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   switch (isa) {
     case CpuIsa::Generic: return true;
-    case CpuIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CpuIsa::Avx2:  // (F16C: the half-type conversions; every AVX2 CPU has it)
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
     case CpuIsa::Avx512:
       // (libgcc also checks that the OS saves the zmm state)
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   }
 #endif
 #endif

@@ -1,5 +1,5 @@
 // CPU kernels under csrc/<op>/cpu/ are compiled once per ISA build on
-// x86-64: baseline (namespace cpu_generic), AVX2+FMA (cpu_avx2) and AVX-512
+// x86-64: baseline (namespace cpu_generic), AVX2+FMA+F16C (cpu_avx2) and AVX-512
 // F/VL/BW/DQ (cpu_avx512). CMake defines CB_CPU_NS to the namespace of the
 // ISA build being compiled, and CONVBENCH_HAVE_<ISA>_VARIANT for each build
 // it built. The dispatchers call the ISA build in use (cpu_isa_active): the

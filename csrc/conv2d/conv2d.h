@@ -22,7 +22,7 @@ static inline bool conv2d_winograd_applies(Conv2dPass pass, const Conv2dShape& s
          s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1;
 }
 
-// ---- CPU (float32, float64) ----
+// ---- CPU (float32, float64; float16, bfloat16 through float32 kernels) ----
 // cfg.engine 0 lets the algorithm pick its engine (see Conv2dConfig).
 void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,
                         const void* w, const void* bias, void* y);
@@ -45,6 +45,8 @@ std::vector<Conv2dConfig> conv2d_candidates_cpu(Conv2dPass pass, DType dtype,
 std::vector<Conv2dAlgo> conv2d_algos_cpu();
 // Name of an engine ("flat", "kvec", "f2x2", ...; "" for engine 0).
 const char* conv2d_engine_name_cpu(Conv2dAlgo algo, int engine);
+// How the ISA build in use runs float16/bfloat16 (for results files).
+const char* conv2d_half_method_cpu();
 
 #ifdef CONVBENCH_WITH_CUDA
 // ---- CUDA (float32, float64, float16, bfloat16 with float32 accumulation) ----

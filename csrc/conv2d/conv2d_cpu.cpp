@@ -4,6 +4,7 @@
 // (cpu/choose.cpp), in one place.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "common/check.h"
@@ -17,10 +18,16 @@ namespace convbench {
 namespace {
 
 void check_dtype(DType dtype) {
-  CB_CHECK(dtype == DType::Float32 || dtype == DType::Float64,
-           "conv2d on the CPU supports float32 and float64, got dtype code ",
+  CB_CHECK(dtype == DType::Float32 || dtype == DType::Float64 || dtype == DType::Float16 ||
+               dtype == DType::BFloat16,
+           "conv2d on the CPU supports float32, float64, float16 and bfloat16, got dtype code ",
            static_cast<int>(dtype));
 }
+
+bool is_half(DType dtype) { return dtype == DType::Float16 || dtype == DType::BFloat16; }
+
+// The element type an engine computes in: the half types run float32 kernels.
+DType compute_dtype(DType dtype) { return is_half(dtype) ? DType::Float32 : dtype; }
 
 inline bool any_shape(Conv2dPass, const Conv2dShape&) { return true; }
 
@@ -107,18 +114,32 @@ const EngineKernels<T>& kernels_of(Conv2dConfig c) {
   return engines<T>()[0].kernels;  // (not reached)
 }
 
+// No products (empty batch or output): zeros, which the engines do not
+// write (they assume some products). U: the storage type (the half types'
+// +0.0 is all-zero bits).
+template <typename U>
+bool zero_if_no_products(const Conv2dShape& s, void* dw, void* db) {
+  if (s.N != 0 && s.P != 0 && s.Q != 0) return false;
+  std::fill_n(static_cast<U*>(dw), s.weight_numel(), U(0));
+  if (db) std::fill_n(static_cast<U*>(db), s.K, U(0));
+  return true;
+}
+
 template <typename T>
 void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const void* x,
                      void* dw, void* db) {
+  if (zero_if_no_products<T>(s, dw, db)) return;
   auto dyp = static_cast<const T*>(dy);
   auto dwp = static_cast<T*>(dw), dbp = static_cast<T*>(db);
-  if (s.N == 0 || s.P == 0 || s.Q == 0) {  // no products: zeros (the engines assume some)
-    std::fill(dwp, dwp + s.weight_numel(), T(0));
-    if (dbp) std::fill(dbp, dbp + s.K, T(0));
-    return;
-  }
   kernels_of<T>(c).backward_weight(s, dyp, static_cast<const T*>(x), dwp);
   if (dbp) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, dbp);
+}
+
+void backward_weight_half(Conv2dConfig c, DType dtype, const Conv2dShape& s, const void* dy,
+                          const void* x, void* dw, void* db) {
+  if (zero_if_no_products<uint16_t>(s, dw, db)) return;
+  CB_CPU_DISPATCH(conv2d_backward_weight_widened, dtype, kernels_of<float>(c).backward_weight, s,
+                  dy, x, dw, db);
 }
 
 }  // namespace
@@ -141,7 +162,7 @@ Conv2dConfig conv2d_resolve_cpu(Conv2dConfig c, Conv2dPass pass, DType dtype,
   const bool lacks_pass = pass == Conv2dPass::BackwardWeight && asked &&
                           !asked->kernels.backward_weight;
   if (c.algo == Conv2dAlgo::Auto || c.engine == 0 || lacks_pass)
-    c = CB_CPU_DISPATCH(conv2d_choose_config, pass, dtype, c.algo, s);
+    c = CB_CPU_DISPATCH(conv2d_choose_config, pass, compute_dtype(dtype), c.algo, s);
   return c;
 }
 
@@ -165,6 +186,8 @@ std::vector<Conv2dAlgo> conv2d_algos_cpu() {
   return out;
 }
 
+const char* conv2d_half_method_cpu() { return CB_CPU_DISPATCH(conv2d_half_method); }
+
 const char* conv2d_engine_name_cpu(Conv2dAlgo algo, int engine) {
   const auto* e = engine == 0 ? nullptr : find_engine(algo, engine);
   return e ? e->name : "";
@@ -174,7 +197,9 @@ void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, con
                         const void* w, const void* bias, void* y) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::Forward, dtype, s);
   if (s.N == 0 || s.K == 0 || s.P == 0 || s.Q == 0) return;
-  if (dtype == DType::Float32)
+  if (is_half(dtype))
+    CB_CPU_DISPATCH(conv2d_forward_widened, dtype, kernels_of<float>(c).forward, s, x, w, bias, y);
+  else if (dtype == DType::Float32)
     kernels_of<float>(c).forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
                                  static_cast<const float*>(bias), static_cast<float*>(y));
   else
@@ -187,7 +212,10 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardInput, dtype, s);
   if (s.N == 0 || s.C == 0 || s.H == 0 || s.W == 0) return;
   // Handles P == 0 or Q == 0 too: dy is empty, dx is all zeros.
-  if (dtype == DType::Float32)
+  if (is_half(dtype))
+    CB_CPU_DISPATCH(conv2d_backward_input_widened, dtype, kernels_of<float>(c).backward_input, s,
+                    dy, w, dx);
+  else if (dtype == DType::Float32)
     kernels_of<float>(c).backward_input(s, static_cast<const float*>(dy),
                                         static_cast<const float*>(w), static_cast<float*>(dx));
   else
@@ -200,7 +228,9 @@ void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardWeight, dtype, s);
   if (s.weight_numel() == 0) return;
   // Empty batch or output: zeros, dw and db alike (backward_weight above).
-  if (dtype == DType::Float32)
+  if (is_half(dtype))
+    backward_weight_half(c, dtype, s, dy, x, dw, db);
+  else if (dtype == DType::Float32)
     backward_weight<float>(c, s, dy, x, dw, db);
   else
     backward_weight<double>(c, s, dy, x, dw, db);

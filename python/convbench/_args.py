@@ -10,11 +10,9 @@ import torch
 
 IntOrPair = Union[int, Sequence[int]]
 
-_CPU_DTYPES = (torch.float32, torch.float64)
-_CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-# Max-pool takes the half types on the CPU too (pooled exactly in float32):
-# under CPU autocast it receives the convolutions' bfloat16 outputs, as torch's does.
-_CPU_POOL_DTYPES = _CUDA_DTYPES
+# Every op takes the four on both devices; the CPU kernels compute the half
+# types in float32 (csrc/conv2d/cpu/half_precision.cpp, the pools' own files).
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 class ArgumentError(RuntimeError, ValueError):
@@ -105,10 +103,9 @@ def conv_output_size(
     return ((padded[0] - eff[0]) // stride[0] + 1, (padded[1] - eff[1]) // stride[1] + 1)
 
 
-def check_float_dtype(t: torch.Tensor, name: str, op: str, pool: bool = False) -> None:
-    allowed = _CUDA_DTYPES if t.device.type == "cuda" else _CPU_POOL_DTYPES if pool else _CPU_DTYPES
-    if t.dtype not in allowed:
-        names = ", ".join(str(d).replace("torch.", "") for d in allowed)
+def check_float_dtype(t: torch.Tensor, name: str, op: str) -> None:
+    if t.dtype not in _FLOAT_DTYPES:
+        names = ", ".join(str(d).replace("torch.", "") for d in _FLOAT_DTYPES)
         raise TypeError(
             f"convbench.{op}: {name} has dtype {t.dtype}, but on {t.device.type} only {names} "
             "are supported"
@@ -279,7 +276,7 @@ def check_max_pool2d(
         raise TypeError("convbench.max_pool2d: input must be a tensor")
     _check_batched_input(input, "max_pool2d", "max_pool2d: Expected 3D or 4D (batch mode) "
                          "tensor for input, but got input of size: ")
-    check_float_dtype(input, "input", "max_pool2d", pool=True)
+    check_float_dtype(input, "input", "max_pool2d")
     key = ("max_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
            tuple(dilation), ceil_mode) if cache else None
     return _geometry(key, pool2d_geometry, input.shape, kernel_size, stride, padding,

@@ -42,6 +42,7 @@ def build_info() -> dict:
         "cpu_isas_compiled": list(_C.cpu_isas_compiled()),
         "cpu_isas_supported": list(_C.cpu_isas_supported()),
         "openmp_threads": _C.openmp_max_threads(),
+        "conv2d_cpu_half": _C.conv2d_cpu_half_method(),
         "conv2d_algos_cpu": list(algo_names(_C.DEVICE_CPU)),
         "conv2d_algos_cuda": list(algo_names(_C.DEVICE_CUDA)) if has_cuda() else [],
         "torch": torch.__version__,

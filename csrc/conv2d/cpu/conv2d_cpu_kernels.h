@@ -5,6 +5,13 @@
 
 #include "common/shapes.h"
 
+namespace convbench {
+// A float32 pass of one engine, as the engine table holds it: what
+// half_precision.cpp runs on the widened operands of a half-type call.
+using ForwardFn32 = void (*)(const Conv2dShape&, const float*, const float*, const float*, float*);
+using GradFn32 = void (*)(const Conv2dShape&, const float*, const float*, float*);
+}  // namespace convbench
+
 #define CB_DECLARE_CONV2D_CPU_ALGO(ENGINE)                                                   \
   template <typename T>                                                                    \
   void conv2d_forward_##ENGINE(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
@@ -54,6 +61,14 @@
   /* bias_grad.cpp: db[k] = sum of dy over (n, p, q) */                                    \
   template <typename T>                                                                    \
   void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db);                     \
+  /* half_precision.cpp: bfloat16/float16 through a float32 kernel */                      \
+  void conv2d_forward_widened(DType dt, ForwardFn32 kernel, const Conv2dShape& s,          \
+                              const void* x, const void* w, const void* b, void* y);       \
+  void conv2d_backward_input_widened(DType dt, GradFn32 kernel, const Conv2dShape& s,      \
+                                     const void* dy, const void* w, void* dx);             \
+  void conv2d_backward_weight_widened(DType dt, GradFn32 kernel, const Conv2dShape& s,     \
+                                      const void* dy, const void* x, void* dw, void* db);  \
+  const char* conv2d_half_method();                                                        \
   /* choose.cpp: the heuristic (algo Auto: any algorithm) */                              \
   Conv2dConfig conv2d_choose_config(Conv2dPass pass, DType dtype, Conv2dAlgo algo,         \
                                     const Conv2dShape& s);                                 \
@@ -66,4 +81,9 @@ CB_DECLARE_CONV2D_CPU_KERNELS(cpu_avx2)
 #endif
 #if defined(CONVBENCH_HAVE_AVX512_VARIANT)
 CB_DECLARE_CONV2D_CPU_KERNELS(cpu_avx512)
+#endif
+// Inside an ISA build's own sources, its namespace's (one build calling
+// another of its kernels: half_precision.cpp).
+#if defined(CB_CPU_NS)
+CB_DECLARE_CONV2D_CPU_KERNELS(CB_CPU_NS)
 #endif

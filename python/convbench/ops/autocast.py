@@ -6,20 +6,14 @@ dtype (torch.get_autocast_dtype, so a user's dtype=torch.bfloat16 counts;
 torch.library.register_autocast would fix one dtype). Max-pool and the
 backward ops are on no list: they run in their inputs' dtype, as torch's do.
 
-CUDA: our kernels take float16/bfloat16 (float32 accumulation), so the op
-runs on the cast tensors.
-CPU: our kernels take float32/float64 only. The closest we can honestly
-give is what torch's CPU autocast computes: inputs rounded to the autocast
-dtype, products summed in float32 (as oneDNN's bf16 convolution does), the
-output rounded to and returned in the autocast dtype. The rounding and the
-casts are ordinary autograd ops, so gradients flow as through torch's.
+Our kernels take float16/bfloat16 on both devices (float32 sums, each output
+rounded once, as oneDNN's and cuDNN's half convolutions), so the op runs on
+the cast tensors, and its backward in the autocast dtype too; the casts are
+ordinary autograd ops, so gradients reach float32 leaves as through torch's.
 """
 from __future__ import annotations
 
 import torch
-
-_LOW = (torch.float16, torch.bfloat16)
-
 
 def _eligible(t, device_type):
     return (isinstance(t, torch.Tensor) and t.is_floating_point()
@@ -34,11 +28,7 @@ def conv2d_kernel(op, device_type):
         dtype = torch.get_autocast_dtype(device_type)
         x, w, b = (t.to(dtype) if _eligible(t, device_type) else t for t in (input, weight, bias))
         with torch._C._ExcludeDispatchKeyGuard(exclude):
-            if device_type != "cpu" or x.dtype not in _LOW:
-                return op(x, w, b, *rest)
-            # CPU: compute on the rounded values in float32, round the output.
-            x, w, b = (t.float() if t is not None and t.dtype in _LOW else t for t in (x, w, b))
-            return op(x, w, b, *rest).to(dtype)
+            return op(x, w, b, *rest)
 
     return key, kernel
 

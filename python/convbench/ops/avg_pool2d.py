@@ -74,7 +74,7 @@ def _check(input, kernel_size, stride, padding, ceil_mode, divisor_override, cac
     """Validates a batched avg_pool2d call; returns (P, Q)."""
     _args._check_batched_input(input, "avg_pool2d", "avg_pool2d: Expected 3D or 4D (batch "
                                "mode) tensor for input, but got input of size: ")
-    _args.check_float_dtype(input, "input", "avg_pool2d", pool=True)
+    _args.check_float_dtype(input, "input", "avg_pool2d")
     key = ("avg_pool2d", input.shape, tuple(kernel_size), tuple(stride), tuple(padding),
            ceil_mode, divisor_override) if cache else None
     return _args._geometry(key, _geometry, input.shape, kernel_size, stride, padding, ceil_mode,
@@ -87,7 +87,7 @@ def _check_backward(grad_output, input_size, kernel_size, stride, padding, ceil_
         raise RuntimeError("convbench.avg_pool2d_backward: expected 4D grad_output and "
                            "input_size")
     _args.check_device_type(grad_output, "avg_pool2d_backward")
-    _args.check_float_dtype(grad_output, "grad_output", "avg_pool2d_backward", pool=True)
+    _args.check_float_dtype(grad_output, "grad_output", "avg_pool2d_backward")
     pq = _geometry(tuple(input_size), kernel_size, stride, padding, ceil_mode, divisor_override)
     if tuple(grad_output.shape) != (input_size[0], input_size[1], *pq):
         raise RuntimeError(

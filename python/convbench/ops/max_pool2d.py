@@ -97,7 +97,7 @@ def _pool_backward_check(grad_output, indices, input_size, kernel_size, stride, 
     if indices.device != grad_output.device:
         raise RuntimeError("convbench.max_pool2d_backward: indices and grad_output must be on "
                            "the same device")
-    _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward", pool=True)
+    _args.check_float_dtype(grad_output, "grad_output", "max_pool2d_backward")
     _args.check_max_pool2d_backward_size(tuple(grad_output.shape[2:]), tuple(input_size),
                                          kernel_size, stride, padding, dilation, cache=cache)
 
