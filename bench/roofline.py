@@ -22,7 +22,8 @@ report flags; every candidate and the winner are stored. The ceilings are
 measured at the start and again at the end of the run and each candidate
 keeps its best (best_of): on a shared machine a busy moment only lowers a
 measurement, and one busy minute must not put the roof under the rows.
-Also: hgemm/bf16 GEMM (CUDA), NumPy float64 matmul in this process (the
+Also: the bfloat16 roof (CPU: the best of torch.mm in bfloat16 and the float32
+candidates; CUDA: bf16 GEMM), hgemm (CUDA), NumPy float64 matmul in this process (the
 engine of the vectorised reference) and memcpy bandwidth (a 256 MiB copy,
 bytes read + written).
 """
@@ -37,6 +38,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+import machine
 
 # (M, K, N): square sizes, and a conv-like GEMM (K=512 outputs of a 3x3x512
 # layer over 56x56 pixels: the shape of a large im2col convolution).
@@ -159,6 +162,19 @@ def cpu_sgemm_candidates(threads: int):
     return cands, failed, arch
 
 
+def cpu_bf16_candidates(sgemm: dict) -> dict:
+    """The bfloat16 roof's candidates: the float32 ones (bfloat16 computed in
+    float32 reaches at most those: ours, on every CPU so far), and where the
+    CPU has bf16 dot products (AVX512_BF16) torch.mm in bfloat16, oneDNN's
+    vdpbf16ps kernels. (Without them torch.mm runs a slow path: ~1 GFLOP/s on
+    a Zen 3, not worth the run's time.)"""
+    cands = {f"float32: {k}": g for k, g in sgemm.items()}
+    if "avx512_bf16" in (machine.cpu_identity().get("cpu_flags") or ()):
+        for m, k, n in CPU_SHAPES[:2]:
+            cands[f"torch.mm bfloat16 {m}x{k}x{n}"] = _torch_mm("cpu", torch.bfloat16, m, k, n)
+    return cands
+
+
 def _roof(cands: dict, failed: dict, prefix: str = "sgemm") -> dict:
     best = max(cands, key=cands.get)
     out = {f"{prefix}_gflops": cands[best], f"{prefix}_source": best,
@@ -192,6 +208,7 @@ def measure(with_cuda: bool, cpu: bool = True) -> dict:
             "memcpy_gbps": _copy_gbps("cpu"),
             "dgemm_numpy_gflops": _numpy_dgemm_gflops(),
         }
+        out["cpu"].update(_roof(cpu_bf16_candidates(cands), {}, "bf16gemm"))
     if with_cuda:
         old = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False

@@ -68,3 +68,15 @@ def test_best_of_keeps_each_candidates_best_and_rechooses_the_roof():
     assert "sgemm_failed" not in got  # numpy ran at the end
     assert got["memcpy_gbps"] == 25.0 and got["measured"] == 2
     assert roofline.best_of(start, None)["cpu"]["sgemm_gflops"] == 100.0
+
+
+def test_the_cpu_bfloat16_roof_times_bf16_dot_products_only_where_the_cpu_has_them(monkeypatch):
+    calls = []
+    monkeypatch.setattr(roofline, "_torch_mm", lambda *a: calls.append(a) or 500.0)
+    monkeypatch.setattr(machine, "cpu_identity", lambda: {"cpu_flags": ["avx2", "avx512f"]})
+    assert roofline.cpu_bf16_candidates({"torch.mm": 100.0}) == {"float32: torch.mm": 100.0}
+    assert not calls
+    monkeypatch.setattr(machine, "cpu_identity", lambda: {"cpu_flags": ["avx512_bf16"]})
+    got = roofline.cpu_bf16_candidates({"torch.mm": 100.0})
+    assert got["float32: torch.mm"] == 100.0 and len(got) == 3
+    assert all(a[1] == roofline.torch.bfloat16 for a in calls)
