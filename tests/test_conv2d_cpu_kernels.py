@@ -19,11 +19,16 @@ pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 CPU, FWD, BWD_IN, BWD_W = 0, 0, 1, 2
 ALGOS = {"direct": 1, "im2col": 2, "winograd": 4}
-# Every CPU engine, as (algo id, engine): Direct's two engines are separate
+# Every CPU engine, as (algo id, engine): Direct's three engines are separate
 # kernels ("flat" vectorised along output positions, "kvec" along output
-# channels), and engine 0 is the heuristic's pick.
-ENGINES = {"direct:flat": (1, 1), "direct:kvec": (1, 2), "im2col": (2, 1), "winograd": (4, 1),
-           "winograd:f4x4": (4, 2), "direct": (1, 0), "auto": (0, 0)}
+# channels, "depthwise" along each group's output rows), and engine 0 is the
+# heuristic's pick; im2col's pointwise engine runs 1x1 layers as one GEMM.
+ENGINES = {"direct:flat": (1, 1), "direct:kvec": (1, 2), "direct:depthwise": (1, 3),
+           "im2col": (2, 1), "im2col:pointwise": (2, 2), "winograd": (4, 1), "winograd:f4x4": (4, 2), "direct": (1, 0),
+           "auto": (0, 0)}
+# The engines that take any layer (the depthwise engine is built for few
+# channels per group but computes any).
+ANY_LAYER = ("direct:flat", "direct:kvec", "direct:depthwise", "im2col")
 DTYPES = {np.float32: 0, np.float64: 1}
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 # Winograd rounds in the transformed domain: each output mixes (m+2)^2
@@ -129,7 +134,7 @@ def tile_magnitude(mag, m):
     return win.max(axis=(-2, -1))
 
 
-def check_case(case, dtype, algos=("direct:flat", "direct:kvec", "im2col"), seed=0,
+def check_case(case, dtype, algos=ANY_LAYER, seed=0,
                passes=(FWD, BWD_IN, BWD_W), ints=False):
     rng = np.random.default_rng(seed)
     x, w, b, dy = make_data(case, dtype, rng, ints)
@@ -302,7 +307,7 @@ def test_full_batch_layer_float32():
     check_case(Case(50, 3, 32, 32, 16, 3, 3), np.float32)
 
 
-@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
+@pytest.mark.parametrize("algo", ANY_LAYER)
 def test_weight_grad_deterministic(algo):
     case = Case(37, 8, 20, 20, 16, 3, 3, pad=(1, 1, 1, 1))
     rng = np.random.default_rng(7)
@@ -313,27 +318,33 @@ def test_weight_grad_deterministic(algo):
         assert np.array_equal(first.view(np.uint32), again.view(np.uint32))
 
 
-@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
+@pytest.mark.parametrize("algo", ANY_LAYER)
 @pytest.mark.parametrize("N", [1, 5, 37])
 # C >= 8: Direct's channel-vectorised wgrad; K = 4 on 6x6: its 8-row tiles (float64)
 @pytest.mark.parametrize("C_, K, HW, p", [(6, 12, 15, 1), (8, 12, 15, 1), (9, 4, 6, 0)])
 def test_weight_grad_same_bits_for_any_thread_count(algo, N, C_, K, HW, p):
-    # torch shares the OpenMP runtime, so set_num_threads reaches our kernels.
-    case = Case(N, C_, HW, HW, K, 3, 3, pad=(p, p, p, p))
-    x, w, b, dy = make_data(case, np.float64, np.random.default_rng(N))
+    check_wgrad_bits_per_thread_count(algo, Case(N, C_, HW, HW, K, 3, 3, pad=(p, p, p, p)),
+                                      np.float64, seed=N)
+
+
+def check_wgrad_bits_per_thread_count(algo, case, dtype, seed):
+    """The weight gradient on 1, 2 and 3 threads, bit for bit (torch shares
+    the OpenMP runtime, so set_num_threads reaches our kernels)."""
+    x, w, b, dy = make_data(case, dtype, np.random.default_rng(seed))
     old = torch.get_num_threads()
     try:
         outs = []
         for nt in (1, 2, 3):
             torch.set_num_threads(nt)
-            outs.append(run_pass(BWD_W, algo, case, np.float64, x, w, b, dy))
+            outs.append(run_pass(BWD_W, algo, case, dtype, x, w, b, dy))
     finally:
         torch.set_num_threads(old)
+    bits = np.uint64 if dtype == np.float64 else np.uint32
     for o in outs[1:]:
-        assert np.array_equal(outs[0].view(np.uint64), o.view(np.uint64))
+        assert np.array_equal(outs[0].view(bits), o.view(bits))
 
 
-@pytest.mark.parametrize("algo", ["direct:flat", "direct:kvec", "im2col"])
+@pytest.mark.parametrize("algo", ANY_LAYER)
 def test_empty_batch(algo):
     case = Case(0, 3, 8, 8, 4, 3, 3)
     x, w, b, dy = make_data(case, np.float64, np.random.default_rng(0))

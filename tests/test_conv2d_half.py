@@ -29,8 +29,8 @@ U = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
 FLOOR = {torch.bfloat16: 0.0, torch.float16: 2.0 ** -25}
 RTOL32 = {"winograd:1": 5e-5, "winograd:2": 2e-4}
 # (algorithm, engine): every CPU engine, and the heuristic's pick.
-ENGINES = [("direct", 1), ("direct", 2), ("im2col", 1), ("winograd", 1), ("winograd", 2),
-           ("auto", 0)]
+ENGINES = [("direct", 1), ("direct", 2), ("direct", 3), ("im2col", 1), ("im2col", 2),
+           ("winograd", 1), ("winograd", 2), ("auto", 0)]
 
 
 @pytest.fixture(params=["generic", "avx2", "avx512"])
@@ -53,11 +53,15 @@ SHAPES = [
     (2, 6, 12, 12, 6, 3, 2, (1, 2), (2, 2, 1, 1), (2, 1), 3),  # dilated, non-square
     (2, 32, 7, 7, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1
     (1, 4, 9, 9, 4, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 4),  # depthwise 5x5
+    (2, 8, 21, 19, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 8),  # depthwise x2, stride 2
 ]
 
 
-def _applies(algo, shape):
+def _applies(algo, engine, shape):
+    """Winograd: 3x3, stride 1, dilation 1; im2col's pointwise engine: 1x1."""
     _, _, _, _, _, R, S, stride, _, dil, _ = shape
+    if (algo, engine) == ("im2col", 2):
+        return (R, S) == (1, 1)
     return algo != "winograd" or (R, S, stride, dil) == (3, 3, (1, 1), (1, 1))
 
 
@@ -107,8 +111,8 @@ def _references(shape, x, w, b, dy):
 @pytest.mark.parametrize("algo,engine", ENGINES, ids=lambda v: str(v))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:7])))
 def test_every_pass_within_one_rounding(shape, algo, engine, dtype):
-    if not _applies(algo, shape):
-        pytest.skip("Winograd covers 3x3, stride 1, dilation 1 only")
+    if not _applies(algo, engine, shape):
+        pytest.skip("Winograd covers 3x3, stride 1, dilation 1 only; pointwise 1x1 only")
     (x, w, b, dy), pq = _operands(shape, dtype)
     ours = _passes(shape, algo, engine, x, w, b, dy, pq)
     refs, mags = _references(shape, x, w, b, dy)
@@ -132,7 +136,10 @@ def test_exact_sums_round_to_nearest_even(algo, engine, dtype):
                     "not exact, its error bound is test_every_pass_within_one_rounding's")
     # Integer sums up to a few hundred: above 256 (bfloat16) and 2048
     # (float16, with the large layer) ties between two neighbours occur.
-    for shape in (SHAPES[0], (2, 64, 6, 6, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)):
+    for shape in (SHAPES[0], (2, 64, 6, 6, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+                  (2, 96, 5, 6, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1)):
+        if not _applies(algo, engine, shape):
+            continue
         (x, w, b, dy), pq = _operands(shape, dtype, integers=True, seed=5)
         x, w, dy = x * 4, w * 4, dy * 4  # larger sums: more ties, still exact in float32
         ours = _passes(shape, algo, engine, x, w, b, dy, pq)

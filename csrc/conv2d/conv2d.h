@@ -22,6 +22,19 @@ static inline bool conv2d_winograd_applies(Conv2dPass pass, const Conv2dShape& s
          s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1;
 }
 
+// Direct's depthwise engine (any shape, but built for few input channels per
+// group) is a candidate where a group has one input channel: depthwise
+// layers, any channel multiplier.
+static inline bool conv2d_depthwise_applies(Conv2dPass, const Conv2dShape& s) {
+  return s.groups > 1 && s.c_per_group() == 1;
+}
+
+// Im2colGemm's pointwise engine covers 1x1 layers (any stride, padding,
+// groups), every pass.
+static inline bool conv2d_pointwise_applies(Conv2dPass, const Conv2dShape& s) {
+  return s.R == 1 && s.S == 1;
+}
+
 // ---- CPU (float32, float64; float16, bfloat16 through float32 kernels) ----
 // cfg.engine 0 lets the algorithm pick its engine (see Conv2dConfig).
 void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, const void* x,

@@ -75,12 +75,16 @@ struct Engine {
 };
 
 template <typename T>
-const std::array<Engine<T>, 5>& engines() {
+const std::array<Engine<T>, 7>& engines() {
   using namespace cpu_engine;
-  static const std::array<Engine<T>, 5> table{{
+  static const std::array<Engine<T>, 7> table{{
       {Conv2dAlgo::Direct, kDirectFlat, "flat", any_shape, CB_ENGINE_KERNELS(direct_flat)},
       {Conv2dAlgo::Direct, kDirectKvec, "kvec", any_shape, CB_ENGINE_KERNELS(direct_kvec)},
+      {Conv2dAlgo::Direct, kDirectDepthwise, "depthwise", conv2d_depthwise_applies,
+       CB_ENGINE_KERNELS(depthwise)},
       {Conv2dAlgo::Im2colGemm, kIm2colGemm, "gemm", any_shape, CB_ENGINE_KERNELS(im2col)},
+      {Conv2dAlgo::Im2colGemm, kPointwiseGemm, "pointwise", conv2d_pointwise_applies,
+       CB_ENGINE_KERNELS(pointwise)},
       {Conv2dAlgo::Winograd, kWinogradF2, "f2x2", conv2d_winograd_applies,
        CB_ENGINE_KERNELS_NO_WGRAD(winograd_f2x2)},
       {Conv2dAlgo::Winograd, kWinogradF4, "f4x4", conv2d_winograd_applies,
@@ -155,6 +159,10 @@ Conv2dConfig conv2d_resolve_cpu(Conv2dConfig c, Conv2dPass pass, DType dtype,
            "conv2d: algorithm 'winograd' on the CPU needs a 3x3 kernel, stride 1 and dilation 1 "
            "(got ", s.R, "x", s.S, " kernel, stride ", s.stride_h, "x", s.stride_w,
            ", dilation ", s.dil_h, "x", s.dil_w, ")");
+  CB_CHECK(c.algo != Conv2dAlgo::Im2colGemm || c.engine != cpu_engine::kPointwiseGemm ||
+               conv2d_pointwise_applies(pass, s),
+           "conv2d: the 'pointwise' engine of 'im2col' on the CPU needs a 1x1 kernel (got ", s.R,
+           "x", s.S, ")");
   CB_CHECK(c.engine == 0 || (c.algo != Conv2dAlgo::Auto && find_engine(c.algo, c.engine)),
            "conv2d: algorithm '", conv2d_algo_name(c.algo), "' has no CPU engine ", c.engine);
   // An engine without this pass (Winograd's weight gradient) takes auto's choice.

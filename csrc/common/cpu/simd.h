@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -77,6 +78,16 @@ struct Simd {
     for (int i = 0; i < L; ++i) v[i] = p[i * st];
     return v;
   }
+  // Lanes p[0], p[2], ... into even and p[1], p[3], ... into odd (2L values
+  // read): splits a row by column parity (stride-2 layers).
+  static inline void deinterleave2(const T* p, V& even, V& odd) {
+    deinterleave2_(load(p), load(p + L), even, odd, std::make_integer_sequence<int, L>{});
+  }
+  // The inverse: p[0], p[2], ... from even and p[1], p[3], ... from odd (2L
+  // values written).
+  static inline void interleave2_store(T* p, V even, V odd) {
+    interleave2_(p, even, odd, std::make_integer_sequence<int, L>{});
+  }
   static inline void store(T* p, V v) {
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4) _mm512_storeu_ps(p, (__m512)v);
@@ -120,6 +131,16 @@ struct Simd {
   }
 
  private:
+  template <int... I>
+  static inline void deinterleave2_(V a, V b, V& even, V& odd, std::integer_sequence<int, I...>) {
+    even = __builtin_shufflevector(a, b, (2 * I)...);
+    odd = __builtin_shufflevector(a, b, (2 * I + 1)...);
+  }
+  template <int... I>
+  static inline void interleave2_(T* p, V even, V odd, std::integer_sequence<int, I...>) {
+    store(p, __builtin_shufflevector(even, odd, (I % 2 ? L + I / 2 : I / 2)...));
+    store(p + L, __builtin_shufflevector(even, odd, (I % 2 ? L + L / 2 + I / 2 : L / 2 + I / 2)...));
+  }
 #if defined(__AVX512F__)
   // Mask of the low n lanes (n <= 16).
   static inline __mmask16 lane_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }

@@ -167,16 +167,44 @@ bool wgrad_prefers_im2col(const Conv2dShape& s) {
   return s.N > 1 && 2 * per_image > kWgradChunkBytes;
 }
 
+// 1x1 layers: Im2colGemm's pointwise GEMM once the reduction (input channels
+// forward, output channels for the input gradient) has 24+ steps; forward
+// also needs 4+ column strips over the batch (at batch 1 on 7x7, kvec's
+// channel vectors win the forward). Measured on MobileNetV2's and
+// ResNet-50's 1x1 layers: bench/results/cpu-2026-12-08-depthwise.
+template <typename T>
+bool pointwise_pays(Conv2dPass pass, const Conv2dShape& s) {
+  if (!conv2d_pointwise_applies(pass, s)) return false;
+  const int64_t Cg = s.c_per_group(), Kg = s.k_per_group();
+  // The weight gradient transposes both operands per slice, which pays
+  // with wide channels on both sides or on large planes (160 -> 960 at 4x4
+  // ran 1.4x slower than Direct).
+  if (pass == Conv2dPass::BackwardWeight)
+    return (Cg >= 192 && Kg >= 128) || (Cg >= 64 && Kg >= 64 && s.P * s.Q >= 784);
+  if (pass == Conv2dPass::BackwardInput) return Kg >= 24;
+  constexpr int64_t NR = int64_t(flat_nv(kFlatMR)) * Simd<T>::L;
+  return Cg >= 24 && s.N * s.P * s.Q >= 4 * NR;
+}
+
+// Depthwise layers (one input channel per group, any multiplier) run
+// Direct's depthwise engine in every pass: the other engines tile output
+// channels within a group, which these groups cannot fill (1.4-2.7x slower
+// forward and input gradient, up to 8x the weight gradient with auto's old
+// im2col pick: bench/results/cpu-2026-12-08-depthwise).
 template <typename T>
 int engine_for(Conv2dAlgo algo, Conv2dPass pass, const Conv2dShape& s) {
   if (algo == Conv2dAlgo::Winograd) return winograd_engine(problem_of<T>(pass, s));
-  if (algo != Conv2dAlgo::Direct) return cpu_engine::kIm2colGemm;
+  if (algo != Conv2dAlgo::Direct)
+    return pointwise_pays<T>(pass, s) ? cpu_engine::kPointwiseGemm : cpu_engine::kIm2colGemm;
+  if (conv2d_depthwise_applies(pass, s)) return cpu_engine::kDirectDepthwise;
   return pass == Conv2dPass::BackwardWeight ? direct_wgrad_engine<T>(s)
                                             : direct_engine(problem_of<T>(pass, s));
 }
 
 template <typename T>
 Conv2dAlgo algo_for(Conv2dPass pass, const Conv2dShape& s) {
+  if (conv2d_depthwise_applies(pass, s)) return Conv2dAlgo::Direct;
+  if (pointwise_pays<T>(pass, s)) return Conv2dAlgo::Im2colGemm;
   if (pass == Conv2dPass::BackwardWeight)  // (kvec has no per-image chunking limit)
     return direct_wgrad_engine<T>(s) == kFlat && wgrad_prefers_im2col<T>(s)
                ? Conv2dAlgo::Im2colGemm

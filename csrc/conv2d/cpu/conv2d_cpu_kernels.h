@@ -40,8 +40,9 @@ using GradFn32 = void (*)(const Conv2dShape&, const float*, const float*, float*
 
 // ENGINE = direct_flat (direct.cpp: vectorised along output positions),
 // direct_kvec (direct_kvec.cpp, weight gradient in direct_kvec_wgrad.cpp:
-// along output channels), im2col
-// (im2col_gemm.cpp); winograd_f2x2 / winograd_f4x4 (winograd.cpp: F(2x2,3x3) /
+// along output channels), depthwise (depthwise.cpp: per group along output
+// rows), im2col
+// (im2col_gemm.cpp); pointwise (pointwise.cpp: 1x1 layers as GEMMs); winograd_f2x2 / winograd_f4x4 (winograd.cpp: F(2x2,3x3) /
 // F(4x4,3x3)): forward and input gradient of 3x3, stride 1, dilation 1
 // layers only.
 #define CB_DECLARE_CONV2D_CPU_KERNELS(NS)                                                  \
@@ -49,7 +50,9 @@ using GradFn32 = void (*)(const Conv2dShape&, const float*, const float*, float*
   namespace NS {                                                                           \
   CB_DECLARE_CONV2D_CPU_ALGO(direct_flat)                                                  \
   CB_DECLARE_CONV2D_CPU_ALGO(direct_kvec)                                                  \
+  CB_DECLARE_CONV2D_CPU_ALGO(depthwise)                                                    \
   CB_DECLARE_CONV2D_CPU_ALGO(im2col)                                                       \
+  CB_DECLARE_CONV2D_CPU_ALGO(pointwise)                                                    \
   template <typename T>                                                                    \
   void conv2d_forward_winograd_f2x2(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y); \
   template <typename T>                                                                    \
