@@ -8,7 +8,9 @@ that reach its paths, on every ISA build this machine runs:
  * the strided input gradient's phases merged into dx (two at a time for
    stride 2; phases no tap reaches, which get zeros);
  * the weight gradient's tap blocks (3x3 in one, 5x5 and 7x7 in several);
- * channel multipliers 1-3, dilation, asymmetric and negative padding.
+ * channel multipliers 1-3, dilation, asymmetric and negative padding;
+ * for multiplier 1 on short or strided rows, the channel-vectorised layout
+   (depthwise_cvec.cpp): full and partial blocks of channels.
 Reference and tolerances: test_conv2d_cpu_kernels.check_case (float64
 torch, error within rtol of sum |terms|). Values are normal draws and small
 integers (ties, exact zeros, exact sums).
@@ -54,6 +56,12 @@ CASES = [
     dw(2, 3, 9, 9, k=1, stride=(2, 2), pad=0),    # 1x1 stride 2: phases without taps
     dw(1, 2, 8, 8, k=2, stride=(2, 2), pad=0, mult=2),  # taps that miss every other phase
     dw(3, 7, 5, 5, pad=2),                        # padding wider than the data
+    # Multiplier 1 on short or strided rows: channels in the vector lanes
+    # (depthwise_cvec.cpp), several channel blocks and a partial last one.
+    dw(2, 19, 9, 9, stride=(2, 2)),
+    dw(3, 20, 6, 7, bias=False),
+    dw(1, 9, 13, 13, k=7, dil=(2, 2), pad=6),     # 49 taps: weight-gradient tap blocks
+    dw(2, 17, 12, 11, k=5, stride=(2, 3), pad=(1, 2, 0, 2)),
 ]
 
 

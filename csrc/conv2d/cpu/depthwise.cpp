@@ -2,7 +2,9 @@
 // layers with one (or a few) input channels per group, above all depthwise
 // ones (groups == in_channels, any channel multiplier). The other engines
 // block output channels within a group, which a group of one channel
-// cannot fill; this one vectorises along each output row instead.
+// cannot fill; this one vectorises along each output row instead (the row
+// layout, below), or, for multiplier 1 on short or strided rows, along
+// channels (depthwise_cvec.cpp).
 //  * Each task pads one image's input planes of one group into scratch, split
 //    by column phase (column b of the padded plane lands in phase b % sw at
 //    b / sw), so every tap of a strided layer reads consecutive values too.
@@ -21,6 +23,7 @@
 
 #include "common/shapes.h"
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
+#include "conv2d/cpu/depthwise_cvec.h"
 #include "conv2d/cpu/problem.h"
 #include "conv2d/cpu/tiles.h"
 
@@ -450,19 +453,30 @@ void depthwise_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T*
 
 }  // namespace
 
+// Each pass takes the channel-vectorised layout where it applies
+// (depthwise_cvec.h), else this file's row layout.
 template <typename T>
 void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
-  depthwise_forward(forward_problem(s, x, w, b, y));
+  if (depthwise_cvec_applies(s, Simd<T>::L))
+    depthwise_cvec_forward(s, x, w, b, y);
+  else
+    depthwise_forward(forward_problem(s, x, w, b, y));
 }
 
 template <typename T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
-  depthwise_backward_input(s, dy, w, dx);
+  if (depthwise_cvec_applies(s, Simd<T>::L))
+    depthwise_cvec_backward_input(s, dy, w, dx);
+  else
+    depthwise_backward_input(s, dy, w, dx);
 }
 
 template <typename T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
-  depthwise_backward_weight(s, dy, x, dw);
+  if (depthwise_cvec_applies(s, Simd<T>::L))
+    depthwise_cvec_backward_weight(s, dy, x, dw);
+  else
+    depthwise_backward_weight(s, dy, x, dw);
 }
 
 CB_INSTANTIATE_CONV2D_CPU_ALGO(depthwise)
