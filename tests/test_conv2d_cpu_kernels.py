@@ -387,3 +387,22 @@ def test_bad_dtype_rejected():
     with pytest.raises(ValueError, match="float32, float64, float16 and bfloat16, got dtype code 7"):
         C.conv2d_forward(CPU, 0, 0, 7, 1, case.shape16(), x.ctypes.data, w.ctypes.data,
                          b.ctypes.data, y.ctypes.data)
+
+
+def test_tiny_passes_leave_the_thread_count_as_they_found_it():
+    # Passes under 32768 multiply-adds run on the calling thread alone
+    # (conv2d_cpu.cpp's SerialIfTiny) and must restore OpenMP's setting,
+    # which torch shares; larger ones use every thread.
+    tiny, large = Case(1, 2, 6, 6, 2, 3, 3), Case(2, 16, 20, 20, 16, 3, 3)
+    old = torch.get_num_threads()
+    try:
+        for nt in (3, 2):
+            torch.set_num_threads(nt)
+            for case in (tiny, large):
+                x, w, b, dy = make_data(case, np.float32, np.random.default_rng(0))
+                for pass_ in (FWD, BWD_IN, BWD_W):
+                    run_pass(pass_, 0, case, np.float32, x, w, b, dy)
+                    assert torch.get_num_threads() == nt
+            check_case(tiny, np.float64)
+    finally:
+        torch.set_num_threads(old)

@@ -132,3 +132,36 @@ def test_the_bias_gradient_without_the_weights(path, input_grad):
         got = torch.autograd.grad(y, [conv.bias] + ([x] if input_grad else []), dy)
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_a_remembered_call_skips_the_checks_but_never_a_refusal():
+    """conv2d remembers the geometry of lean-path calls that passed (ops/conv2d.py's
+    _PREPARED): the same call again runs on it, with the same result; a call that
+    differs in anything the checks read is checked again, and refused if bad
+    (True == 1 and hashes alike, so types are part of what is compared)."""
+    conv_op._PREPARED.clear()
+    x, w, b = torch.randn(2, 4, 9, 9), torch.randn(6, 4, 3, 3), torch.randn(6)
+    first = convbench.conv2d(x, w, b, stride=(1, 1), padding=1, groups=1)
+    assert len(conv_op._PREPARED) == 1
+    again = convbench.conv2d(x, w, b, stride=(1, 1), padding=1, groups=1)
+    assert torch.equal(first, again) and len(conv_op._PREPARED) == 1
+    torch.testing.assert_close(again, torch.nn.functional.conv2d(x, w, b, 1, 1))
+    with pytest.raises(TypeError, match="stride"):
+        convbench.conv2d(x, w, b, stride=(True, 1), padding=1, groups=1)
+    with pytest.raises((TypeError, ValueError), match="groups"):
+        convbench.conv2d(x, w, b, stride=(1, 1), padding=1, groups=True)
+    with pytest.raises(TypeError, match="padding"):
+        convbench.conv2d(x, w, b, stride=(1, 1), padding=True, groups=1)
+    with pytest.raises(RuntimeError, match="type"):
+        convbench.conv2d(x, w.double(), b, stride=(1, 1), padding=1, groups=1)
+    with pytest.raises(RuntimeError):
+        convbench.conv2d(x[:, :3], w, b, stride=(1, 1), padding=1, groups=1)
+    # Lists are not remembered (unhashable), unbatched inputs and padding modes neither.
+    convbench.conv2d(x, w, b, stride=[1, 1], padding=1, groups=1)
+    convbench.conv2d(x[0], w, b, stride=(1, 1), padding=1, groups=1)
+    convbench.conv2d(x, w, b, stride=(1, 1), padding=1, groups=1, padding_mode="reflect")
+    assert len(conv_op._PREPARED) == 1
+    # A remembered geometry still builds the autograd graph when one is needed.
+    xg = x.clone().requires_grad_()
+    convbench.conv2d(xg, w, b, stride=(1, 1), padding=1, groups=1).sum().backward()
+    assert xg.grad is not None and xg.grad.shape == x.shape

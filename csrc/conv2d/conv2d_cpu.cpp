@@ -13,6 +13,10 @@
 #include "conv2d/cpu/conv2d_cpu_kernels.h"
 #include "conv2d/cpu/engines.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace convbench {
 
 namespace {
@@ -139,6 +143,37 @@ void backward_weight(Conv2dConfig c, const Conv2dShape& s, const void* dy, const
   if (dbp) CB_CPU_DISPATCH(conv2d_backward_bias<T>, s, dyp, dbp);
 }
 
+// A pass of fewer than kSerialMacs multiply-adds runs on the calling thread
+// alone: waking the OpenMP team and joining it costs several microseconds
+// (far more with the other core busy), more than such a pass computes. The
+// nthreads setting is the caller's own (a per-thread ICV); it is restored.
+constexpr int64_t kSerialMacs = 32768;
+
+class SerialIfTiny {
+ public:
+  explicit SerialIfTiny(const Conv2dShape& s) {
+#ifdef _OPENMP
+    const int64_t macs = s.N * s.K * s.P * s.Q * s.c_per_group() * s.R * s.S;
+    if (macs < kSerialMacs && !omp_in_parallel()) {
+      saved_ = omp_get_max_threads();
+      if (saved_ > 1) omp_set_num_threads(saved_);
+    }
+#else
+    (void)s;
+#endif
+  }
+  ~SerialIfTiny() {
+#ifdef _OPENMP
+    if (saved_ > 1) omp_set_num_threads(saved_);
+#endif
+  }
+  SerialIfTiny(const SerialIfTiny&) = delete;
+  SerialIfTiny& operator=(const SerialIfTiny&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
 void backward_weight_half(Conv2dConfig c, DType dtype, const Conv2dShape& s, const void* dy,
                           const void* x, void* dw, void* db) {
   if (zero_if_no_products<uint16_t>(s, dw, db)) return;
@@ -205,6 +240,7 @@ void conv2d_forward_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape& s, con
                         const void* w, const void* bias, void* y) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::Forward, dtype, s);
   if (s.N == 0 || s.K == 0 || s.P == 0 || s.Q == 0) return;
+  const SerialIfTiny serial(s);
   if (is_half(dtype))
     CB_CPU_DISPATCH(conv2d_forward_widened, dtype, kernels_of<float>(c).forward, s, x, w, bias, y);
   else if (dtype == DType::Float32)
@@ -219,6 +255,7 @@ void conv2d_backward_input_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape&
                                const void* dy, const void* w, void* dx) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardInput, dtype, s);
   if (s.N == 0 || s.C == 0 || s.H == 0 || s.W == 0) return;
+  const SerialIfTiny serial(s);
   // Handles P == 0 or Q == 0 too: dy is empty, dx is all zeros.
   if (is_half(dtype))
     CB_CPU_DISPATCH(conv2d_backward_input_widened, dtype, kernels_of<float>(c).backward_input, s,
@@ -235,6 +272,7 @@ void conv2d_backward_weight_cpu(Conv2dConfig cfg, DType dtype, const Conv2dShape
                                 const void* dy, const void* x, void* dw, void* db) {
   const Conv2dConfig c = conv2d_resolve_cpu(cfg, Conv2dPass::BackwardWeight, dtype, s);
   if (s.weight_numel() == 0) return;
+  const SerialIfTiny serial(s);
   // Empty batch or output: zeros, dw and db alike (backward_weight above).
   if (is_half(dtype))
     backward_weight_half(c, dtype, s, dy, x, dw, db);

@@ -330,6 +330,37 @@ class Conv2dFunction(torch.autograd.Function):
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
+# Lean-path calls that passed every check, by everything the checks read
+# (shapes, dtypes, devices, the arguments as given): their geometry. A model
+# calls each layer the same way every step; normalising and checking the
+# arguments was half of a tiny call's time (16 of 29 us on Zen 3). Only
+# plain ints, strings and tuples of ints are remembered (True == 1 and
+# lists are not hashable keys); bad calls are never stored, so they are
+# refused every time.
+_PREPARED: dict = {}
+_PREPARED_SIZE = 4096
+
+
+def _plain(v) -> bool:
+    t = type(v)
+    return t is int or t is str or (t is tuple and all(type(e) is int for e in v))
+
+
+def _prepared_key(input, weight, bias, stride, padding, dilation, groups, padding_mode, algo):
+    """The cache key of a call, or None if it may not be remembered."""
+    if type(input) is not torch.Tensor or not isinstance(weight, torch.Tensor):
+        return None
+    if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int):
+        return None
+    if bias is None:
+        b = None
+    elif isinstance(bias, torch.Tensor):
+        b = (bias.shape, bias.dtype, bias.device)
+    else:
+        return None
+    return (input.shape, input.dtype, input.device, weight.shape, weight.dtype, weight.device, b,
+            stride, padding, dilation, groups, padding_mode, algo)
+
 
 def conv2d(
     input: torch.Tensor,
@@ -352,6 +383,13 @@ def conv2d(
     torch.nn.Conv2d); ``algo`` picks the kernel ('auto', or one of
     convbench.algorithms(device)). Returns (N, K, P, Q), or (K, P, Q).
     """
+    key = _prepared_key(input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                        algo)
+    geometry = _PREPARED.get(key) if key is not None else None
+    if geometry is not None and _eager.usable(input, weight, bias):
+        if _eager.needs_grad(input, weight, bias):
+            return Conv2dFunction.apply(input, weight, bias, geometry)
+        return _launch.conv2d_forward(input, weight, bias, *geometry)
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"convbench.conv2d: input must be a tensor, got {type(input).__name__}")
     if not isinstance(weight, torch.Tensor):
@@ -382,6 +420,10 @@ def conv2d(
         pq = _args.check_conv2d(input, weight, bias, stride2, padding4, dilation2, groups,
                                 cache=True)
         geometry = (pq, stride2, padding4, dilation2, groups, algo)
+        if key is not None and not unbatched and padding_mode == "zeros":
+            if len(_PREPARED) >= _PREPARED_SIZE:
+                _PREPARED.clear()
+            _PREPARED[key] = geometry
         if _eager.needs_grad(input, weight, bias):
             out = Conv2dFunction.apply(input, weight, bias, geometry)
         else:  # inference: no autograd node to build
