@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "common/shapes.h"
@@ -205,19 +204,20 @@ using PlaneFn = void (*)(const FwdProb<T>&, const PhasedGeom&, const T*, const i
                          int64_t, T, T*);
 
 // forward_plane<T, NV, RH> for RH = 1 .. kDwAccMax / NV.
-template <typename T, int NV, int... I>
-PlaneFn<T> plane_fn_rows(int rh, std::integer_sequence<int, I...>) {
-  static constexpr PlaneFn<T> fns[] = {forward_plane<T, NV, I + 1>...};
-  return fns[rh - 1];
+template <typename T, int NV>
+PlaneFn<T> plane_fn_rows(int rh) {
+  PlaneFn<T> fn = nullptr;
+  with_rows<kDwAccMax / NV>(rh, [&](auto r) { fn = forward_plane<T, NV, r()>; });
+  return fn;
 }
 
 template <typename T>
 PlaneFn<T> plane_fn(int nv, int rh) {
   switch (nv) {
-    case 8: return plane_fn_rows<T, 8>(rh, std::make_integer_sequence<int, kDwAccMax / 8>{});
-    case 4: return plane_fn_rows<T, 4>(rh, std::make_integer_sequence<int, kDwAccMax / 4>{});
-    case 2: return plane_fn_rows<T, 2>(rh, std::make_integer_sequence<int, kDwAccMax / 2>{});
-    default: return plane_fn_rows<T, 1>(rh, std::make_integer_sequence<int, kDwAccMax>{});
+    case 8: return plane_fn_rows<T, 8>(rh);
+    case 4: return plane_fn_rows<T, 4>(rh);
+    case 2: return plane_fn_rows<T, 2>(rh);
+    default: return plane_fn_rows<T, 1>(rh);
   }
 }
 
@@ -408,16 +408,6 @@ void wgrad_taps(int64_t row_step, const T* in, const int64_t* off,
 }
 
 template <typename T>
-using WgradTapsFn = void (*)(int64_t, const T*, const int64_t*, const T*,
-                             int64_t, int64_t, T*);
-
-template <typename T, int... TB>
-WgradTapsFn<T> wgrad_taps_fn(int tb, std::integer_sequence<int, TB...>) {
-  WgradTapsFn<T> fns[] = {wgrad_taps<T, TB + 1>...};
-  return fns[tb - 1];
-}
-
-template <typename T>
 void depthwise_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T* dw) {
   const FwdProb<T> p = forward_problem<T>(s, x, nullptr, nullptr, nullptr);
   constexpr int64_t L = Simd<T>::L;
@@ -440,9 +430,10 @@ void depthwise_backward_weight(const Conv2dShape& s, const T* dy, const T* x, T*
           const T* dyk = dy + (n * p.Co + gg * Kg + k) * p.Ho * p.Wo;
           for (int64_t t0 = 0; t0 < Cg * RS; t0 += kTapBlock) {
             const int tb = static_cast<int>(std::min<int64_t>(kTapBlock, Cg * RS - t0));
-            wgrad_taps_fn<T>(tb, std::make_integer_sequence<int, kTapBlock>{})(
-                p.sh * g.Wj, buf.data(), off.data() + t0, dyk, p.Ho, p.Wo,
-                sum.data() + k * Cg * RS + t0);
+            with_rows<kTapBlock>(tb, [&](auto n) {
+              wgrad_taps<T, n()>(p.sh * g.Wj, buf.data(), off.data() + t0, dyk, p.Ho, p.Wo,
+                                 sum.data() + k * Cg * RS + t0);
+            });
           }
         }
       }

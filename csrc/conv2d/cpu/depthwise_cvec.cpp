@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <utility>
 #include <vector>
 
 #include "common/cpu/scratch.h"
@@ -100,16 +99,6 @@ void wgrad_taps(const Conv2dShape& s, const CvecGeom& g, const T* xt, const T* d
       for (int t = 0; t < TB; ++t) acc[t] = S::fma(d, S::load(base + off[t]), acc[t]);
     }
   for (int t = 0; t < TB; ++t) S::store(out + t * L, S::load(out + t * L) + acc[t]);
-}
-
-template <typename T>
-using WgradTapsFn = void (*)(const Conv2dShape&, const CvecGeom&, const T*, const T*,
-                             const int64_t*, T*);
-
-template <typename T, int... I>
-WgradTapsFn<T> wgrad_taps_fn(int tb, std::integer_sequence<int, I...>) {
-  static constexpr WgradTapsFn<T> fns[] = {wgrad_taps<T, I + 1>...};
-  return fns[tb - 1];
 }
 
 }  // namespace
@@ -223,8 +212,9 @@ void depthwise_cvec_backward_weight(const Conv2dShape& s, const T* dy, const T* 
         transpose_2d(dy + (n * s.C + c0) * M, M, dyt.data(), L, nc, M);
         for (int64_t t0 = 0; t0 < RS; t0 += kCvecTaps) {
           const int tb = static_cast<int>(std::min<int64_t>(kCvecTaps, RS - t0));
-          wgrad_taps_fn<T>(tb, std::make_integer_sequence<int, kCvecTaps>{})(
-              s, g, xt.data(), dyt.data(), off.data() + t0, sum.data() + t0 * L);
+          with_rows<kCvecTaps>(tb, [&](auto n) {
+            wgrad_taps<T, n()>(s, g, xt.data(), dyt.data(), off.data() + t0, sum.data() + t0 * L);
+          });
         }
       }
       for (int64_t i = 0; i < nc; ++i)

@@ -36,7 +36,6 @@ struct ColumnRun {
   int64_t n, m0, len, at;
 };
 
-template <typename T>
 void strip_runs(int64_t j0, int64_t NR, int64_t J, int64_t M, std::vector<ColumnRun>& runs) {
   runs.clear();
   for (int64_t j = j0; j < std::min(j0 + NR, J);) {
@@ -86,7 +85,7 @@ void batched_gemm(int64_t N, int64_t G, int64_t rows, int64_t red, int64_t M, co
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < G * strips * blocks; ++t) {
       const int64_t g = t / (strips * blocks), s = t / blocks % strips, blk = t % blocks;
-      strip_runs<T>(s * NR, NR, J, M, runs);
+      strip_runs(s * NR, NR, J, M, runs);
       T* bp = strip.data();
       if (runs.back().at + runs.back().len < NR)  // the last strip: zeros past J
         for (int64_t c = 0; c < red; ++c)
@@ -211,7 +210,7 @@ void conv2d_backward_weight_pointwise(const Conv2dShape& s, const T* dy, const T
       std::fill(sum.data(), sum.data() + Kg * ns * NR, T(0));
       for (int64_t j0 = 0; j0 < J; j0 += kPwSlice) {
         const int64_t nj = std::min(kPwSlice, J - j0);
-        strip_runs<T>(j0, kPwSlice, J, M, runs);
+        strip_runs(j0, kPwSlice, J, M, runs);
         // a[panel][j][i] = dy[n][g*Kg + panel*MR + i][m]; b[strip][j][i] likewise from x.
         auto transpose = [&](const T* src, int64_t chans, int64_t c0, int64_t count, int64_t w,
                              int64_t ch_total, T* out) {

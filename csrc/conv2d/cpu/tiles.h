@@ -72,16 +72,17 @@ constexpr int kFlatMaxNV = kVecRegs == 32 ? 3 : 4;
 constexpr int flat_nv(int mr) { return kAccRegs / mr > kFlatMaxNV ? kFlatMaxNV : kAccRegs / mr; }
 
 // f(std::integral_constant<int, m>) for the runtime row count 1 <= m <= MAX
-// (MAX <= 14): turns a tile height into a template argument.
+// (MAX <= 16): turns a tile height into a template argument.
 template <int MAX, typename F>
 inline void with_rows(int64_t m, F&& f) {
-  static_assert(MAX <= 14, "extend with_rows");
+  static_assert(MAX <= 16, "extend with_rows");
   switch (m) {
 #define CB_ROWS_CASE(I) \
   case I: if constexpr (I <= MAX) f(std::integral_constant<int, I>{}); break;
     CB_ROWS_CASE(1) CB_ROWS_CASE(2) CB_ROWS_CASE(3) CB_ROWS_CASE(4) CB_ROWS_CASE(5)
     CB_ROWS_CASE(6) CB_ROWS_CASE(7) CB_ROWS_CASE(8) CB_ROWS_CASE(9) CB_ROWS_CASE(10)
-    CB_ROWS_CASE(11) CB_ROWS_CASE(12) CB_ROWS_CASE(13) CB_ROWS_CASE(14)
+    CB_ROWS_CASE(11) CB_ROWS_CASE(12) CB_ROWS_CASE(13) CB_ROWS_CASE(14) CB_ROWS_CASE(15)
+    CB_ROWS_CASE(16)
 #undef CB_ROWS_CASE
   }
 }
